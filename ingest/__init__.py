@@ -1,0 +1,3 @@
+"""news-ingest, the I/O side: settings, Redis, feeds, polling and fetching."""
+
+__version__ = "0.1.0"

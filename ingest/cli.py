@@ -1,0 +1,428 @@
+"""`news-ingest`: the command-line contract (see README and DESIGN.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+
+from ingest import logs
+from ingest import settings as settings_mod
+from ingest.connection import connect, redis_url
+from ingest.feedlist import FeedListError, FeedSpec, dump_opml, load
+from ingest.keys import Keys
+from ingest.registry import Registry
+from ingest.settings import Settings
+
+DEFAULT_FEEDS = Path("config/feeds.yaml")
+
+
+class App:
+    def __init__(self, settings: Settings, feeds: str | None) -> None:
+        self.settings = settings
+        self.feeds = feeds
+
+    @contextlib.contextmanager
+    def redis(self) -> Iterator[tuple[str, redis.Redis]]:
+        with redis_url(self.settings) as url:
+            r = connect(url)
+            try:
+                r.ping()
+            except redis.ConnectionError as exc:
+                raise click.ClickException(f"Redis at {url} is not reachable: {exc}") from exc
+            try:
+                yield url, r
+            finally:
+                r.close()
+
+    def feed_specs(self) -> list[FeedSpec] | None:
+        """The --feeds file's feeds, or config/feeds.yaml's when present, else None."""
+        path = (
+            Path(self.feeds) if self.feeds else (DEFAULT_FEEDS if DEFAULT_FEEDS.exists() else None)
+        )
+        if path is None:
+            return None
+        try:
+            return load(path)
+        except FeedListError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group()
+@click.option("--redis-url", envvar="NEWS_INGEST_REDIS_URL", help="Redis/Valkey URL "
+              "(else REDIS_URL, else the embedded server under var/).")  # fmt: skip
+@click.option("--feeds", "feeds", envvar="NEWS_INGEST_FEEDS", type=click.Path(),
+              help="A YAML feed list or an OPML file.")  # fmt: skip
+@click.option("--config", type=click.Path(), help="Settings TOML (default config/settings.toml).")
+@click.option("--log-level", default="info", show_default=True)
+@click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a TTY.")
+@click.pass_context
+def cli(
+    ctx: click.Context, redis_url: str | None, feeds: str | None, config: str | None,
+    log_level: str, log_json: bool | None,
+) -> None:  # fmt: skip
+    """Feeds in, clean deduplicated classified articles out, in a Redis Stream."""
+    logs.configure(log_level, log_json)
+    if config and not Path(config).is_file():
+        raise click.BadParameter(f"no such file: {config}", param_hint="--config")
+    try:
+        settings = settings_mod.load(config)
+    except ValueError as exc:
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+    if redis_url:
+        settings = settings.with_overrides(redis={"url": redis_url})
+    ctx.obj = App(settings, feeds)
+
+
+# ------------------------------------------------------------------ run / poll / worker
+
+
+def _register(app: App, r: redis.Redis) -> list[str] | None:
+    specs = app.feed_specs()
+    if specs is None:
+        return None
+    registry = Registry(r, Keys(app.settings.redis.prefix))
+    for spec in specs:
+        registry.add(spec)
+    return [s.id for s in specs]
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Poll every feed once, process everything, exit 0.")
+@click.option("--workers", type=int, help="Worker processes (default: worker.count).")
+@pass_app
+def run(app: App, once: bool, workers: int | None) -> None:
+    """Everything in one process tree: embedded Valkey if needed, the poller, N workers."""
+    from ingest import runner
+
+    if workers is not None:
+        app.settings = app.settings.with_overrides(worker={"count": workers})
+    with app.redis() as (url, r):
+        ids = _register(app, r)
+        if once:
+            stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
+            from ingest import counters
+
+            arts = counters.read(r, Keys(app.settings.redis.prefix), "articles")
+            click.echo(json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
+                                   "enqueued": stats.enqueued, "polls": stats.by_outcome,
+                                   "articles": arts}))  # fmt: skip
+        else:
+            runner.run_forever(app.settings, r, url)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Poll every feed once and exit.")
+@pass_app
+def poll(app: App, once: bool) -> None:
+    """The poller alone (Procfile/compose role)."""
+    import asyncio
+    import signal
+
+    from ingest.poller import Poller
+
+    with app.redis() as (_url, r):
+        ids = _register(app, r)
+
+        async def main() -> None:
+            poller = Poller(app.settings, r)
+            try:
+                if once:
+                    await poller.run_once(ids if app.feeds else None)
+                    return
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                await poller.run_forever(stop)
+            finally:
+                await poller.aclose()
+
+        asyncio.run(main())
+
+
+@cli.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@pass_app
+def worker(app: App, burst: bool) -> None:
+    """One RQ SimpleWorker on the articles queue (Procfile/compose role)."""
+    from ingest import runner
+
+    with app.redis() as (_url, r):
+        runner.run_worker(app.settings, r, burst=burst)
+
+
+# ------------------------------------------------------------------ feeds
+
+
+@cli.group()
+def feeds() -> None:
+    """The feed registry."""
+
+
+@feeds.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@pass_app
+def feeds_import(app: App, path: str) -> None:
+    """Register every feed of a YAML list or an OPML file."""
+    try:
+        specs = load(path)
+    except FeedListError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with app.redis() as (_url, r):
+        registry = Registry(r, Keys(app.settings.redis.prefix))
+        added = sum(registry.add(spec) for spec in specs)
+    click.echo(f"{len(specs)} feeds read, {added} new")
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--title", default="")
+@click.option("--tag", "tags", multiple=True)
+@click.option("--language", default="")
+@click.option("--topic", default="", help="A medtop code used as a prior.")
+@pass_app
+def feeds_add(app: App, url: str, title: str, tags: tuple[str, ...], language: str,
+              topic: str) -> None:  # fmt: skip
+    """Register one feed."""
+    from ingest.feedlist import _check_url
+
+    try:
+        url = _check_url(url, "url")
+    except FeedListError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with app.redis() as (_url, r):
+        new = Registry(r, Keys(app.settings.redis.prefix)).add(
+            FeedSpec(url, title, list(tags), language, topic)
+        )
+    click.echo(("added " if new else "updated ") + url)
+
+
+@feeds.command("remove")
+@click.argument("url_or_id")
+@pass_app
+def feeds_remove(app: App, url_or_id: str) -> None:
+    """Unregister a feed by URL or id."""
+    with app.redis() as (_url, r):
+        if not Registry(r, Keys(app.settings.redis.prefix)).remove(url_or_id):
+            raise click.ClickException(f"no such feed: {url_or_id}")
+    click.echo(f"removed {url_or_id}")
+
+
+@feeds.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def feeds_list(app: App, as_json: bool) -> None:
+    """Feeds with their state: next poll, interval, health, last error, items seen."""
+    with app.redis() as (_url, r):
+        rows = Registry(r, Keys(app.settings.redis.prefix)).all()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    now = time.time()
+    for row in rows:
+        nxt = f"{(row['next_poll'] or now) - now:+.0f}s" if row.get("next_poll") else "-"
+        click.echo(f"{row.get('health') or 'new':9} next {nxt:>8}  every {row.get('interval') or '-':>6}s"
+                   f"  seen {row.get('items_seen') or 0:>5}  {row['url']}"
+                   + (f"  [{row['last_error']}]" if row.get("last_error") else ""))  # fmt: skip
+
+
+@feeds.command("export")
+@pass_app
+def feeds_export(app: App) -> None:
+    """The registry as OPML on stdout."""
+    with app.redis() as (_url, r):
+        registry = Registry(r, Keys(app.settings.redis.prefix))
+        specs = [s for fid in registry.ids() if (s := registry.spec(fid)) is not None]
+    click.echo(dump_opml(specs))
+
+
+# ------------------------------------------------------------------ status / tail
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def status(app: App, as_json: bool) -> None:
+    """Queues, workers, stream and consumer lag, throughput, feed health."""
+    from ingest.status import gather
+
+    with app.redis() as (_url, r):
+        data = gather(app.settings, r)
+    if as_json:
+        click.echo(json.dumps(data, indent=None))
+        return
+    _print_status(data)
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="news-ingest", show_header=False)
+    for name, q in data["queues"].items():
+        table.add_row(
+            f"queue {name}", f"depth {q['depth']}  started {q['started']}  failed {q['failed']}"
+        )
+    table.add_row("workers", str(data["workers"]))
+    s = data["stream"]
+    lag = ", ".join(f"{g['name']}: {g['lag']}" for g in s["groups"]) or "no consumer groups"
+    table.add_row("stream", f"{s['key']}  length {s['length']}  lag {lag}")
+    t = data["throughput"]
+    table.add_row("published", f"{t['last_minute']}/min  {t['last_hour']}/h  {t['last_day']}/day")
+    table.add_row("articles", json.dumps(data["articles"]))
+    table.add_row("polls", json.dumps(data["polls"]))
+    table.add_row("dead letters", str(data["deadletters"]))
+    f = data["feeds"]
+    table.add_row("feeds", f"{f['total']}  {json.dumps(f['by_health'])}  stale {len(f['stale'])}")
+    for w in f["worst"]:
+        table.add_row("  failing", f"{w['url']} ({w['errors']}x) {w['last_error']}")
+    console.print(table)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One article record per line.")
+@click.option("--from-start", is_flag=True, help="Start at the oldest entry, not new ones only.")
+@click.option("--count", type=int, help="Stop after N articles.")
+@click.option("--group", help="Read through this consumer group (created if missing).")
+@click.option("--consumer", default="tail", show_default=True)
+@click.option("--block", type=float, default=0, help="With --count: give up after S seconds.")
+@pass_app
+def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: str | None,
+         consumer: str, block: float) -> None:  # fmt: skip
+    """Read the article stream."""
+    keys = Keys(app.settings.redis.prefix)
+    seen = 0
+    deadline = time.monotonic() + block if block else None
+    with app.redis() as (_url, r):
+        stream = keys.articles
+        last = "0-0" if from_start else "$"
+        if group:
+            with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists already
+                r.xgroup_create(stream, group, id="0" if from_start else "$", mkstream=True)
+        while count is None or seen < count:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            want = min(100, count - seen) if count else 100
+            if group:
+                resp = r.xreadgroup(group, consumer, {stream: ">"}, count=want, block=1000)
+            elif from_start:
+                resp = r.xread({stream: last}, count=want, block=None)
+                if not resp and count is None:
+                    break  # --from-start without --count: print what is there and stop
+            else:
+                resp = r.xread({stream: last}, count=want, block=1000)
+            for _stream, entries in resp or []:
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    _print_entry(fields, as_json)
+                    if group:
+                        r.xack(stream, group, entry_id)
+                    seen += 1
+            if not resp and from_start and count is not None and last != "$":
+                last = last if last != "0-0" else "0-0"
+                time.sleep(0.2)
+
+
+def _print_entry(fields: dict[bytes, bytes], as_json: bool) -> None:
+    data = fields.get(b"data", b"{}").decode()
+    if as_json:
+        click.echo(data)
+        return
+    rec = json.loads(data)
+    topics = ",".join(t["label"].split(",")[0] for t in rec.get("topics", []))
+    event = fields.get(b"event", b"").decode()
+    click.echo(f"{rec.get('published_at') or '-':20} {rec.get('language', '')} [{topics}] "
+               f"{event} {rec.get('title', '')} <{rec.get('url')}>")  # fmt: skip
+
+
+# ------------------------------------------------------------------ offline tools
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--url", help="The page's URL (with a single file).")
+@pass_app
+def extract(app: App, files: tuple[str, ...], url: str | None) -> None:
+    """HTML (or .html.gz) files to JSON lines {path, url, title, text, ...}."""
+    from workers.decode import decode
+    from workers.extract import from_page
+
+    if url and len(files) != 1:
+        raise click.BadParameter("--url needs exactly one file", param_hint="--url")
+    failures = 0
+    for path in files:
+        try:
+            raw = Path(path).read_bytes()
+            if path.endswith(".gz"):
+                raw = gzip.decompress(raw)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            click.echo(f"error: {path}: {exc}", err=True)
+            failures += 1
+            continue
+        html, charset = decode(raw)
+        ex = from_page(html, url or "")
+        click.echo(json.dumps({
+            "path": path, "url": url or ex.canonical_url, "title": ex.title, "text": ex.text,
+            "authors": ex.authors, "published_at": ex.date, "site_name": ex.site_name,
+            "image": ex.image, "description": ex.description, "charset": charset,
+            "extraction": {"method": ex.method, **ex.quality},
+        }, ensure_ascii=False))  # fmt: skip
+    if failures:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
+              help="JSON lines {id, title, text}; default stdin.")  # fmt: skip
+@pass_app
+def classify(app: App, input_path: str | None) -> None:
+    """JSON lines {id, title, text} to JSON lines {id, language, topics}."""
+    from workers import classify as clf
+
+    cfg = app.settings.classify
+    lexicon = clf.cached_lexicon(cfg.taxonomy)
+    stream = open(input_path, encoding="utf-8") if input_path else sys.stdin  # noqa: SIM115
+    bad = 0
+    with stream:
+        for n, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+                if not isinstance(doc, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                click.echo(f"error: line {n}: {exc}", err=True)
+                bad += 1
+                continue
+            title, text = str(doc.get("title") or ""), str(doc.get("text") or "")
+            click.echo(json.dumps({
+                "id": doc.get("id"),
+                "language": clf.language(f"{title}\n{text}", allowed=tuple(cfg.languages)),
+                "topics": clf.topics(lexicon, title, text, tags=doc.get("tags") or [],
+                                     max_topics=cfg.max_topics, min_score=cfg.min_score),
+            }, ensure_ascii=False))  # fmt: skip
+    if bad:
+        click.echo(f"{bad} line(s) skipped", err=True)
+
+
+def main() -> None:
+    cli(prog_name="news-ingest")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Counters and dead letters in Redis, so that every process and machine adds to the same figures.
+
+Counters are hashes `<prefix>metrics:<family>` (field = outcome), plus per-minute buckets of
+published articles for throughput (`<prefix>metrics:published:<minute>`, kept one day).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from ingest.keys import Keys
+
+DEADLETTER_MAXLEN = 100_000
+
+
+def incr(pipe: Any, keys: Keys, family: str, outcome: str, n: int = 1) -> None:
+    """Queue a counter increment on a pipeline or client."""
+    pipe.hincrby(keys.counters(family), outcome, n)
+    if family == "articles" and outcome in ("published", "updated"):
+        minute = int(time.time() // 60)
+        bucket = keys.k("metrics", "published", str(minute))
+        pipe.incrby(bucket, n)
+        pipe.expire(bucket, 86400 + 120)
+
+
+def read(r: redis.Redis, keys: Keys, family: str) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in r.hgetall(keys.counters(family)).items()}
+
+
+def published_since(r: redis.Redis, keys: Keys, seconds: int) -> int:
+    now = int(time.time() // 60)
+    buckets = [keys.k("metrics", "published", str(m)) for m in range(now - seconds // 60, now + 1)]
+    return sum(int(v) for v in r.mget(buckets) if v)
+
+
+def deadletter(
+    r: Any, keys: Keys, reason: str, *, url: str = "", feed_url: str = "",
+    article_id: str = "", detail: str = "", body_z: bytes | None = None,
+) -> None:  # fmt: skip
+    """Record a failed article with its reason and compressed raw body, for `replay`."""
+    fields: dict[str, Any] = {
+        "reason": reason,
+        "url": url,
+        "feed_url": feed_url,
+        "article_id": article_id,
+        "detail": detail[:2000],
+        "at": f"{time.time():.3f}",
+    }
+    if body_z:  # zlib-compressed raw body, as the poller stored it
+        fields["body_z"] = body_z
+    r.xadd(keys.deadletter, fields, maxlen=DEADLETTER_MAXLEN, approximate=True)

@@ -1,0 +1,128 @@
+"""Feed lists on disk: our YAML format and OPML (nested outlines; folders become tags)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from lxml import etree
+
+
+class FeedListError(ValueError):
+    pass
+
+
+@dataclass
+class FeedSpec:
+    url: str
+    title: str = ""
+    tags: list[str] = field(default_factory=list)
+    language: str = ""
+    topic: str = ""  # a configured IPTC code: a prior for the classifier
+
+    @property
+    def id(self) -> str:
+        return feed_id(self.url)
+
+
+def feed_id(url: str) -> str:
+    return hashlib.sha256(url.strip().encode()).hexdigest()[:12]
+
+
+def _check_url(url: Any, where: str) -> str:
+    if not isinstance(url, str) or urlsplit(url.strip()).scheme not in ("http", "https"):
+        raise FeedListError(f"{where}: not an http(s) URL: {url!r}")
+    return url.strip()
+
+
+def load(path: str | Path) -> list[FeedSpec]:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FeedListError(f"cannot read {path}: {exc}") from exc
+    head = data.lstrip()[:200].lower()
+    if path.suffix.lower() in (".opml", ".xml") or head.startswith(b"<?xml") or b"<opml" in head:
+        return load_opml(data, str(path))
+    return load_yaml(data, str(path))
+
+
+def load_yaml(data: bytes, name: str = "feeds.yaml") -> list[FeedSpec]:
+    try:
+        doc = yaml.safe_load(data) or {}
+    except yaml.YAMLError as exc:
+        raise FeedListError(f"{name}: invalid YAML: {exc}") from exc
+    entries = doc.get("feeds", []) if isinstance(doc, dict) else doc
+    if not isinstance(entries, list):
+        raise FeedListError(f"{name}: expected a list under 'feeds'")
+    specs: list[FeedSpec] = []
+    for n, entry in enumerate(entries, 1):
+        where = f"{name}: feed #{n}"
+        if isinstance(entry, str):
+            entry = {"url": entry}
+        if not isinstance(entry, dict):
+            raise FeedListError(f"{where}: expected a mapping or a URL")
+        tags = entry.get("tags") or []
+        specs.append(
+            FeedSpec(
+                url=_check_url(entry.get("url"), where),
+                title=str(entry.get("title") or ""),
+                tags=[str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
+                language=str(entry.get("language") or ""),
+                topic=str(entry.get("topic") or ""),
+            )
+        )
+    return specs
+
+
+def load_opml(data: bytes, name: str = "feeds.opml") -> list[FeedSpec]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True, huge_tree=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise FeedListError(f"{name}: invalid OPML: {exc}") from exc
+    if root is None or root.find("body") is None:
+        raise FeedListError(f"{name}: no OPML <body>")
+    specs: list[FeedSpec] = []
+
+    def walk(node: Any, folders: list[str]) -> None:
+        for outline in node.findall("outline"):
+            url = outline.get("xmlUrl") or outline.get("xmlurl")
+            label = outline.get("title") or outline.get("text") or ""
+            if url:
+                try:
+                    checked = _check_url(url, name)
+                except FeedListError:
+                    continue  # one bad outline does not sink the list
+                cats = [c.strip(" /") for c in (outline.get("category") or "").split(",")]
+                specs.append(
+                    FeedSpec(
+                        url=checked,
+                        title=label,
+                        tags=folders + [c for c in cats if c],
+                        language=outline.get("language") or "",
+                    )
+                )
+            walk(outline, folders + ([label] if not url and label else []))
+
+    walk(root.find("body"), [])
+    return specs
+
+
+def dump_opml(specs: list[FeedSpec]) -> str:
+    root = etree.Element("opml", version="2.0")
+    head = etree.SubElement(root, "head")
+    etree.SubElement(head, "title").text = "news-ingest feeds"
+    body = etree.SubElement(root, "body")
+    for spec in specs:
+        attrs = {"type": "rss", "text": spec.title or spec.url, "xmlUrl": spec.url}
+        if spec.title:
+            attrs["title"] = spec.title
+        if spec.tags:
+            attrs["category"] = ",".join(spec.tags)
+        etree.SubElement(body, "outline", attrs)
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode()

@@ -1,0 +1,53 @@
+"""Every Redis key the service uses, in one place, under one prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "news:"
+
+    def k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # feed registry
+    @property
+    def feeds(self) -> str:  # SET of feed ids
+        return self.k("feeds")
+
+    @property
+    def due(self) -> str:  # ZSET feed id -> next poll (unix seconds)
+        return self.k("feeds", "due")
+
+    def feed(self, feed_id: str) -> str:  # HASH of one feed's config and state
+        return self.k("feed", feed_id)
+
+    def host_next(self, host: str) -> str:  # earliest next request to a host
+        return self.k("host", host, "next")
+
+    # seen state
+    def seen_url(self, article_id: str) -> str:
+        return self.k("seen", "url", article_id)
+
+    def seen_guid(self, feed_id: str, guid_hash: str) -> str:
+        return self.k("seen", "guid", feed_id, guid_hash)
+
+    def seen_hash(self, content_hash: str) -> str:
+        return self.k("seen", "hash", content_hash)
+
+    def inflight(self, article_id: str) -> str:
+        return self.k("inflight", article_id)
+
+    # outputs
+    @property
+    def articles(self) -> str:
+        return self.k("articles")
+
+    @property
+    def deadletter(self) -> str:
+        return self.k("deadletter")
+
+    def counters(self, family: str) -> str:  # HASH outcome -> count
+        return self.k("metrics", family)

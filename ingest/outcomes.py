@@ -1,0 +1,115 @@
+"""Named outcomes for everything that can go wrong with a fetch or a parse.
+
+A log line or a metric names the outcome, never a stack trace. The tree:
+
+    FetchError                     (outcome)
+    ├── BadScheme                  bad_scheme
+    ├── BlockedAddress             blocked_address
+    ├── DNSError                   dns_error
+    ├── ConnectError               connect_error
+    ├── Timeout                    timeout
+    ├── TooLarge                   too_large
+    ├── TooManyRedirects           too_many_redirects
+    ├── HTTPStatusError            http_error
+    │   ├── Gone                   gone          (404/410: the URL is not coming back soon)
+    │   ├── RateLimited            rate_limited  (429, 503 + Retry-After)
+    │   └── BotWall                bot_wall      (challenge pages; not the feed's fault)
+    └── ContentError
+        ├── NotHTML                not_html
+        ├── EmptyBody              empty
+        ├── MalformedFeed          malformed_feed
+        ├── DecodeError            decode_error
+        └── NotArticle             not_article
+"""
+
+from __future__ import annotations
+
+
+class FetchError(Exception):
+    outcome = "failed"
+    #: True when the failure says nothing about the feed's health (our side or a bot wall)
+    blameless = False
+
+    def __init__(self, message: str = "", *, url: str = "") -> None:
+        super().__init__(message or self.outcome)
+        self.url = url
+
+
+class BadScheme(FetchError):
+    outcome = "bad_scheme"
+
+
+class BlockedAddress(FetchError):
+    outcome = "blocked_address"
+
+
+class DNSError(FetchError):
+    outcome = "dns_error"
+
+
+class ConnectError(FetchError):
+    outcome = "connect_error"
+
+
+class Timeout(FetchError):
+    outcome = "timeout"
+
+
+class TooLarge(FetchError):
+    outcome = "too_large"
+
+
+class TooManyRedirects(FetchError):
+    outcome = "too_many_redirects"
+
+
+class HTTPStatusError(FetchError):
+    outcome = "http_error"
+
+    def __init__(self, message: str = "", *, url: str = "", status: int = 0) -> None:
+        super().__init__(message or f"HTTP {status}", url=url)
+        self.status = status
+
+
+class Gone(HTTPStatusError):
+    outcome = "gone"
+
+
+class RateLimited(HTTPStatusError):
+    outcome = "rate_limited"
+    blameless = True
+
+    def __init__(
+        self, message: str = "", *, url: str = "", status: int = 429, retry_after: float = 0
+    ) -> None:
+        super().__init__(message, url=url, status=status)
+        self.retry_after = retry_after
+
+
+class BotWall(HTTPStatusError):
+    outcome = "bot_wall"
+    blameless = True
+
+
+class ContentError(FetchError):
+    outcome = "content_error"
+
+
+class NotHTML(ContentError):
+    outcome = "not_html"
+
+
+class EmptyBody(ContentError):
+    outcome = "empty"
+
+
+class MalformedFeed(ContentError):
+    outcome = "malformed_feed"
+
+
+class DecodeError(ContentError):
+    outcome = "decode_error"
+
+
+class NotArticle(ContentError):
+    outcome = "not_article"

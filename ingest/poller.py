@@ -1,0 +1,331 @@
+"""The poller: claim due feeds, conditional GET, parse, fetch new articles, enqueue RQ jobs.
+
+One asyncio process with bounded concurrency; any number of replicas (feeds are leased, hosts
+are spaced through Redis). Feed state is saved only after the feed's new items are enqueued,
+so a poller killed mid-feed leaves the feed to be polled again with nothing lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import structlog
+from rq import Queue
+
+from ingest import counters, feedparse, outcomes, schedule
+from ingest.feedlist import FeedSpec
+from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
+from ingest.hosts import HostGate
+from ingest.keys import Keys
+from ingest.registry import Registry
+from ingest.settings import Settings
+from ingest.urls import article_id, host_of, short_hash
+
+log = structlog.get_logger("ingest.poller")
+
+JOB_FUNC = "workers.jobs.process_batch"
+
+
+@dataclass
+class PollStats:
+    feeds: int = 0
+    items_new: int = 0
+    enqueued: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+
+
+class Poller:
+    def __init__(self, settings: Settings, r: redis.Redis) -> None:
+        self.settings = settings
+        self.r = r
+        self.keys = Keys(settings.redis.prefix)
+        self.registry = Registry(r, self.keys)
+        self.queue = Queue(settings.stream.queue, connection=r)
+        self.bounds = schedule.Bounds(
+            settings.poll.min_interval, settings.poll.max_interval, settings.poll.max_backoff
+        )
+        self.gate = HostGate(r, self.keys, settings.poll.host_rate, settings.poll.host_inflight)
+        self.stats = PollStats()
+        self._fetcher: Fetcher | None = None
+        self._work = asyncio.Semaphore(settings.poll.concurrency)
+
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            self._fetcher = Fetcher(self.settings.fetch, self.settings.poll.concurrency * 2)
+        return self._fetcher
+
+    async def aclose(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+
+    # ---------------------------------------------------------------- loops
+
+    async def run_once(self, only: list[str] | None = None) -> PollStats:
+        """Poll every registered feed (or those of `only`) once, whatever its due time."""
+        ids = self.registry.claim_due(
+            limit=1_000_000, lease=self.settings.poll.lease, everything=True
+        )
+        if only is not None:
+            wanted = set(only)
+            self.registry.release([fid for fid in ids if fid not in wanted])
+            ids = [fid for fid in ids if fid in wanted]
+        await asyncio.gather(*(self.poll_feed(fid) for fid in ids))
+        return self.stats
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.heartbeat()
+            if self.backpressure():
+                await _sleep_or_stop(stop, 2.0)
+                continue
+            ids = self.registry.claim_due(
+                limit=self.settings.poll.concurrency, lease=self.settings.poll.lease
+            )
+            if not ids:
+                await _sleep_or_stop(stop, 1.0)
+                continue
+            await asyncio.gather(*(self.poll_feed(fid) for fid in ids))
+
+    def heartbeat(self) -> None:
+        self.r.set(self.keys.k("poller", "heartbeat"), f"{time.time():.0f}", ex=120)
+
+    def backpressure(self) -> bool:
+        depth = self.queue.count
+        if depth > self.settings.poll.queue_high_water:
+            log.info("backpressure", queue_depth=depth, stage="poll", outcome="paused")
+            return True
+        return False
+
+    # ---------------------------------------------------------------- one feed
+
+    async def poll_feed(self, fid: str) -> None:
+        async with self._work:
+            state = self.registry.get(fid)
+            spec = self.registry.spec(fid)
+            if spec is None:
+                return
+            self.stats.feeds += 1
+            try:
+                outcome, fields, hint, new = await self._poll(spec, state)
+            except Exception as exc:  # a bug must cost one feed one poll, not the poller
+                log.exception("poll_crashed", feed_url=spec.url, stage="poll")
+                outcome, fields, hint, new = "failed", {"last_error": repr(exc)[:300]}, None, 0
+            self._finish(fid, spec, state, outcome, fields, hint, new)
+
+    async def _poll(
+        self, spec: FeedSpec, state: dict[str, str]
+    ) -> tuple[str, dict[str, Any], float | None, int]:
+        headers = {"Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
+                             "application/xml;q=0.9, */*;q=0.8"}  # fmt: skip
+        if state.get("etag"):
+            headers["If-None-Match"] = state["etag"]
+        if state.get("last_modified"):
+            headers["If-Modified-Since"] = state["last_modified"]
+        try:
+            resp = await self._get(spec.url, headers)
+            if resp.status == 304:
+                return "not_modified", {}, schedule.cache_hint(resp.headers), 0
+            classify_status(resp)
+        except outcomes.FetchError as exc:
+            return exc.outcome, {"last_error": str(exc)[:300], "_exc": exc}, None, 0
+        fields: dict[str, Any] = {
+            "etag": resp.headers.get("etag", ""),
+            "last_modified": resp.headers.get("last-modified", ""),
+            "body_hash": hashlib.sha256(resp.body).hexdigest()[:16],
+        }
+        hint = schedule.cache_hint(resp.headers)
+        if fields["body_hash"] == state.get("body_hash"):
+            return "unchanged", fields, hint, 0  # a server ignoring conditional GET: no item work
+        try:
+            parsed = feedparse.parse(
+                resp.body, resp.url, resp.content_type, self.settings.poll.max_items
+            )
+        except outcomes.FetchError as exc:
+            return exc.outcome, {"last_error": str(exc)[:300], "_exc": exc}, hint, 0
+        if parsed.ttl_minutes:
+            hint = max(hint or 0, parsed.ttl_minutes * 60)
+        if parsed.title and not spec.title:
+            spec.title = parsed.title
+            fields["title"] = parsed.title
+        if parsed.language and not spec.language:
+            fields["feed_language"] = parsed.language
+            spec.language = parsed.language
+        new = await self.handle_items(spec, parsed.items)
+        return "ok", fields, hint, new
+
+    def _finish(
+        self, fid: str, spec: FeedSpec, state: dict[str, str], outcome: str,
+        fields: dict[str, Any], hint: float | None, new: int,
+    ) -> None:  # fmt: skip
+        now = time.time()
+        exc = fields.pop("_exc", None)
+        errors = int(state.get("errors") or 0)
+        last = float(state.get("last_polled") or 0)
+        rate = float(state["rate"]) if state.get("rate") else None
+        ok = outcome in ("ok", "not_modified", "unchanged")
+        if ok:
+            errors = 0
+            rate = schedule.update_rate(rate, new, now - last if last else 0)
+            interval = schedule.interval_for(
+                rate, self.bounds, self.settings.poll.default_interval, hint
+            )
+            delay = interval
+            fields["rate"] = f"{rate:.4f}"
+            fields["interval"] = f"{interval:.0f}"
+            fields["last_error"] = ""
+        else:
+            blameless = isinstance(exc, outcomes.FetchError) and exc.blameless
+            interval = float(state.get("interval") or self.settings.poll.default_interval)
+            if not blameless:
+                errors += 1
+            delay = schedule.backoff(max(errors, 1), interval, self.bounds)
+            if isinstance(exc, outcomes.RateLimited):
+                delay = max(delay, exc.retry_after)
+                self.gate.defer(host_of(spec.url), exc.retry_after)
+        gone = outcome == "gone" and errors >= 3
+        fields.update(
+            errors=errors,
+            health=schedule.health(errors, gone),
+            last_polled=f"{now:.0f}",
+            last_outcome=outcome,
+            items_seen=int(state.get("items_seen") or 0) + new,
+        )
+        if new or not state.get("last_new_at"):
+            fields["last_new_at"] = f"{now:.0f}"
+        self.registry.save(fid, fields, now + schedule.jitter(delay))
+        counters.incr(self.r, self.keys, "polls", outcome)
+        self.stats.count(outcome)
+        log.info("feed_polled", feed_url=spec.url, stage="poll", outcome=outcome, new_items=new,
+                 errors=errors, next_in=round(delay))  # fmt: skip
+
+    async def _get(self, url: str, headers: dict[str, str] | None = None) -> Response:
+        host = host_of(url)
+        async with self.gate.slot(host):
+            await self.gate.wait_turn(host)
+            return await self.fetcher.get(url, headers)
+
+    # ---------------------------------------------------------------- items
+
+    def _item_keys(self, spec: FeedSpec, item: feedparse.FeedItem) -> tuple[str, str, str]:
+        link = item.link or (item.guid if item.guid.startswith(("http://", "https://")) else "")
+        guid_hash = short_hash(item.guid or link + "\x00" + item.title)
+        return link, (article_id(link) if link else ""), guid_hash
+
+    async def handle_items(self, spec: FeedSpec, items: list[feedparse.FeedItem]) -> int:
+        fid = spec.id
+        candidates = []
+        seen_in_doc: set[str] = set()
+        for item in items:
+            link, aid, gh = self._item_keys(spec, item)
+            if not link:
+                counters.incr(self.r, self.keys, "articles", "no_link")
+                continue
+            if aid in seen_in_doc:
+                continue
+            seen_in_doc.add(aid)
+            candidates.append((item, link, aid, gh))
+        if not candidates:
+            return 0
+        pipe = self.r.pipeline(transaction=False)
+        for _item, _link, aid, gh in candidates:
+            pipe.exists(
+                self.keys.seen_url(aid), self.keys.seen_guid(fid, gh), self.keys.inflight(aid)
+            )
+        known = pipe.execute()
+        fresh = [c for c, hits in zip(candidates, known, strict=True) if not hits]
+        self.stats.items_new += len(fresh)
+        if not fresh:
+            return 0
+        payloads = await asyncio.gather(*(self._article(spec, *c) for c in fresh))
+        self.enqueue([p for p in payloads if p is not None])
+        return len(fresh)
+
+    async def _article(
+        self, spec: FeedSpec, item: feedparse.FeedItem, link: str, aid: str, gh: str
+    ) -> dict[str, Any] | None:
+        discovered = time.time()
+        page: dict[str, Any] = {"url": link, "status": 0, "content_type": "", "html_z": None,
+                                "outcome": "ok", "error": ""}  # fmt: skip
+        try:
+            resp = await self._get(link)
+            page.update(url=resp.url, status=resp.status, content_type=resp.content_type)
+            page["fetch_ms"] = round(resp.elapsed * 1000)
+            classify_status(resp)
+            page["html_z"] = zlib.compress(resp.body, 3)
+        except outcomes.FetchError as exc:
+            page.update(outcome=exc.outcome, error=str(exc)[:300])
+            if isinstance(exc, outcomes.RateLimited):
+                self.gate.defer(host_of(link), exc.retry_after)
+            if isinstance(exc, outcomes.BlockedAddress | outcomes.BadScheme):
+                self._refuse(spec, link, aid, exc)
+                return None
+        log.debug("article_fetched", feed_url=spec.url, article_id=aid, stage="fetch",
+                  outcome=page["outcome"])  # fmt: skip
+        return {
+            "feed": {
+                "id": spec.id,
+                "url": spec.url,
+                "title": spec.title,
+                "tags": spec.tags,
+                "language": spec.language,
+                "topic": spec.topic,
+            },
+            "item": item.to_dict(),
+            "link": link,
+            "link_id": aid,
+            "guid_hash": gh,
+            "page": page,
+            "discovered_at": discovered,
+            "fetched_at": utcnow_iso(),
+        }
+
+    def _refuse(self, spec: FeedSpec, link: str, aid: str, exc: outcomes.FetchError) -> None:
+        """A URL we must not fetch: counted, dead-lettered, and not retried for the window."""
+        ttl = int(self.settings.dedup.window_days * 86400)
+        pipe = self.r.pipeline()
+        pipe.set(self.keys.inflight(aid), exc.outcome, ex=ttl)
+        counters.incr(pipe, self.keys, "articles", "blocked")
+        counters.deadletter(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url,
+                            article_id=aid, detail=str(exc))  # fmt: skip
+        pipe.execute()
+        self.stats.count(exc.outcome)
+        log.warning("article_refused", feed_url=spec.url, article_id=aid, url=link,
+                    stage="fetch", outcome=exc.outcome, reason=str(exc))  # fmt: skip
+
+    def enqueue(self, payloads: list[dict[str, Any]]) -> None:
+        """Enqueue in batches; the in-flight markers go in the same transaction as the jobs."""
+        size = max(1, self.settings.worker.batch_size)
+        inflight_ttl = 6 * 3600
+        for start in range(0, len(payloads), size):
+            batch = payloads[start : start + size]
+            with self.r.pipeline() as pipe:
+                self.queue.enqueue_call(
+                    JOB_FUNC, args=(batch,), timeout=self.settings.worker.job_timeout,
+                    result_ttl=60, failure_ttl=7 * 86400, pipeline=pipe,
+                )  # fmt: skip
+                for p in batch:
+                    pipe.set(self.keys.inflight(p["link_id"]), "queued", ex=inflight_ttl)
+                pipe.execute()
+            self.stats.enqueued += len(batch)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def describe(stats: PollStats) -> str:
+    return json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
+                       "enqueued": stats.enqueued, "outcomes": stats.by_outcome})  # fmt: skip

@@ -1,0 +1,92 @@
+"""Scheduling decisions, as pure functions: when to poll a feed next, and how healthy it is.
+
+* Cadence: an exponentially weighted estimate of new items per day; the next poll comes after
+  half the expected gap between two items (so a story waits on average a quarter of that gap),
+  clamped to [min_interval, max_interval].
+* The server's own hints (`<ttl>`, `Cache-Control: max-age`, `Expires`) are lower bounds.
+* Errors: exponential back-off from the learned interval, capped (default 24 h); never given up.
+* Jitter (±10%) so feeds added together do not poll together.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import time
+from dataclasses import dataclass
+
+HEALTHY, DEGRADED, FAILING, GONE = "healthy", "degraded", "failing", "gone"
+RATE_ALPHA = 0.3  # weight of the newest observation in the items-per-day estimate
+
+
+@dataclass(frozen=True)
+class Bounds:
+    min_interval: float = 120
+    max_interval: float = 21600
+    max_backoff: float = 86400
+
+
+def update_rate(old_rate: float | None, new_items: int, elapsed_s: float) -> float:
+    """New items per day, smoothed; the first observation has no elapsed time to go by."""
+    if elapsed_s <= 0:
+        return old_rate if old_rate is not None else float(new_items)
+    observed = new_items * 86400.0 / elapsed_s
+    if old_rate is None:
+        return observed
+    return RATE_ALPHA * observed + (1 - RATE_ALPHA) * old_rate
+
+
+def interval_for(
+    rate_per_day: float | None, bounds: Bounds, default: float, hint_s: float | None = None
+) -> float:
+    if rate_per_day is None:
+        interval = default
+    elif rate_per_day <= 0:
+        interval = bounds.max_interval
+    else:
+        interval = 86400.0 / rate_per_day / 2
+    interval = min(max(interval, bounds.min_interval), bounds.max_interval)
+    if hint_s is not None and hint_s > interval:
+        interval = min(hint_s, bounds.max_backoff)
+    return interval
+
+
+def backoff(errors: int, base: float, bounds: Bounds) -> float:
+    """Delay after the `errors`-th consecutive failure (errors >= 1)."""
+    return min(bounds.max_backoff, max(base, bounds.min_interval) * 2 ** min(errors - 1, 20))
+
+
+def jitter(seconds: float, spread: float = 0.1, rng: random.Random | None = None) -> float:
+    r = rng or random
+    return seconds * (1 + r.uniform(-spread, spread))
+
+
+def health(errors: int, gone: bool = False) -> str:
+    if gone:
+        return GONE
+    if errors == 0:
+        return HEALTHY
+    return DEGRADED if errors < 3 else FAILING
+
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*(\d+)", re.I)
+
+
+def cache_hint(headers: dict[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asks us to wait, from Cache-Control max-age or Expires."""
+    match = _MAX_AGE.search(headers.get("cache-control", ""))
+    if match:
+        return float(match.group(1))
+    expires = headers.get("expires")
+    if expires:
+        try:
+            when = email.utils.parsedate_to_datetime(expires).timestamp()
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when - (time.time() if now is None else now))
+    return None
+
+
+def is_stale(last_new_at: float | None, interval: float, now: float, k: float = 4) -> bool:
+    return last_new_at is not None and now - last_new_at > k * max(interval, 1)

@@ -1,0 +1,142 @@
+"""All settings in one typed table.
+
+Precedence: `config/settings.toml` (or `--config PATH`) < environment `NEWS_INGEST_<SECTION>_<NAME>`
+< command-line flags (applied by the CLI through `Settings.with_overrides`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG = Path("config/settings.toml")
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class RedisSettings(BaseModel):
+    url: str = ""
+    prefix: str = "news:"
+    embedded_port: int = 6399
+    data_dir: str = "var/valkey"
+
+
+class PollSettings(BaseModel):
+    min_interval: float = 120
+    max_interval: float = 21600
+    default_interval: float = 900
+    max_backoff: float = 86400
+    concurrency: int = 50
+    lease: float = 300
+    max_items: int = 200
+    queue_high_water: int = 5000
+    host_rate: float = 1.0
+    host_inflight: int = 2
+
+
+class FetchSettings(BaseModel):
+    allow: Annotated[list[str], NoDecode] = []
+    max_bytes: int = 10_000_000
+    timeout: float = 20
+    connect_timeout: float = 10
+    max_redirects: int = 5
+    user_agent: str = "news-ingest/0.1"
+
+    _split = field_validator("allow", mode="before")(_split_commas)
+
+
+class WorkerSettings(BaseModel):
+    count: int = 2
+    batch_size: int = 8
+    job_timeout: int = 300
+
+
+class ExtractSettings(BaseModel):
+    min_chars: int = 250
+    include_tables: bool = True
+
+
+class DedupSettings(BaseModel):
+    window_days: float = 30
+    drop_near_duplicates: bool = True
+    simhash_max_distance: int = 3
+
+
+class ClassifySettings(BaseModel):
+    taxonomy: str = "config/taxonomy.yaml"
+    max_topics: int = 3
+    min_score: float = 0.15
+    languages: Annotated[list[str], NoDecode] = []
+
+    _split = field_validator("languages", mode="before")(_split_commas)
+
+
+class StreamSettings(BaseModel):
+    maxlen: int = 1_000_000
+    queue: str = "articles"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWS_INGEST_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    redis: RedisSettings = RedisSettings()
+    poll: PollSettings = PollSettings()
+    fetch: FetchSettings = FetchSettings()
+    worker: WorkerSettings = WorkerSettings()
+    extract: ExtractSettings = ExtractSettings()
+    dedup: DedupSettings = DedupSettings()
+    classify: ClassifySettings = ClassifySettings()
+    stream: StreamSettings = StreamSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get("NEWS_INGEST_CONFIG", DEFAULT_CONFIG))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def redis_url(self) -> str:
+        """The configured server, or "" for the embedded one."""
+        return self.redis.url or os.environ.get("REDIS_URL", "")
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with some fields of some sections replaced (flags beat everything)."""
+        update: dict[str, Any] = {}
+        for name, fields in sections.items():
+            clean = {k: v for k, v in fields.items() if v is not None}
+            if clean:
+                update[name] = getattr(self, name).model_copy(update=clean)
+        return self.model_copy(update=update)
+
+
+def load(config: str | None = None) -> Settings:
+    if config:
+        os.environ["NEWS_INGEST_CONFIG"] = config
+    return Settings()

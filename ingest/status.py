@@ -1,0 +1,100 @@
+"""What operators look at: queues, workers, the stream and its consumer groups, throughput and
+feed health, gathered in one pass from Redis (the same data for `status`, `--json` and metrics).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import redis
+from rq import Queue, Worker
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+from ingest import counters, schedule
+from ingest.keys import Keys
+from ingest.registry import Registry
+from ingest.settings import Settings
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def stream_groups(r: redis.Redis, stream: str) -> list[dict[str, Any]]:
+    try:
+        groups = r.xinfo_groups(stream)
+    except redis.ResponseError:
+        return []
+    out = []
+    for g in groups:
+        out.append({
+            "name": _s(g["name"]),
+            "consumers": int(g.get("consumers", 0)),
+            "pending": int(g.get("pending", 0)),
+            "lag": int(g["lag"]) if g.get("lag") is not None else None,
+        })  # fmt: skip
+    return out
+
+
+def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
+    keys = Keys(settings.redis.prefix)
+    queue = Queue(settings.stream.queue, connection=r)
+    now = time.time()
+    feeds = Registry(r, keys).all()
+    health = Counter(f.get("health") or "new" for f in feeds)
+    stale = [
+        f["url"] for f in feeds
+        if schedule.is_stale(float(f["last_new_at"]) if f.get("last_new_at") else None,
+                             float(f.get("interval") or settings.poll.default_interval), now)
+    ]  # fmt: skip
+    worst = sorted(
+        (f for f in feeds if int(f.get("errors") or 0) > 0),
+        key=lambda f: -int(f.get("errors") or 0),
+    )[:10]
+    heartbeat = r.get(keys.k("poller", "heartbeat"))
+    return {
+        "redis": {"ok": True, "used_memory": int(_info(r).get("used_memory", 0))},
+        "queues": {
+            settings.stream.queue: {
+                "depth": queue.count,
+                "started": StartedJobRegistry(queue=queue).count,
+                "failed": FailedJobRegistry(queue=queue).count,
+            }
+        },
+        "workers": len(Worker.all(connection=r)),
+        "poller_heartbeat_age": round(now - float(heartbeat), 1) if heartbeat else None,
+        "stream": {
+            "key": keys.articles,
+            "length": r.xlen(keys.articles),
+            "groups": stream_groups(r, keys.articles),
+        },
+        "deadletters": r.xlen(keys.deadletter),
+        "throughput": {
+            "last_minute": counters.published_since(r, keys, 60),
+            "last_hour": counters.published_since(r, keys, 3600),
+            "last_day": counters.published_since(r, keys, 86400),
+        },
+        "articles": counters.read(r, keys, "articles"),
+        "polls": counters.read(r, keys, "polls"),
+        "feeds": {
+            "total": len(feeds),
+            "by_health": dict(health),
+            "stale": stale,
+            "worst": [
+                {
+                    "url": f["url"],
+                    "health": f.get("health"),
+                    "errors": int(f.get("errors") or 0),
+                    "last_error": f.get("last_error", ""),
+                }
+                for f in worst
+            ],
+        },
+    }
+
+
+def _info(r: redis.Redis) -> dict[str, Any]:
+    info: dict[str, Any] = r.info("memory")
+    return info

@@ -1,0 +1,61 @@
+"""Canonical URLs: one key per story, whatever tracking parameters or host case it came with.
+
+Normalisation and the tracker list are courlan's (lower-case scheme and host, default ports
+dropped, query sorted, `utm_*`, `fbclid`, `gclid`, `mc_cid`... removed); on top we drop the
+fragment (except `#!` routes) and treat http and https as one story.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import urlsplit, urlunsplit
+
+import courlan
+
+
+def canonicalize(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return url
+    try:
+        normalized = courlan.normalize_url(url)
+    except (ValueError, AttributeError):
+        normalized = url
+    parts = urlsplit(normalized)
+    fragment = parts.fragment if parts.fragment.startswith("!") else ""
+    path = parts.path or "/"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, fragment))
+
+
+def url_key(url: str) -> str:
+    """The identity of a canonical URL, scheme-blind (a story moving to https stays one)."""
+    parts = urlsplit(canonicalize(url))
+    return urlunsplit(("", parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def article_id(url: str) -> str:
+    """16 hex chars of sha256 of the canonical URL (scheme-blind)."""
+    return hashlib.sha256(url_key(url).encode()).hexdigest()[:16]
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def resolve_amp(url: str) -> str:
+    """AMP page URLs to their likely canonical (the page's rel=canonical wins when present)."""
+    parts = urlsplit(url)
+    path = parts.path
+    for suffix in ("/amp/", "/amp", ".amp"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)] or "/"
+            break
+    host = parts.netloc
+    if host.startswith("amp."):
+        host = host[4:]
+    return urlunsplit((parts.scheme, host, path, parts.query, parts.fragment))

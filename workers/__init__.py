@@ -1,0 +1,1 @@
+"""news-ingest, the article path: extract, dedup, classify, publish (RQ jobs)."""

@@ -1,0 +1,50 @@
+"""RQ job entry points. Settings and the per-process context are built once per worker process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import redis
+import structlog
+from rq import get_current_job
+
+from ingest import settings
+from workers.pipeline import Context, finish, process
+
+log = structlog.get_logger("workers.jobs")
+
+
+@lru_cache(maxsize=1)
+def _settings() -> settings.Settings:
+    return settings.load()
+
+
+_contexts: dict[int, Context] = {}
+
+
+def context(r: redis.Redis | None = None) -> Context:
+    if r is None:
+        job = get_current_job()
+        if job is None:
+            raise RuntimeError("process_batch needs a Redis connection outside RQ")
+        r = job.connection
+    ctx = _contexts.get(id(r))
+    if ctx is None:
+        ctx = _contexts[id(r)] = Context.build(_settings(), r)
+    return ctx
+
+
+def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
+    """Process a batch of fetched items; returns outcome -> count. Safe to run twice."""
+    ctx = context()
+    tally: dict[str, int] = {}
+    for payload in payloads:
+        try:
+            outcome = process(ctx, payload)
+        except Exception as exc:  # one bad article must not sink its batch-mates
+            log.exception("article_crashed", feed_url=payload.get("feed", {}).get("url"),
+                          article_id=payload.get("link_id"), stage="pipeline")  # fmt: skip
+            outcome = finish(ctx, payload, "failed", {}, detail=repr(exc)[:500])
+        tally[outcome] = tally.get(outcome, 0) + 1
+    return tally
