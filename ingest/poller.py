@@ -32,6 +32,7 @@ from ingest.urls import article_id, host_of, short_hash
 log = structlog.get_logger("ingest.poller")
 
 JOB_FUNC = "workers.jobs.process_batch"
+FETCH_CLAIM_S = 600
 
 
 @dataclass
@@ -240,11 +241,17 @@ class Poller:
             return 0
         pipe = self.r.pipeline(transaction=False)
         for _item, _link, aid, gh in candidates:
-            pipe.exists(
-                self.keys.seen_url(aid), self.keys.seen_guid(fid, gh), self.keys.inflight(aid)
-            )
+            pipe.exists(self.keys.seen_url(aid), self.keys.seen_guid(fid, gh))
         known = pipe.execute()
-        fresh = [c for c, hits in zip(candidates, known, strict=True) if not hits]
+        unseen = [c for c, hits in zip(candidates, known, strict=True) if not hits]
+        # Claim each unseen item for the fetch (SET NX): a story listed by two feeds, or polled
+        # by two pollers at once, is fetched once. The claim expires, so a poller that dies
+        # here costs a delay, not the item (its feed state is saved only after enqueueing).
+        pipe = self.r.pipeline(transaction=False)
+        for _item, _link, aid, _gh in unseen:
+            pipe.set(self.keys.inflight(aid), "fetching", nx=True, ex=FETCH_CLAIM_S)
+        claimed = pipe.execute()
+        fresh = [c for c, ok in zip(unseen, claimed, strict=True) if ok]
         self.stats.items_new += len(fresh)
         if not fresh:
             return 0
@@ -300,7 +307,6 @@ class Poller:
         counters.deadletter(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url,
                             article_id=aid, detail=str(exc))  # fmt: skip
         pipe.execute()
-        self.stats.count(exc.outcome)
         log.warning("article_refused", feed_url=spec.url, article_id=aid, url=link,
                     stage="fetch", outcome=exc.outcome, reason=str(exc))  # fmt: skip
 

@@ -28,7 +28,7 @@ log = structlog.get_logger("ingest.runner")
 
 
 def worker_command(url: str, burst: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "ingest.cli", "worker", "--redis-url", url]
+    cmd = [sys.executable, "-m", "ingest.cli", "--redis-url", url, "worker"]
     return [*cmd, "--burst"] if burst else cmd
 
 

