@@ -317,6 +317,7 @@ def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: st
             if deadline is not None and time.monotonic() > deadline:
                 break
             want = min(100, count - seen) if count else 100
+            resp: Any
             if group:
                 resp = r.xreadgroup(group, consumer, {stream: ">"}, count=want, block=1000)
             elif from_start:
@@ -332,9 +333,8 @@ def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: st
                     if group:
                         r.xack(stream, group, entry_id)
                     seen += 1
-            if not resp and from_start and count is not None and last != "$":
-                last = last if last != "0-0" else "0-0"
-                time.sleep(0.2)
+            if not resp and from_start:
+                time.sleep(0.2)  # XREAD from an id does not block: poll gently
 
 
 def _print_entry(fields: dict[bytes, bytes], as_json: bool) -> None:

@@ -27,7 +27,8 @@ def incr(pipe: Any, keys: Keys, family: str, outcome: str, n: int = 1) -> None:
 
 
 def read(r: redis.Redis, keys: Keys, family: str) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in r.hgetall(keys.counters(family)).items()}
+    raw: dict[bytes, bytes] = r.hgetall(keys.counters(family))  # type: ignore[assignment]
+    return {k.decode(): int(v) for k, v in raw.items()}
 
 
 def published_since(r: redis.Redis, keys: Keys, seconds: int) -> int:

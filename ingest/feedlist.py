@@ -125,4 +125,5 @@ def dump_opml(specs: list[FeedSpec]) -> str:
         if spec.tags:
             attrs["category"] = ",".join(spec.tags)
         etree.SubElement(body, "outline", attrs)
-    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode()
+    data: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+    return data.decode()

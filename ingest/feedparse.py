@@ -122,6 +122,8 @@ def _xml_item(entry: Any, base: str) -> FeedItem:
                 link = candidate["href"]
                 break
     link = urljoin(base, link.strip()) if link else ""
+    if not link.startswith(("http://", "https://")):
+        link = ""  # tag: URIs and the like are identifiers, not pages
     contents = entry.get("content") or []
     content = max((c.get("value", "") for c in contents), key=len, default="")
     authors = [a.get("name", "") for a in entry.get("authors", []) if a.get("name")]

@@ -54,7 +54,7 @@ def interval_for(
 
 def backoff(errors: int, base: float, bounds: Bounds) -> float:
     """Delay after the `errors`-th consecutive failure (errors >= 1)."""
-    return min(bounds.max_backoff, max(base, bounds.min_interval) * 2 ** min(errors - 1, 20))
+    return float(min(bounds.max_backoff, max(base, bounds.min_interval) * 2 ** min(errors - 1, 20)))
 
 
 def jitter(seconds: float, spread: float = 0.1, rng: random.Random | None = None) -> float:

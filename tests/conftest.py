@@ -53,7 +53,9 @@ def server() -> Iterator[TestServer]:
 def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
         timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """Run `news-ingest` as a real process, from the repository root."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWS_INGEST_", "REDIS_URL"))}
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("NEWS_INGEST_", "REDIS_URL"))
+    }
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "ingest.cli", "--log-json", *args],

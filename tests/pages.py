@@ -46,7 +46,9 @@ def paragraphs(doc_id: str) -> list[str]:
     return [p.strip() for p in ground_truth(doc_id)["articleBody"].split("\n") if p.strip()]
 
 
-def article_page(title: str, paras: list[str], canonical: str = "", boilerplate: bool = True) -> str:
+def article_page(
+    title: str, paras: list[str], canonical: str = "", boilerplate: bool = True
+) -> str:
     body = "\n".join(f"<p>{html.escape(p)}</p>" for p in paras)
     link = f'<link rel="canonical" href="{html.escape(canonical)}">' if canonical else ""
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
@@ -62,10 +64,10 @@ def rss(title: str, items: list[dict[str, str]]) -> str:
     out = []
     for it in items:
         guid = it.get("guid", it["link"])
-        out.append(f"""<item><title>{html.escape(it['title'])}</title>
-<link>{html.escape(it['link'])}</link><guid>{html.escape(guid)}</guid>
+        out.append(f"""<item><title>{html.escape(it["title"])}</title>
+<link>{html.escape(it["link"])}</link><guid>{html.escape(guid)}</guid>
 <pubDate>Tue, 19 Nov 2019 10:00:00 GMT</pubDate>
-<description>{html.escape(it.get('summary', ''))}</description></item>""")
+<description>{html.escape(it.get("summary", ""))}</description></item>""")
     return f"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>{html.escape(title)}</title><link>http://127.0.0.1/</link>
 <description>test feed</description><language>en</language>

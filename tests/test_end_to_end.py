@@ -47,18 +47,26 @@ class Canary:
 
 
 def stream_records(r: redis.Redis) -> list[tuple[str, dict]]:
-    return [
-        (f[b"event"].decode(), json.loads(f[b"data"]))
-        for _id, f in r.xrange("news:articles")
-    ]
+    return [(f[b"event"].decode(), json.loads(f[b"data"])) for _id, f in r.xrange("news:articles")]
 
 
 def setup_site(server: TestServer, canary_port: int) -> Path:
     war = pages.ground_truth(pages.WAR_REPORT)
     war_title = "Three Taliban prisoners flown to Qatar for hostage swap"
-    server.add("/world/taliban-hostage-swap", pages.article_page(war_title, pages.paragraphs(pages.WAR_REPORT)))
-    server.add("/world/bolivia", pages.article_page("Morales supporters killed in Bolivia", pages.paragraphs(pages.BOLIVIA)))
-    server.add("/europe/austria", pages.article_page("Hitler's birthplace to become police station", pages.paragraphs(pages.AUSTRIA)))
+    server.add(
+        "/world/taliban-hostage-swap",
+        pages.article_page(war_title, pages.paragraphs(pages.WAR_REPORT)),
+    )
+    server.add(
+        "/world/bolivia",
+        pages.article_page("Morales supporters killed in Bolivia", pages.paragraphs(pages.BOLIVIA)),
+    )
+    server.add(
+        "/europe/austria",
+        pages.article_page(
+            "Hitler's birthplace to become police station", pages.paragraphs(pages.AUSTRIA)
+        ),
+    )
     feed1 = pages.rss("Example World", [
         {"title": war_title, "link": server.url("/world/taliban-hostage-swap?utm_source=rss&utm_medium=feed")},
         {"title": "Morales supporters killed in Bolivia", "link": server.url("/world/bolivia")},
@@ -82,24 +90,39 @@ def test_run_once_publishes_each_story_once(server: TestServer, r: redis.Redis, 
         feeds = tmp_path / "feeds.yaml"
         feeds.write_text(f"feeds:\n  - url: {server.url('/feeds/world.xml')}\n"
                          f"  - url: {server.url('/feeds/europe.json')}\n")  # fmt: skip
-        env = {"NEWS_INGEST_FETCH_ALLOW": server.allow, "NEWS_INGEST_WORKER_COUNT": "2",
-               "NEWS_INGEST_POLL_HOST_RATE": "100"}
+        env = {
+            "NEWS_INGEST_FETCH_ALLOW": server.allow,
+            "NEWS_INGEST_WORKER_COUNT": "2",
+            "NEWS_INGEST_POLL_HOST_RATE": "100",
+        }
         first = cli("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once", env=env)
         assert first.returncode == 0, first.stderr[-3000:]
 
         records = stream_records(r)
         urls = sorted(rec["canonical_url"] for _event, rec in records)
-        assert urls == sorted(server.url(p) for p in
-                              ("/world/taliban-hostage-swap", "/world/bolivia", "/europe/austria"))
+        assert urls == sorted(
+            server.url(p)
+            for p in ("/world/taliban-hostage-swap", "/world/bolivia", "/europe/austria")
+        )
         assert {event for event, _ in records} == {"created"}
         for _event, rec in records:
             jsonschema.validate(rec, SCHEMA)
 
         war = next(rec for _e, rec in records if "taliban" in rec["canonical_url"])
-        for para in pages.paragraphs(pages.WAR_REPORT)[:3] + pages.paragraphs(pages.WAR_REPORT)[-1:]:
+        for para in (
+            pages.paragraphs(pages.WAR_REPORT)[:3] + pages.paragraphs(pages.WAR_REPORT)[-1:]
+        ):
             assert para[:60] in war["text"]
-        for junk in ("Leave a Reply", "will not be published", "Required fields", "Share this",
-                     "All rights reserved", "Save my name", "Post Comment", "Privacy Policy"):
+        for junk in (
+            "Leave a Reply",
+            "will not be published",
+            "Required fields",
+            "Share this",
+            "All rights reserved",
+            "Save my name",
+            "Post Comment",
+            "Privacy Policy",
+        ):
             assert junk not in war["text"], junk
         assert war["language"] == "en"
         codes = [t["code"] for t in war["topics"]]
@@ -134,7 +157,10 @@ def test_tail_json_prints_records(server: TestServer, r: redis.Redis, redis_url:
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text(f"feeds:\n  - {server.url('/feed.xml')}\n")
     env = {"NEWS_INGEST_FETCH_ALLOW": server.allow, "NEWS_INGEST_POLL_HOST_RATE": "100"}
-    assert cli("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once", env=env).returncode == 0
+    assert (
+        cli("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once", env=env).returncode
+        == 0
+    )
     out = cli("--redis-url", redis_url, "tail", "--json", "--from-start", "--count", "1")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()

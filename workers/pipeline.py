@@ -103,12 +103,13 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     canonical = canonical_for(page["url"], ex.canonical_url)
     aid = article_id(canonical)
     url_ids = list(dict.fromkeys([aid, link_id, article_id(page["url"])]))
+    words = len(fingerprint.words(ex.text))
     chash = fingerprint.content_hash(ex.text)
     sim = fingerprint.simhash(ex.text)
     logctx["article_id"] = aid
 
     for _attempt in range(3):
-        decision = decide(ctx, aid, url_ids, chash, sim)
+        decision = decide(ctx, aid, url_ids, chash, sim, words)
         if decision[0] == "duplicate":
             return finish(ctx, payload, "duplicate", logctx, detail=decision[1])
         event, expected, duplicate_of = decision
@@ -131,8 +132,17 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     return finish(ctx, payload, "failed", logctx, detail="publish conflict")
 
 
+def material_change(old_sim: int, old_words: int, sim: int, words: int, max_bits: int) -> bool:
+    """A correction worth republishing, not a changed timestamp or view count: the text moved
+    by more than `max_bits` SimHash bits, or grew or shrank by at least 10 words and 3%."""
+    delta = abs(words - old_words)
+    return fingerprint.distance(old_sim, sim) > max_bits or (
+        delta >= 10 and delta >= 0.03 * max(words, old_words)
+    )
+
+
 def decide(
-    ctx: Context, aid: str, url_ids: list[str], chash: str, sim: int
+    ctx: Context, aid: str, url_ids: list[str], chash: str, sim: int, words: int
 ) -> tuple[str, str, str | None]:
     """('created', expected, None) | ('updated', expected, None) | ('duplicate', why, None)."""
     pipe = ctx.r.pipeline(transaction=False)
@@ -142,10 +152,12 @@ def decide(
     *url_values, hash_owner = [v.decode() if v else "" for v in pipe.execute()]
     own = url_values[0]
     if own:
-        _aid, old_hash, old_sim = parse_url_value(own)
+        _aid, old_hash, old_sim, old_words = parse_url_value(own)
         if old_hash == chash:
             return "duplicate", f"url:{aid}", None
-        if fingerprint.distance(old_sim, sim) <= ctx.settings.dedup.simhash_max_distance:
+        if not material_change(
+            old_sim, old_words, sim, words, ctx.settings.dedup.simhash_max_distance
+        ):
             return "duplicate", f"url-trivial-change:{aid}", None
         return "updated", own, None
     for other in url_values[1:]:

@@ -50,14 +50,14 @@ class PublishResult:
     detail: str  # stream id, or the value that blocked publication
 
 
-def url_value(article_id: str, content_hash: str, simhash: int) -> str:
+def url_value(article_id: str, content_hash: str, simhash: int, words: int) -> str:
     """What a seen-URL key holds: enough to tell a duplicate from a correction."""
-    return f"{article_id}|{content_hash}|{simhash:016x}"
+    return f"{article_id}|{content_hash}|{simhash:016x}|{words}"
 
 
-def parse_url_value(value: str) -> tuple[str, str, int]:
-    aid, chash, sim = ([*value.split("|"), "", "", "0"])[:3]
-    return aid, chash, int(sim or "0", 16)
+def parse_url_value(value: str) -> tuple[str, str, int, int]:
+    aid, chash, sim, words = ([*value.split("|"), "", "", "0", "0"])[:4]
+    return aid, chash, int(sim or "0", 16), int(words or "0")
 
 
 class Publisher:
@@ -67,10 +67,6 @@ class Publisher:
         self.ttl = ttl_s
         self.maxlen = maxlen
         self._script = r.register_script(PUBLISH)
-
-    def current(self, article_id: str) -> str:
-        value = self.r.get(self.keys.seen_url(article_id))
-        return value.decode() if value else ""
 
     def publish(
         self, record: dict[str, Any], *, url_ids: list[str], guid_keys: list[str],
@@ -82,7 +78,9 @@ class Publisher:
                 *guid_keys]  # fmt: skip
         args = [
             expected,
-            url_value(aid, record["content_hash"], int(record["simhash"], 16)),
+            url_value(
+                aid, record["content_hash"], int(record["simhash"], 16), record["word_count"]
+            ),
             self.ttl,
             self.maxlen,
             len(url_keys),

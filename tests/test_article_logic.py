@@ -1,0 +1,113 @@
+"""Pure article logic: cleaner, fingerprints, decoding, classification."""
+
+import pytest
+
+from tests.conftest import ROOT
+from workers import classify, fingerprint
+from workers.clean import clean
+from workers.decode import decode
+
+LEX = classify.load_lexicon(ROOT / "config" / "taxonomy.yaml")
+REPORT = (
+    "The government said troops had launched an offensive against rebel positions overnight.\n"
+    "A ceasefire agreed last month collapsed after an attack on an army checkpoint.\n"
+    "Leave a Reply\nYour email address will not be published. Required fields are marked *\n"
+    "Comment\nName\n"
+)
+
+
+def test_comment_form_tail_is_cut() -> None:
+    text, removed = clean(REPORT)
+    assert "Leave a Reply" not in text and "will not be published" not in text
+    assert text.startswith("The government said troops")
+    assert removed
+
+
+def test_share_bar_and_copyright_lines_are_dropped_but_real_paragraphs_kept() -> None:
+    body = "Share on Facebook\nPeople were asked to share their stories of the flood with the council, which said it would publish them.\n© 2024 Daily News"
+    text, _ = clean(body)
+    assert (
+        text
+        == "People were asked to share their stories of the flood with the council, which said it would publish them."
+    )
+
+
+def test_promotional_closing_sentence_is_trimmed() -> None:
+    text, _ = clean(
+        "First paragraph of the story.\nThe mission ends in May. Follow us on Twitter @spacedotcom."
+    )
+    assert text.endswith("The mission ends in May.")
+
+
+def test_fingerprints_ignore_typography_and_find_near_copies() -> None:
+    base = " ".join(f"word{i} sentence{i % 7} story" for i in range(200))
+    assert fingerprint.content_hash(base) == fingerprint.content_hash(
+        base.upper().replace(" ", "  ")
+    )
+    near = fingerprint.simhash(base + " one added closing sentence here")
+    assert fingerprint.distance(fingerprint.simhash(base), near) <= 3
+    other = fingerprint.simhash(" ".join(f"other{i} text{i % 5}" for i in range(200)))
+    assert fingerprint.distance(fingerprint.simhash(base), other) > 10
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "expected"),
+    [
+        ("Café “quoted”".encode("cp1252"), "text/html; charset=iso-8859-1", "Café “quoted”"),
+        ("Café".encode(), "text/html; charset=iso-8859-1", "Café"),  # wrong declaration
+        ("新闻报道".encode("gb18030"), "text/html; charset=gb2312", "新闻报道"),
+        ("\ufeffnews".encode("utf-16-le"), "", "news"),
+    ],
+)
+def test_decoding_never_produces_mojibake(body: bytes, ctype: str, expected: str) -> None:
+    text, _ = decode(body, ctype)
+    assert text == expected
+
+
+def test_meta_charset_after_the_first_kilobyte() -> None:
+    page = b"<html><head>" + b"<!-- pad -->" * 200 + b'<meta charset="windows-1252"></head>'
+    page += "<p>Schön</p>".encode("cp1252")
+    text, charset = decode(page)
+    assert "Schön" in text and charset == "cp1252"
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "code"),
+    [
+        ("Rebels attack army base as ceasefire collapses", REPORT, "medtop:16000000"),
+        (
+            "Striker scores twice as United win the league",
+            "The club's manager praised the squad after the match at the stadium.",
+            "medtop:15000000",
+        ),
+        (
+            "Central bank raises interest rates to curb inflation",
+            "Markets fell as investors weighed the impact on company profits.",
+            "medtop:04000000",
+        ),
+        (
+            "Élection présidentielle : le candidat de l'opposition en tête",
+            "Le scrutin a été marqué par une forte participation des électeurs.",
+            "medtop:11000000",
+        ),
+        (
+            "Neue Impfkampagne gegen Masern in Krankenhäusern",
+            "Ärzte und Patienten warten auf die Behandlung.",
+            "medtop:07000000",
+        ),
+    ],
+)
+def test_top_topic(title: str, text: str, code: str) -> None:
+    topics = classify.topics(LEX, title, text)
+    assert topics and topics[0]["code"] == code, topics
+    assert sum(t["score"] for t in topics) <= 1
+
+
+def test_weak_evidence_gives_no_topic() -> None:
+    assert classify.topics(LEX, "Hello", "A short note.") == []
+
+
+def test_language_with_declared_prior_and_und() -> None:
+    assert classify.language("Le gouvernement a annoncé mardi une réforme des retraites.") == "fr"
+    assert classify.language("ok") == "und"
+    assert classify.language("ok", declared="de") == "de"

@@ -1,0 +1,94 @@
+"""Parsing real-world feeds (../shared/data/feeds) and our own nasty cases."""
+
+import json
+
+import pytest
+
+from ingest import feedlist, feedparse, outcomes
+from tests.conftest import SHARED
+
+FEEDS = SHARED / "feeds"
+MANIFEST = [
+    e
+    for e in json.loads((FEEDS / "manifest.json").read_text())["feeds"]
+    if not e["file"].endswith(".opml")
+]
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
+def test_every_shared_feed_parses_with_all_its_items(entry: dict) -> None:
+    parsed = feedparse.parse((FEEDS / entry["file"]).read_bytes(), url="https://example.org/feed")
+    assert len(parsed.items) == entry["items"]
+    assert all(it.link.startswith(("http://", "https://")) for it in parsed.items if it.link)
+    assert any(it.title for it in parsed.items)
+
+
+def test_json_feed_items_carry_content_and_dates() -> None:
+    parsed = feedparse.parse((FEEDS / "netnewswire__curt.json").read_bytes())
+    assert parsed.format == "json1"
+    first = parsed.items[0]
+    assert first.published_at and first.published_at.endswith("Z")
+    assert first.content
+
+
+def test_relative_links_are_resolved_against_the_feed() -> None:
+    parsed = feedparse.parse((FEEDS / "node-feedparser__rss-with-relative-urls.xml").read_bytes(),
+                             url="https://www.arcgames.com/en/feed")  # fmt: skip
+    assert all(it.link.startswith("https://") for it in parsed.items)
+
+
+def test_html_page_instead_of_a_feed_is_malformed_feed() -> None:
+    with pytest.raises(outcomes.MalformedFeed, match="HTML page"):
+        feedparse.parse(b"<!DOCTYPE html><html><body><p>hello</p></body></html>")
+
+
+def test_billion_laughs_is_not_expanded() -> None:
+    lol = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">
+<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+<!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+<!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+<!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+<!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+<!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">]>
+<rss version="2.0"><channel><title>&lol9;</title><item><title>x</title>
+<link>https://example.org/a</link></item></channel></rss>"""
+    try:
+        parsed = feedparse.parse(lol)
+    except outcomes.MalformedFeed:
+        return
+    assert len(parsed.title) < 10_000
+
+
+def test_xxe_is_not_resolved(tmp_path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-VALUE")
+    doc = f"""<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file://{secret}">]>
+<rss version="2.0"><channel><title>t &xxe;</title><item><title>&xxe;</title>
+<link>https://example.org/a</link></item></channel></rss>""".encode()
+    try:
+        parsed = feedparse.parse(doc)
+    except outcomes.MalformedFeed:
+        return
+    assert "TOP-SECRET" not in parsed.title + "".join(i.title for i in parsed.items)
+
+
+def test_opml_nested_outlines_become_tags() -> None:
+    specs = feedlist.load(FEEDS / "netnewswire__Subs.opml")
+    assert len(specs) > 100
+    assert all(s.url.startswith("http") for s in specs)
+
+
+def test_opml_roundtrip(tmp_path) -> None:
+    specs = [feedlist.FeedSpec("https://a.org/rss", "A", ["news", "world"])]
+    path = tmp_path / "out.opml"
+    path.write_text(feedlist.dump_opml(specs))
+    assert feedlist.load(path) == [feedlist.FeedSpec("https://a.org/rss", "A", ["news", "world"])]
+
+
+def test_bad_yaml_feed_list_is_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("feeds:\n  - url: ftp://x.org/feed\n")
+    with pytest.raises(feedlist.FeedListError, match="not an http"):
+        feedlist.load(path)

@@ -1,0 +1,46 @@
+"""Publication is atomic and idempotent; corrections become `updated`."""
+
+import copy
+import json
+import zlib
+
+import redis
+
+from ingest.settings import Settings
+from tests import pages
+from workers.pipeline import Context, process
+
+
+def payload(url: str, paras: list[str], guid: str = "g1") -> dict:
+    html = pages.article_page("A title", paras, boilerplate=False)
+    from ingest.urls import article_id
+
+    return {
+        "feed": {"id": "f1", "url": "http://127.0.0.1/feed", "title": "F", "tags": [], "language": "en", "topic": ""},
+        "item": {"guid": guid, "link": url, "title": "A title", "authors": [], "published_at": None,
+                 "tags": [], "summary": "", "content": "", "image": ""},
+        "link": url, "link_id": article_id(url), "guid_hash": guid,
+        "page": {"url": url, "status": 200, "content_type": "text/html", "outcome": "ok",
+                 "html_z": zlib.compress(html.encode()), "error": ""},
+        "discovered_at": 0, "fetched_at": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+
+
+def test_rerun_is_a_duplicate_and_a_correction_is_updated(r: redis.Redis, redis_url: str) -> None:
+    ctx = Context.build(Settings(), r)
+    paras = pages.paragraphs(pages.BOLIVIA)
+    first = payload("http://127.0.0.1/a?utm_source=x", paras)
+    assert process(ctx, first) == "published"
+    assert process(ctx, copy.deepcopy(first)) == "duplicate"  # an RQ re-run
+    # same text under another URL on another site: an exact content duplicate
+    assert process(ctx, payload("http://127.0.0.2/b", paras, guid="g2")) == "duplicate"
+    # a material correction of the same URL
+    changed = (
+        paras[:2]
+        + ["A new paragraph added in an update, with several new facts about it."] * 3
+        + paras[2:]
+    )
+    assert process(ctx, payload("http://127.0.0.1/a", changed, guid="g3")) == "updated"
+    entries = r.xrange("news:articles")
+    assert [e[1][b"event"] for e in entries] == [b"created", b"updated"]
+    assert json.loads(entries[0][1][b"data"])["id"] == json.loads(entries[1][1][b"data"])["id"]

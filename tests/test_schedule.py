@@ -1,0 +1,44 @@
+from ingest import schedule
+from ingest.fetch import parse_retry_after
+
+B = schedule.Bounds(min_interval=120, max_interval=21600, max_backoff=86400)
+
+
+def test_busy_feeds_poll_often_quiet_feeds_rarely_within_bounds() -> None:
+    busy = schedule.interval_for(500, B, 900)  # 500 items a day
+    quiet = schedule.interval_for(1, B, 900)
+    assert busy == 120  # clamped to min
+    assert quiet == 21600  # 43200/day gap -> clamped to max
+    assert 120 < schedule.interval_for(48, B, 900) < 21600
+
+
+def test_server_hints_are_lower_bounds() -> None:
+    assert schedule.interval_for(500, B, 900, hint_s=3600) == 3600
+    assert schedule.interval_for(1, B, 900, hint_s=60) == 21600
+
+
+def test_rate_is_smoothed() -> None:
+    first = schedule.update_rate(None, 10, 86400)
+    assert first == 10
+    assert 10 < schedule.update_rate(first, 100, 86400) < 100
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    delays = [schedule.backoff(n, 900, B) for n in range(1, 12)]
+    assert delays[0] == 900 and delays[1] == 1800
+    assert max(delays) == 86400 and delays == sorted(delays)
+
+
+def test_health_states() -> None:
+    assert schedule.health(0) == "healthy"
+    assert schedule.health(1) == "degraded"
+    assert schedule.health(5) == "failing"
+    assert schedule.health(5, gone=True) == "gone"
+
+
+def test_cache_hints_and_retry_after() -> None:
+    assert schedule.cache_hint({"cache-control": "public, max-age=600"}) == 600
+    assert schedule.cache_hint({}) is None
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 100) == 100
+    assert parse_retry_after("soon") is None
