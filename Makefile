@@ -30,7 +30,6 @@ test: $(VENV)/.dev-stamp lint
 
 bench: $(VENV)/.dev-stamp
 	$(BIN)/python bench/extraction.py
-	$(BIN)/python bench/classify.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
