@@ -349,6 +349,25 @@ def _print_entry(fields: dict[bytes, bytes], as_json: bool) -> None:
                f"{event} {rec.get('title', '')} <{rec.get('url')}>")  # fmt: skip
 
 
+@cli.command()
+@click.option("--port", type=int, default=9108, show_default=True)
+@click.option("--host", default="0.0.0.0", show_default=True)
+@pass_app
+def metrics(app: App, port: int, host: str) -> None:
+    """Serve Prometheus /metrics, /healthz and /readyz."""
+    from ingest.metrics import serve
+
+    with app.redis() as (_url, r):
+        httpd = serve(app.settings, r, port, host)
+        click.echo(f"serving http://{host}:{httpd.server_address[1]}/metrics", err=True)
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            httpd.server_close()
+
+
 # ------------------------------------------------------------------ offline tools
 
 

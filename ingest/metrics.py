@@ -1,0 +1,120 @@
+"""Prometheus endpoint: `/metrics` from the shared counters in Redis, `/healthz`, `/readyz`.
+
+Counters live in Redis (every process adds to them), so this collector only reads: one `gather`
+per scrape. Series names are a contract for dashboards (README, "Metrics").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ingest.settings import Settings
+from ingest.status import gather
+
+HEARTBEAT_MAX_AGE = 120.0
+
+
+class RedisCollector(Collector):
+    def __init__(self, settings: Settings, r: redis.Redis) -> None:
+        self.settings = settings
+        self.r = r
+
+    def collect(self) -> Iterator[Any]:
+        data = gather(self.settings, self.r)
+        arts = CounterMetricFamily(
+            "news_ingest_articles", "Articles by outcome", labels=["outcome"]
+        )
+        for outcome, n in data["articles"].items():
+            arts.add_metric([outcome], n)
+        yield arts
+        polls = CounterMetricFamily(
+            "news_ingest_polls", "Feed polls by outcome", labels=["outcome"]
+        )
+        for outcome, n in data["polls"].items():
+            polls.add_metric([outcome], n)
+        yield polls
+        feeds = GaugeMetricFamily("news_ingest_feeds", "Feeds by health state", labels=["health"])
+        for health, n in data["feeds"]["by_health"].items():
+            feeds.add_metric([health], n)
+        feeds.add_metric(["stale"], len(data["feeds"]["stale"]))
+        yield feeds
+        depth = GaugeMetricFamily("news_ingest_queue_depth", "Jobs waiting", labels=["queue"])
+        started = GaugeMetricFamily("news_ingest_queue_started", "Jobs running", labels=["queue"])
+        failed = GaugeMetricFamily("news_ingest_queue_failed", "Failed jobs", labels=["queue"])
+        for name, q in data["queues"].items():
+            depth.add_metric([name], q["depth"])
+            started.add_metric([name], q["started"])
+            failed.add_metric([name], q["failed"])
+        yield from (depth, started, failed)
+        yield GaugeMetricFamily("news_ingest_workers", "Live RQ workers", value=data["workers"])
+        yield GaugeMetricFamily(
+            "news_ingest_stream_length",
+            "Entries in the article stream",
+            value=data["stream"]["length"],
+        )
+        lag = GaugeMetricFamily(
+            "news_ingest_consumer_lag", "Entries not yet read", labels=["group"]
+        )
+        for g in data["stream"]["groups"]:
+            lag.add_metric([g["name"]], g["lag"] or 0)
+        yield lag
+        yield GaugeMetricFamily(
+            "news_ingest_deadletters",
+            "Entries in the dead-letter stream",
+            value=data["deadletters"],
+        )
+
+
+def ready(settings: Settings, r: redis.Redis) -> tuple[bool, str]:
+    try:
+        r.ping()
+        heartbeat = r.get(settings.redis.prefix + "poller:heartbeat")
+    except redis.RedisError as exc:
+        return False, f"redis unreachable: {exc}"
+    if heartbeat is None or time.time() - float(heartbeat) > HEARTBEAT_MAX_AGE:
+        return False, "poller heartbeat missing or stale"
+    return True, "ok"
+
+
+def serve(
+    settings: Settings, r: redis.Redis, port: int, host: str = "0.0.0.0"
+) -> ThreadingHTTPServer:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(settings, r))
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            if path == "/metrics":
+                try:
+                    body, status = generate_latest(registry), 200
+                except redis.RedisError as exc:
+                    body, status = f"redis unreachable: {exc}\n".encode(), 503
+                self._send(status, body, "text/plain; version=0.0.4")
+            elif path == "/healthz":
+                self._send(200, b"ok\n")
+            elif path == "/readyz":
+                ok, why = ready(settings, r)
+                self._send(200 if ok else 503, (why + "\n").encode())
+            else:
+                self._send(404, b"not found\n")
+
+        def _send(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return ThreadingHTTPServer((host, port), Handler)
