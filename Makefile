@@ -19,7 +19,7 @@ $(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run-stamp
 
 run: $(VENV)/.run-stamp
-	$(BIN)/news-ingest run --feeds $(FEEDS)
+	$(BIN)/news-ingest --feeds $(FEEDS) run
 
 lint: $(VENV)/.dev-stamp
 	$(BIN)/ruff check ingest workers tests bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import sys
@@ -26,9 +27,10 @@ DEFAULT_FEEDS = Path("config/feeds.yaml")
 
 
 class App:
-    def __init__(self, settings: Settings, feeds: str | None) -> None:
+    def __init__(self, settings: Settings, feeds: str | None, redis_override: str = "") -> None:
         self.settings = settings
         self.feeds = feeds
+        self.redis_override = redis_override
 
     @contextlib.contextmanager
     def redis(self) -> Iterator[tuple[str, redis.Redis]]:
@@ -56,7 +58,36 @@ class App:
             raise click.ClickException(str(exc)) from exc
 
 
-pass_app = click.make_pass_decorator(App)
+_pass_app = click.make_pass_decorator(App)
+
+
+def pass_app(f: Any) -> Any:
+    """Pass the App, and accept the common options after the subcommand too
+    (`news-ingest run --once --feeds f.opml` as well as `news-ingest --feeds f.opml run --once`)."""
+    inner = _pass_app(f)
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        app = click.get_current_context().find_object(App)
+        redis_url, feeds, config = (kwargs.pop(k) for k in ("redis_url_", "feeds_", "config_"))
+        if app is not None:
+            if config:
+                app.settings = settings_mod.load(config)
+            if redis_url or config:
+                app.settings = app.settings.with_overrides(
+                    redis={"url": redis_url or app.redis_override}
+                )
+            if feeds:
+                app.feeds = feeds
+        return inner(*args, **kwargs)
+
+    for name, flag, help_ in (
+        ("config_", "--config", "Settings TOML."),
+        ("feeds_", "--feeds", "A YAML feed list or an OPML file."),
+        ("redis_url_", "--redis-url", "Redis/Valkey URL."),
+    ):
+        wrapper = click.option(flag, name, default=None, help=help_)(wrapper)
+    return wrapper
 
 
 @click.group()
@@ -82,7 +113,7 @@ def cli(
         raise click.ClickException(f"invalid settings: {exc}") from exc
     if redis_url:
         settings = settings.with_overrides(redis={"url": redis_url})
-    ctx.obj = App(settings, feeds)
+    ctx.obj = App(settings, feeds, redis_url or "")
 
 
 # ------------------------------------------------------------------ run / poll / worker
