@@ -158,7 +158,7 @@ def test_tail_json_prints_records(server: TestServer, r: redis.Redis, redis_url:
     feeds.write_text(f"feeds:\n  - {server.url('/feed.xml')}\n")
     env = {"NEWS_INGEST_FETCH_ALLOW": server.allow, "NEWS_INGEST_POLL_HOST_RATE": "100"}
     assert (
-        cli("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once", env=env).returncode
+        cli("run", "--once", "--feeds", str(feeds), "--redis-url", redis_url, env=env).returncode
         == 0
     )
     out = cli("--redis-url", redis_url, "tail", "--json", "--from-start", "--count", "1")
