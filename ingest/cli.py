@@ -399,6 +399,50 @@ def metrics(app: App, port: int, host: str) -> None:
             httpd.server_close()
 
 
+@cli.command()
+@click.argument("url")
+@click.option("--scan", type=int, default=10000, show_default=True,
+              help="Stream and dead-letter entries to search, newest first.")  # fmt: skip
+@pass_app
+def explain(app: App, url: str, scan: int) -> None:
+    """What the system knows about one article URL: seen, published (stream id), or why not."""
+    from ingest.urls import article_id, canonicalize
+
+    keys = Keys(app.settings.redis.prefix)
+    aid = article_id(url)
+    with app.redis() as (_url, r):
+        seen: Any = r.get(keys.seen_url(aid))
+        marker: Any = r.get(keys.inflight(aid))
+        entries: Any = r.xrevrange(keys.articles, count=scan)
+        letters: Any = r.xrevrange(keys.deadletter, count=scan)
+        published = [
+            {"stream_id": eid.decode(), "event": f[b"event"].decode()}
+            for eid, f in entries
+            if f.get(b"id", b"").decode() == aid
+        ]
+        dead = [
+            {"at": f[b"at"].decode(), "reason": f[b"reason"].decode(),
+             "detail": f.get(b"detail", b"").decode()}
+            for _eid, f in letters
+            if f.get(b"article_id", b"").decode() == aid
+        ]  # fmt: skip
+    if published:
+        verdict = f"published ({published[0]['event']}, stream id {published[0]['stream_id']})"
+    elif seen:
+        verdict = "seen and published earlier (the stream entry may have been trimmed)"
+    elif dead:
+        verdict = f"not published: {dead[0]['reason']} {dead[0]['detail']}".strip()
+    elif marker:
+        verdict = f"not published: {marker.decode()}"
+    else:
+        verdict = "unknown: never listed by a polled feed, or forgotten after the dedup window"
+    click.echo(json.dumps({
+        "url": url, "canonical_url": canonicalize(url), "article_id": aid,
+        "seen": seen.decode() if seen else None, "marker": marker.decode() if marker else None,
+        "published": published, "deadletters": dead, "verdict": verdict,
+    }, indent=2))  # fmt: skip
+
+
 # ------------------------------------------------------------------ offline tools
 
 

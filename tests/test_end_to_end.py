@@ -135,6 +135,16 @@ def test_run_once_publishes_each_story_once(server: TestServer, r: redis.Redis, 
         dead = r.xrange("news:deadletter")
         assert [f[b"reason"] for _id, f in dead] == [b"blocked_address"]
 
+        # explain: a published article and a refused one, with their reasons
+        shown = json.loads(
+            cli("--redis-url", redis_url, "explain", server.url("/world/bolivia")).stdout
+        )
+        assert shown["verdict"].startswith("published (created")
+        refused = json.loads(
+            cli("--redis-url", redis_url, "explain", f"http://127.0.0.1:{canary.port}/admin").stdout
+        )
+        assert refused["verdict"].startswith("not published: blocked_address")
+
         # second run: conditional requests, nothing new
         before = len(server.requests)
         second = cli("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once", env=env)
