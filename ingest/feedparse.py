@@ -57,7 +57,7 @@ def _iso(struct: time.struct_time | None) -> str | None:
         return None
 
 
-def _iso_text(value: Any) -> str | None:
+def iso_utc(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -191,7 +191,7 @@ def _json_item(item: dict[str, Any], base: str) -> FeedItem:
         link=urljoin(base, link) if link else "",
         title=str(item.get("title") or ""),
         authors=authors,
-        published_at=_iso_text(item.get("date_published") or item.get("date_modified")),
+        published_at=iso_utc(item.get("date_published") or item.get("date_modified")),
         tags=[str(t) for t in tags] if isinstance(tags, list) else [],
         summary=str(item.get("summary") or ""),
         content=html or text,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -330,8 +329,3 @@ class Poller:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-def describe(stats: PollStats) -> str:
-    return json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
-                       "enqueued": stats.enqueued, "outcomes": stats.by_outcome})  # fmt: skip

@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
 import structlog
 
 from ingest import counters
+from ingest.feedparse import iso_utc
 from ingest.keys import Keys
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
@@ -59,18 +59,6 @@ def canonical_for(page_url: str, declared: str) -> str:
     if declared and declared.startswith(("http://", "https://")) and same_site(declared, page_url):
         return canonicalize(declared)
     return canonicalize(resolve_amp(page_url))
-
-
-def iso_date(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def extract_payload(payload: dict[str, Any], min_chars: int) -> extract.Extracted:
@@ -181,7 +169,7 @@ def build_record(
         ctx.lexicon, title, ex.text, tags=item.get("tags") or [], prior=feed.get("topic", ""),
         max_topics=cfg.max_topics, min_score=cfg.min_score,
     )  # fmt: skip
-    published = item.get("published_at") or iso_date(ex.date)
+    published = item.get("published_at") or iso_utc(ex.date)
     return {
         "schema": SCHEMA,
         "id": aid,
