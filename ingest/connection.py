@@ -23,6 +23,11 @@ def redis_url(settings: Settings) -> Iterator[str]:
         yield embedded_url
 
 
+def as_str(value: object) -> str:
+    """Redis replies are bytes (we do not set decode_responses: RQ needs raw bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def connect(url: str) -> redis.Redis:
     # health_check_interval keeps long-lived pollers honest after a server restart
     return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)

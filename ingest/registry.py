@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from ingest.connection import as_str
 from ingest.feedlist import FeedSpec
 from ingest.keys import Keys
 
@@ -22,10 +23,6 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
 return ids
 """
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Registry:
@@ -73,11 +70,11 @@ class Registry:
         return None
 
     def ids(self) -> list[str]:
-        return sorted(_s(x) for x in self.r.smembers(self.keys.feeds))
+        return sorted(as_str(x) for x in self.r.smembers(self.keys.feeds))
 
     def get(self, fid: str) -> dict[str, str]:
         raw = self.r.hgetall(self.keys.feed(fid))
-        return {_s(k): _s(v) for k, v in raw.items()}
+        return {as_str(k): as_str(v) for k, v in raw.items()}
 
     def all(self) -> list[dict[str, Any]]:
         ids = self.ids()
@@ -88,7 +85,7 @@ class Registry:
         out = pipe.execute()
         feeds: list[dict[str, Any]] = []
         for i, fid in enumerate(ids):
-            state: dict[str, Any] = {_s(k): _s(v) for k, v in out[2 * i].items()}
+            state: dict[str, Any] = {as_str(k): as_str(v) for k, v in out[2 * i].items()}
             state["id"] = fid
             state["next_poll"] = out[2 * i + 1]
             feeds.append(state)
@@ -110,7 +107,7 @@ class Registry:
         now = time.time()
         upto = "+inf" if everything else str(now)
         ids = self._claim(keys=[self.keys.due], args=[upto, limit, now + lease])
-        return [_s(x) for x in ids]
+        return [as_str(x) for x in ids]
 
     def release(self, ids: list[str]) -> None:
         """Give claimed feeds back to the schedule, due now."""

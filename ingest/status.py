@@ -13,13 +13,10 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from ingest import counters, schedule
+from ingest.connection import as_str
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.settings import Settings
-
-
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def stream_groups(r: redis.Redis, stream: str) -> list[dict[str, Any]]:
@@ -30,7 +27,7 @@ def stream_groups(r: redis.Redis, stream: str) -> list[dict[str, Any]]:
     out = []
     for g in groups:
         out.append({
-            "name": _s(g["name"]),
+            "name": as_str(g["name"]),
             "consumers": int(g.get("consumers", 0)),
             "pending": int(g.get("pending", 0)),
             "lag": int(g["lag"]) if g.get("lag") is not None else None,

@@ -61,7 +61,9 @@ def canonical_for(page_url: str, declared: str) -> str:
     return canonicalize(resolve_amp(page_url))
 
 
-def extract_payload(payload: dict[str, Any], min_chars: int) -> extract.Extracted:
+def extract_payload(
+    payload: dict[str, Any], min_chars: int, include_tables: bool = True
+) -> extract.Extracted:
     page = payload["page"]
     item = payload["item"]
     body = zlib.decompress(page["html_z"]) if page.get("html_z") else b""
@@ -69,7 +71,7 @@ def extract_payload(payload: dict[str, Any], min_chars: int) -> extract.Extracte
     ctype = (page.get("content_type") or "").lower()
     if body and (not ctype or any(t in ctype for t in HTML_TYPES)):
         html, charset = decode(body, ctype)
-        ex = extract.from_page(html, page["url"])
+        ex = extract.from_page(html, page["url"], include_tables)
         ex.quality["charset"] = charset
     elif body:
         ex.quality["page_outcome"] = "not_html"
@@ -83,7 +85,9 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     feed, _item, page = payload["feed"], payload["item"], payload["page"]
     link_id = payload["link_id"]
     logctx = {"feed_url": feed["url"], "article_id": link_id}
-    ex = extract_payload(payload, ctx.settings.extract.min_chars)
+    ex = extract_payload(
+        payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables
+    )
     if len(fingerprint.words(ex.text)) < 5:
         reason = ex.quality.get("page_outcome") or "not_article"
         return finish(ctx, payload, reason, logctx, detail=page.get("error", ""))

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from ingest.connection import as_str
 from ingest.keys import Keys
 
 # KEYS: 1 stream, 2 hash key, 3.. url keys (first one is the article's own), then guid key(s)
@@ -90,8 +91,4 @@ class Publisher:
             "1" if event == "created" else "0",
         ]
         outcome, detail = self._script(keys=keys, args=args)
-        return PublishResult(_s(outcome), _s(detail))
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+        return PublishResult(as_str(outcome), as_str(detail))
