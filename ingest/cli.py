@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import gzip
@@ -223,16 +224,35 @@ def feeds_import(app: App, path: str) -> None:
 @click.option("--tag", "tags", multiple=True)
 @click.option("--language", default="")
 @click.option("--topic", default="", help="A medtop code used as a prior.")
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Fetch and parse the URL first; follow a page's feed autodiscovery link.",
+)
 @pass_app
-def feeds_add(app: App, url: str, title: str, tags: tuple[str, ...], language: str,
-              topic: str) -> None:  # fmt: skip
-    """Register one feed."""
-    from ingest.feedlist import _check_url
+def feeds_add(app: App, url: str, title: str, tags: tuple[str, ...], language: str, topic: str,
+              check: bool) -> None:  # fmt: skip
+    """Register one feed (after checking that it is one)."""
+    from ingest.feedlist import check_url
+    from ingest.outcomes import FetchError
+    from ingest.probe import probe
 
     try:
-        url = _check_url(url, "url")
+        url = check_url(url, "url")
     except FeedListError as exc:
         raise click.ClickException(str(exc)) from exc
+    if check:
+        try:
+            found = asyncio.run(probe(url, app.settings.fetch, app.settings.poll.max_items))
+        except FetchError as exc:
+            raise click.ClickException(f"{url} is not a usable feed: {exc.outcome}: {exc}") from exc
+        if found.discovered_from:
+            click.echo(f"{url} is a page; it announces the feed {found.url}")
+        url = found.url
+        title = title or found.title
+        language = language or found.language
+        click.echo(f"{found.format} feed, {found.items} items, title {found.title!r}")
     with app.redis() as (_url, r):
         new = Registry(r, Keys(app.settings.redis.prefix)).add(
             FeedSpec(url, title, list(tags), language, topic)

@@ -33,7 +33,7 @@ def feed_id(url: str) -> str:
     return hashlib.sha256(url.strip().encode()).hexdigest()[:12]
 
 
-def _check_url(url: Any, where: str) -> str:
+def check_url(url: Any, where: str) -> str:
     if not isinstance(url, str) or urlsplit(url.strip()).scheme not in ("http", "https"):
         raise FeedListError(f"{where}: not an http(s) URL: {url!r}")
     return url.strip()
@@ -69,7 +69,7 @@ def load_yaml(data: bytes, name: str = "feeds.yaml") -> list[FeedSpec]:
         tags = entry.get("tags") or []
         specs.append(
             FeedSpec(
-                url=_check_url(entry.get("url"), where),
+                url=check_url(entry.get("url"), where),
                 title=str(entry.get("title") or ""),
                 tags=[str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
                 language=str(entry.get("language") or ""),
@@ -95,7 +95,7 @@ def load_opml(data: bytes, name: str = "feeds.opml") -> list[FeedSpec]:
             label = outline.get("title") or outline.get("text") or ""
             if url:
                 try:
-                    checked = _check_url(url, name)
+                    checked = check_url(url, name)
                 except FeedListError:
                     continue  # one bad outline does not sink the list
                 cats = [c.strip(" /") for c in (outline.get("category") or "").split(",")]

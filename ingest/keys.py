@@ -27,6 +27,9 @@ class Keys:
     def host_next(self, host: str) -> str:  # earliest next request to a host
         return self.k("host", host, "next")
 
+    def host_inflight(self, host: str) -> str:  # ZSET lease token -> expiry (ms)
+        return self.k("host", host, "inflight")
+
     # seen state
     def seen_url(self, article_id: str) -> str:
         return self.k("seen", "url", article_id)

@@ -55,7 +55,9 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise DNSError(f"cannot resolve {host}: {exc}") from exc
+        # EAI_NONAME is an authoritative "no such name"; anything else may be our resolver.
+        permanent = isinstance(exc, UnicodeError) or exc.errno == socket.EAI_NONAME
+        raise DNSError(f"cannot resolve {host}: {exc}", permanent=permanent) from exc
     seen: dict[str, IPAddress] = {}
     for _family, _type, _proto, _canon, sockaddr in infos:
         addr = str(sockaddr[0]).split("%", 1)[0]

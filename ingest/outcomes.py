@@ -10,6 +10,8 @@ A log line or a metric names the outcome, never a stack trace. The tree:
     ├── Timeout                    timeout
     ├── TooLarge                   too_large
     ├── TooManyRedirects           too_many_redirects
+    ├── HostDeferred               host_deferred (our own politeness: the host's next slot is far)
+    ├── RobotsDisallowed           robots_disallowed
     ├── HTTPStatusError            http_error
     │   ├── Gone                   gone          (404/410: the URL is not coming back soon)
     │   ├── RateLimited            rate_limited  (429, 503 + Retry-After)
@@ -46,6 +48,10 @@ class BlockedAddress(FetchError):
 class DNSError(FetchError):
     outcome = "dns_error"
 
+    def __init__(self, message: str = "", *, url: str = "", permanent: bool = False) -> None:
+        super().__init__(message, url=url)
+        self.permanent = permanent
+
 
 class ConnectError(FetchError):
     outcome = "connect_error"
@@ -61,6 +67,20 @@ class TooLarge(FetchError):
 
 class TooManyRedirects(FetchError):
     outcome = "too_many_redirects"
+
+
+class HostDeferred(FetchError):
+    outcome = "host_deferred"
+    blameless = True
+
+    def __init__(self, message: str = "", *, url: str = "", retry_after: float = 0) -> None:
+        super().__init__(message or f"host busy for {retry_after:.0f}s", url=url)
+        self.retry_after = retry_after
+
+
+class RobotsDisallowed(FetchError):
+    outcome = "robots_disallowed"
+    blameless = True
 
 
 class HTTPStatusError(FetchError):

@@ -20,13 +20,16 @@ import structlog
 from rq import Queue
 
 from ingest import counters, feedparse, outcomes, schedule
+from ingest.egress import NETWORK_OUTCOMES, EgressMonitor
 from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
 from ingest.hosts import HostGate
+from ingest.identity import Candidate, ItemsResult, candidate, identity_mode
 from ingest.keys import Keys
 from ingest.registry import Registry
-from ingest.settings import Settings
-from ingest.urls import article_id, host_of, short_hash
+from ingest.settings import HostLimit, Settings
+from ingest.streams import stream_groups
+from ingest.urls import host_of, origin_of
 
 log = structlog.get_logger("ingest.poller")
 
@@ -55,7 +58,12 @@ class Poller:
         self.bounds = schedule.Bounds(
             settings.poll.min_interval, settings.poll.max_interval, settings.poll.max_backoff
         )
-        self.gate = HostGate(r, self.keys, settings.poll.host_rate, settings.poll.host_inflight)
+        self.gate = HostGate(
+            r, self.keys, HostLimit(rate=settings.poll.host_rate, inflight=settings.poll.host_inflight),
+            settings.poll.host_limits, lease_s=settings.fetch.timeout + 10,
+        )  # fmt: skip
+        self.egress = EgressMonitor()
+        self._paused = False
         self.stats = PollStats()
         self._fetcher: Fetcher | None = None
         self._work = asyncio.Semaphore(settings.poll.concurrency)
@@ -102,11 +110,19 @@ class Poller:
         self.r.set(self.keys.k("poller", "heartbeat"), f"{time.time():.0f}", ex=120)
 
     def backpressure(self) -> bool:
+        """True while downstream is behind: the articles queue or a consumer group's lag is over
+        its high-water mark. Paused pollers claim no feeds, so nothing is read and then dropped;
+        the feeds simply wait in the schedule. Logged once per change, not once per check."""
         depth = self.queue.count
-        if depth > self.settings.poll.queue_high_water:
-            log.info("backpressure", queue_depth=depth, stage="poll", outcome="paused")
-            return True
-        return False
+        lag = max((g["lag"] or 0 for g in stream_groups(self.r, self.keys.articles)), default=0)
+        paused = (
+            depth > self.settings.poll.queue_high_water or lag > self.settings.poll.lag_high_water
+        )
+        if paused != self._paused:
+            log.warning("backpressure", stage="poll", outcome="paused" if paused else "resumed",
+                        queue_depth=depth, consumer_lag=lag)  # fmt: skip
+            self._paused = paused
+        return paused
 
     # ---------------------------------------------------------------- one feed
 
@@ -162,8 +178,14 @@ class Poller:
         if parsed.language and not spec.language:
             fields["feed_language"] = parsed.language
             spec.language = parsed.language
-        new = await self.handle_items(spec, parsed.items)
-        return "ok", fields, hint, new
+        res = await self.handle_items(spec, parsed.items, state)
+        fields["guid_mode"] = res.mode
+        if res.deferred_for:
+            # Items left for later: forget the validators so the next poll reads them again,
+            # and come back when the host has a slot.
+            fields.update(etag="", last_modified="", body_hash="")
+            fields["_retry_in"] = res.deferred_for
+        return "ok", fields, hint, res.new
 
     def _finish(
         self, fid: str, spec: FeedSpec, state: dict[str, str], outcome: str,
@@ -171,6 +193,7 @@ class Poller:
     ) -> None:  # fmt: skip
         now = time.time()
         exc = fields.pop("_exc", None)
+        retry_in = fields.pop("_retry_in", None)
         errors = int(state.get("errors") or 0)
         last = float(state.get("last_polled") or 0)
         rate = float(state["rate"]) if state.get("rate") else None
@@ -181,20 +204,30 @@ class Poller:
             interval = schedule.interval_for(
                 rate, self.bounds, self.settings.poll.default_interval, hint
             )
-            delay = interval
+            delay = min(interval, max(retry_in, self.bounds.min_interval)) if retry_in else interval
             fields["rate"] = f"{rate:.4f}"
             fields["interval"] = f"{interval:.0f}"
             fields["last_error"] = ""
         else:
-            blameless = isinstance(exc, outcomes.FetchError) and exc.blameless
             interval = float(state.get("interval") or self.settings.poll.default_interval)
-            if not blameless:
+            blameless = isinstance(exc, outcomes.FetchError) and exc.blameless
+            if not blameless and outcome in NETWORK_OUTCOMES and self.egress.down():
+                # Every origin is failing at network level: our egress, not this feed.
+                blameless, outcome = True, "egress_down"
+                fields["last_error"] = "egress down: " + str(fields.get("last_error", ""))
+            if outcome == "egress_down":
+                delay = self.bounds.min_interval
+            elif blameless:
+                delay = schedule.backoff(max(errors, 1), interval, self.bounds)
+            else:
                 errors += 1
-            delay = schedule.backoff(max(errors, 1), interval, self.bounds)
+                delay = schedule.backoff(errors, interval, self.bounds)
+            if isinstance(exc, outcomes.RateLimited | outcomes.HostDeferred):
+                delay = max(delay if outcome != "host_deferred" else 0, exc.retry_after)
             if isinstance(exc, outcomes.RateLimited):
-                delay = max(delay, exc.retry_after)
                 self.gate.defer(host_of(spec.url), exc.retry_after)
-        gone = outcome == "gone" and errors >= 3
+        permanent = outcome == "gone" or (isinstance(exc, outcomes.DNSError) and exc.permanent)
+        gone = permanent and errors >= 3
         fields.update(
             errors=errors,
             health=schedule.health(errors, gone),
@@ -212,64 +245,83 @@ class Poller:
 
     async def _get(self, url: str, headers: dict[str, str] | None = None) -> Response:
         host = host_of(url)
-        async with self.gate.slot(host):
-            await self.gate.wait_turn(host)
-            return await self.fetcher.get(url, headers)
+        try:
+            async with self.gate.turn(host):
+                resp = await self.fetcher.get(url, headers)
+        except outcomes.HostDeferred:
+            raise
+        except outcomes.FetchError as exc:
+            self.egress.record(origin_of(url), exc.outcome)
+            raise
+        self.egress.record(origin_of(url), "ok")
+        return resp
 
     # ---------------------------------------------------------------- items
 
-    def _item_keys(self, spec: FeedSpec, item: feedparse.FeedItem) -> tuple[str, str, str]:
-        link = item.link or (item.guid if item.guid.startswith(("http://", "https://")) else "")
-        guid_hash = short_hash(item.guid or link + "\x00" + item.title)
-        return link, (article_id(link) if link else ""), guid_hash
-
-    async def handle_items(self, spec: FeedSpec, items: list[feedparse.FeedItem]) -> int:
+    async def handle_items(
+        self, spec: FeedSpec, items: list[feedparse.FeedItem], state: dict[str, str]
+    ) -> ItemsResult:
         fid = spec.id
-        candidates = []
+        res = ItemsResult(mode=identity_mode(items, state.get("guid_mode", "guid")))
+        if res.mode != state.get("guid_mode", "guid"):
+            log.warning("feed_identity_degraded", feed_url=spec.url, stage="poll", mode=res.mode)
+        candidates: list[Candidate] = []
         seen_in_doc: set[str] = set()
         for item in items:
-            link, aid, gh = self._item_keys(spec, item)
-            if not link:
+            cand = candidate(item, res.mode)
+            if cand is None:
                 counters.incr(self.r, self.keys, "articles", "no_link")
                 continue
-            if aid in seen_in_doc:
+            if cand.link_id in seen_in_doc:
                 continue
-            seen_in_doc.add(aid)
-            candidates.append((item, link, aid, gh))
+            seen_in_doc.add(cand.link_id)
+            candidates.append(cand)
         if not candidates:
-            return 0
+            return res
         pipe = self.r.pipeline(transaction=False)
-        for _item, _link, aid, gh in candidates:
-            pipe.exists(self.keys.seen_url(aid), self.keys.seen_guid(fid, gh))
+        for cand in candidates:
+            pipe.exists(self.keys.seen_url(cand.link_id), self.keys.seen_guid(fid, cand.guid_hash))
         known = pipe.execute()
         unseen = [c for c, hits in zip(candidates, known, strict=True) if not hits]
         # Claim each unseen item for the fetch (SET NX): a story listed by two feeds, or polled
         # by two pollers at once, is fetched once. The claim expires, so a poller that dies
         # here costs a delay, not the item (its feed state is saved only after enqueueing).
         pipe = self.r.pipeline(transaction=False)
-        for _item, _link, aid, _gh in unseen:
-            pipe.set(self.keys.inflight(aid), "fetching", nx=True, ex=FETCH_CLAIM_S)
+        for cand in unseen:
+            pipe.set(self.keys.inflight(cand.link_id), "fetching", nx=True, ex=FETCH_CLAIM_S)
         claimed = pipe.execute()
         fresh = [c for c, ok in zip(unseen, claimed, strict=True) if ok]
-        self.stats.items_new += len(fresh)
         if not fresh:
-            return 0
-        payloads = await asyncio.gather(*(self._article(spec, *c) for c in fresh))
-        self.enqueue([p for p in payloads if p is not None])
-        return len(fresh)
+            return res
+        results = await asyncio.gather(*(self._article(spec, c) for c in fresh))
+        payloads = [p for p in results if isinstance(p, dict)]
+        deferred = [c for c, p in zip(fresh, results, strict=True) if isinstance(p, float)]
+        if deferred:
+            # Not fetched now (host busy): release the claims so the next poll takes them again.
+            self.r.delete(*(self.keys.inflight(c.link_id) for c in deferred))
+            res.deferred_for = max(p for p in results if isinstance(p, float))
+        self.enqueue(payloads)
+        res.new = len(fresh) - len(deferred)
+        self.stats.items_new += res.new
+        return res
 
-    async def _article(
-        self, spec: FeedSpec, item: feedparse.FeedItem, link: str, aid: str, gh: str
-    ) -> dict[str, Any] | None:
+    async def _article(self, spec: FeedSpec, cand: Candidate) -> dict[str, Any] | float | None:
+        """The job payload; None when refused; the seconds to wait when the host is busy."""
+        item, link, aid = cand.item, cand.link, cand.link_id
         discovered = time.time()
         page: dict[str, Any] = {"url": link, "status": 0, "content_type": "", "html_z": None,
                                 "outcome": "ok", "error": ""}  # fmt: skip
         try:
+            if cand.identity:
+                # Items sharing one link (a homepage): the page is not the story, the feed is.
+                raise outcomes.NotArticle("link shared by several items", url=link)
             resp = await self._get(link)
             page.update(url=resp.url, status=resp.status, content_type=resp.content_type)
             page["fetch_ms"] = round(resp.elapsed * 1000)
             classify_status(resp)
             page["html_z"] = zlib.compress(resp.body, 3)
+        except outcomes.HostDeferred as exc:
+            return exc.retry_after
         except outcomes.FetchError as exc:
             page.update(outcome=exc.outcome, error=str(exc)[:300])
             if isinstance(exc, outcomes.RateLimited):
@@ -291,7 +343,8 @@ class Poller:
             "item": item.to_dict(),
             "link": link,
             "link_id": aid,
-            "guid_hash": gh,
+            "guid_hash": cand.guid_hash,
+            "identity": cand.identity,
             "page": page,
             "discovered_at": discovered,
             "fetched_at": utcnow_iso(),

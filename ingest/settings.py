@@ -35,6 +35,11 @@ class RedisSettings(BaseModel):
     data_dir: str = "var/valkey"
 
 
+class HostLimit(BaseModel):
+    rate: float = 1.0  # requests per second; 0 = no spacing
+    inflight: int = 2  # requests in flight at once, across all pollers; 0 = no limit
+
+
 class PollSettings(BaseModel):
     min_interval: float = 120
     max_interval: float = 21600
@@ -44,8 +49,11 @@ class PollSettings(BaseModel):
     lease: float = 300
     max_items: int = 200
     queue_high_water: int = 5000
+    lag_high_water: int = 100_000
     host_rate: float = 1.0
     host_inflight: int = 2
+    host_limits: dict[str, HostLimit] = {}
+    stale_factor: float = 4
 
 
 class FetchSettings(BaseModel):

@@ -13,26 +13,10 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from ingest import counters, schedule
-from ingest.connection import as_str
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.settings import Settings
-
-
-def stream_groups(r: redis.Redis, stream: str) -> list[dict[str, Any]]:
-    try:
-        groups = r.xinfo_groups(stream)
-    except redis.ResponseError:
-        return []
-    out = []
-    for g in groups:
-        out.append({
-            "name": as_str(g["name"]),
-            "consumers": int(g.get("consumers", 0)),
-            "pending": int(g.get("pending", 0)),
-            "lag": int(g["lag"]) if g.get("lag") is not None else None,
-        })  # fmt: skip
-    return out
+from ingest.streams import stream_groups
 
 
 def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:

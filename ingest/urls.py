@@ -47,6 +47,17 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+def origin_of(url: str) -> str:
+    """scheme://host:port, the unit a server answers for."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    scheme = parts.scheme.lower()
+    return f"{scheme}://{host_of(url)}:{port or (443 if scheme == 'https' else 80)}"
+
+
 def resolve_amp(url: str) -> str:
     """AMP page URLs to their likely canonical (the page's rel=canonical wins when present)."""
     parts = urlsplit(url)

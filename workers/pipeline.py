@@ -93,8 +93,12 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
         return finish(ctx, payload, reason, logctx, detail=page.get("error", ""))
 
     canonical = canonical_for(page["url"], ex.canonical_url)
-    aid = article_id(canonical)
-    url_ids = list(dict.fromkeys([aid, link_id, article_id(page["url"])]))
+    if payload.get("identity"):  # items sharing one link: told apart by their title
+        aid = link_id
+        url_ids = [link_id]
+    else:
+        aid = article_id(canonical)
+        url_ids = list(dict.fromkeys([aid, link_id, article_id(page["url"])]))
     words = len(fingerprint.words(ex.text))
     chash = fingerprint.content_hash(ex.text)
     sim = fingerprint.simhash(ex.text)
@@ -199,7 +203,11 @@ def build_record(
         "cluster_id": duplicate_of or aid,
         "extraction": {
             "method": ex.method,
+            # Feed and page both describe the story; the feed wins where it says something
+            # (it is what the publisher meant to syndicate), the page fills the gaps.
             "title_source": "feed" if item.get("title") else "page",
+            "authors_source": "feed" if item.get("authors") else "page",
+            "date_source": "feed" if item.get("published_at") else "page",
             **ex.quality,
         },
     }
