@@ -64,6 +64,7 @@ def candidate(item: FeedItem, mode: str) -> Candidate | None:
     if mode == "link+title":
         suffix = short_hash(item.title.strip())[:12]
         key = link + "\x00" + item.title.strip()
-        return Candidate(item, link, article_id(link + "#" + suffix), short_hash(key), suffix)
+        # The URL's own id would be shared; the title tells the items apart.
+        return Candidate(item, link, short_hash(article_id(link) + suffix), short_hash(key), suffix)
     key = item.guid if (mode == "guid" and item.guid) else link
     return Candidate(item, link, article_id(link), short_hash(key), "")

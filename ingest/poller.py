@@ -35,6 +35,7 @@ log = structlog.get_logger("ingest.poller")
 
 JOB_FUNC = "workers.jobs.process_batch"
 FETCH_CLAIM_S = 600
+SETTLE_S = 3.0  # network failures wait this long for the egress verdict before being charged
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Poller:
         )  # fmt: skip
         self.egress = EgressMonitor()
         self._paused = False
+        self._pending: list[tuple[float, tuple[Any, ...]]] = []
         self.stats = PollStats()
         self._fetcher: Fetcher | None = None
         self._work = asyncio.Semaphore(settings.poll.concurrency)
@@ -90,21 +92,44 @@ class Poller:
             self.registry.release([fid for fid in ids if fid not in wanted])
             ids = [fid for fid in ids if fid in wanted]
         await asyncio.gather(*(self.poll_feed(fid) for fid in ids))
+        self.settle(force=True)
         return self.stats
 
     async def run_forever(self, stop: asyncio.Event) -> None:
+        """Keep up to `poll.concurrency` feeds in progress; claim more as each one finishes, so
+        one slow server never holds up the rest. On stop, claim nothing and let the feeds in
+        progress finish (their leases cover the rest if we are killed)."""
+        running: set[asyncio.Task[None]] = set()
         while not stop.is_set():
             self.heartbeat()
-            if self.backpressure():
-                await _sleep_or_stop(stop, 2.0)
-                continue
-            ids = self.registry.claim_due(
-                limit=self.settings.poll.concurrency, lease=self.settings.poll.lease
-            )
-            if not ids:
+            self.settle()
+            room = self.settings.poll.concurrency - len(running)
+            ids: list[str] = []
+            if room > 0 and not self.backpressure():
+                ids = self.registry.claim_due(limit=room, lease=self.settings.poll.lease)
+            running.update(asyncio.create_task(self.poll_feed(fid)) for fid in ids)
+            if running:
+                _done, running_left = await asyncio.wait(
+                    running, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                running = set(running_left)
+            elif not ids:
                 await _sleep_or_stop(stop, 1.0)
-                continue
-            await asyncio.gather(*(self.poll_feed(fid) for fid in ids))
+        if running:
+            await asyncio.wait(running)
+        self.settle(force=True)
+
+    def settle(self, force: bool = False) -> None:
+        """Finish the feeds whose network failures waited for the egress verdict: by now the
+        monitor has heard from the other origins polled at the same time."""
+        now = time.monotonic()
+        keep = []
+        for at, args in self._pending:
+            if force or now - at >= SETTLE_S:
+                self._finish(*args)
+            else:
+                keep.append((at, args))
+        self._pending = keep
 
     def heartbeat(self) -> None:
         self.r.set(self.keys.k("poller", "heartbeat"), f"{time.time():.0f}", ex=120)
@@ -129,7 +154,7 @@ class Poller:
     async def poll_feed(self, fid: str) -> None:
         async with self._work:
             state = self.registry.get(fid)
-            spec = self.registry.spec(fid)
+            spec = self.registry.spec_from(state)
             if spec is None:
                 return
             self.stats.feeds += 1
@@ -138,7 +163,12 @@ class Poller:
             except Exception as exc:  # a bug must cost one feed one poll, not the poller
                 log.exception("poll_crashed", feed_url=spec.url, stage="poll")
                 outcome, fields, hint, new = "failed", {"last_error": repr(exc)[:300]}, None, 0
-            self._finish(fid, spec, state, outcome, fields, hint, new)
+            if outcome in NETWORK_OUTCOMES:
+                self._pending.append(
+                    (time.monotonic(), (fid, spec, state, outcome, fields, hint, new))
+                )
+            else:
+                self._finish(fid, spec, state, outcome, fields, hint, new)
 
     async def _poll(
         self, spec: FeedSpec, state: dict[str, str]

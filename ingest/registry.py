@@ -92,7 +92,10 @@ class Registry:
         return feeds
 
     def spec(self, fid: str) -> FeedSpec | None:
-        state = self.get(fid)
+        return self.spec_from(self.get(fid))
+
+    @staticmethod
+    def spec_from(state: dict[str, str]) -> FeedSpec | None:
         if not state.get("url"):
             return None
         return FeedSpec(

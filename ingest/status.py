@@ -28,7 +28,8 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
     stale = [
         f["url"] for f in feeds
         if schedule.is_stale(float(f["last_new_at"]) if f.get("last_new_at") else None,
-                             float(f.get("interval") or settings.poll.default_interval), now)
+                             float(f.get("interval") or settings.poll.default_interval), now,
+                             settings.poll.stale_factor)
     ]  # fmt: skip
     worst = sorted(
         (f for f in feeds if int(f.get("errors") or 0) > 0),

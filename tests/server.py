@@ -16,6 +16,7 @@ class Route:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     etag: str | None = None  # when set, answer 304 to a matching If-None-Match
+    delay: float = 0  # seconds to wait before answering
 
 
 @dataclass
@@ -31,6 +32,9 @@ class TestServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
+        self.inflight = 0
+        self.max_inflight = 0
+        self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,9 +44,21 @@ class TestServer:
                 pass
 
             def do_GET(self) -> None:
+                with server._lock:
+                    server.inflight += 1
+                    server.max_inflight = max(server.max_inflight, server.inflight)
+                try:
+                    self._answer()
+                finally:
+                    with server._lock:
+                        server.inflight -= 1
+
+            def _answer(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 server.requests.append(Seen(self.path, headers, time.time()))
                 route = server.routes.get(self.path) or server.routes.get(self.path.split("?")[0])
+                if route is not None and route.delay:
+                    time.sleep(route.delay)
                 if route is None:
                     return self._send(404, {}, b"not found")
                 if route.etag and headers.get("if-none-match") == route.etag:

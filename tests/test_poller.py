@@ -1,0 +1,324 @@
+"""The poller against a real HTTP server and a real Valkey: what the server saw is the proof."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import socket
+import time
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+
+from ingest.feedlist import FeedSpec
+from ingest.hosts import DEFER
+from ingest.keys import Keys
+from ingest.poller import Poller
+from ingest.registry import Registry
+from ingest.settings import Settings
+from ingest.urls import article_id
+from tests import pages
+from tests.server import Route, TestServer
+from workers.pipeline import Context, process
+
+KEYS = Keys()
+
+
+def settings_for(server: TestServer, *extra_allow: str, **poll: Any) -> Settings:
+    base = Settings()
+    return base.with_overrides(
+        fetch={"allow": [server.allow, *extra_allow], "timeout": 2, "connect_timeout": 1},
+        poll={"host_rate": 0, "host_inflight": 0, **poll},
+    )
+
+
+def register(r: redis.Redis, *urls: str) -> list[str]:
+    reg = Registry(r, KEYS)
+    for url in urls:
+        reg.add(FeedSpec(url))
+    return [FeedSpec(u).id for u in urls]
+
+
+def poll(settings: Settings, r: redis.Redis, only: list[str] | None = None) -> Poller:
+    async def main() -> Poller:
+        poller = Poller(settings, r)
+        try:
+            await poller.run_once(only)
+        finally:
+            await poller.aclose()
+        return poller
+
+    return asyncio.run(main())
+
+
+def state(r: redis.Redis, fid: str) -> dict[str, str]:
+    return Registry(r, KEYS).get(fid)
+
+
+def due_in(r: redis.Redis, fid: str) -> float:
+    return float(r.zscore(KEYS.due, fid) or 0) - time.time()
+
+
+def work(settings: Settings, r: redis.Redis) -> list[str]:
+    """Run the queued jobs in this process; the outcomes, in order."""
+    ctx = Context.build(settings, r)
+    out = []
+    for job in Queue(settings.stream.queue, connection=r).jobs:
+        out.extend(process(ctx, payload) for payload in job.args[0])
+    return out
+
+
+def empty_feed(title: str = "quiet") -> str:
+    return pages.rss(title, [])
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_retry_after_pushes_out_the_feed_and_its_host(
+    server: TestServer, r: redis.Redis, form: str
+) -> None:
+    value = "120" if form == "seconds" else email.utils.formatdate(time.time() + 120, usegmt=True)
+    server.add("/busy.xml", "slow down", status=429, headers={"Retry-After": value})
+    server.add("/other.xml", empty_feed(), "application/rss+xml")
+    busy, other = register(r, server.url("/busy.xml"), server.url("/other.xml"))
+    settings = settings_for(server, min_interval=30, default_interval=30)
+
+    poll(settings, r, only=[busy])
+    st = state(r, busy)
+    assert st["last_outcome"] == "rate_limited"
+    assert st["errors"] == "0" and st["health"] == "healthy"  # a 429 is not the feed's fault
+    assert 100 < due_in(r, busy) < 140
+    assert 100_000 < r.pttl(KEYS.host_next("127.0.0.1")) - 60_000 <= 121_000
+
+    # Another feed on the same host waits for the same Retry-After: no request reaches it.
+    poll(settings, r, only=[other])
+    assert server.hits("/other.xml") == []
+    assert state(r, other)["last_outcome"] == "host_deferred"
+    assert 100 < due_in(r, other) < 140
+    assert len(server.hits("/busy.xml")) == 1
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_errors_back_off_exponentially_then_recover(
+    server: TestServer, r: redis.Redis, status: int
+) -> None:
+    answers = [status, status, status, 200]
+
+    def feed(_headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        code = answers.pop(0)
+        return code, {"Content-Type": "application/rss+xml"}, empty_feed().encode()
+
+    server.routes["/flaky.xml"] = Route(body=feed)
+    (fid,) = register(r, server.url("/flaky.xml"))
+    settings = settings_for(server, default_interval=600, min_interval=120)
+
+    expected = {1: ("degraded", 600), 2: ("degraded", 1200), 3: ("failing", 2400)}
+    for attempt in (1, 2, 3):
+        poll(settings, r)
+        st = state(r, fid)
+        assert st["errors"] == str(attempt)
+        assert st["health"] == expected[attempt][0]
+        assert st["last_outcome"] == "http_error"
+        assert 0.85 * expected[attempt][1] < due_in(r, fid) < 1.15 * expected[attempt][1]
+    poll(settings, r)
+    st = state(r, fid)
+    assert (st["health"], st["errors"], st["last_outcome"]) == ("healthy", "0", "ok")
+    assert len(server.hits("/flaky.xml")) == 4  # one request per due time, never a retry storm
+
+
+def test_gone_feed_is_marked_but_still_probed(server: TestServer, r: redis.Redis) -> None:
+    server.add("/dead.xml", "gone", status=410)
+    (fid,) = register(r, server.url("/dead.xml"))
+    settings = settings_for(server, max_backoff=7200)
+    for _ in range(3):
+        poll(settings, r)
+    st = state(r, fid)
+    assert st["health"] == "gone" and st["last_outcome"] == "gone"
+    assert 0 < due_in(r, fid) <= 7200 * 1.1  # never given up for good: a capped recovery probe
+
+
+def test_hanging_server_costs_one_deadline(server: TestServer, r: redis.Redis) -> None:
+    server.add("/hang.xml", empty_feed(), "application/rss+xml", delay=10)
+    (fid,) = register(r, server.url("/hang.xml"))
+    started = time.monotonic()
+    poll(settings_for(server), r)
+    assert time.monotonic() - started < 6
+    assert state(r, fid)["last_outcome"] == "timeout"
+
+
+def test_conditional_get_and_unchanged_body_cost_no_item_work(
+    server: TestServer, r: redis.Redis
+) -> None:
+    server.add("/a1", pages.article_page("Bolivia", pages.paragraphs(pages.BOLIVIA)))
+    feed = pages.rss("F", [{"title": "Bolivia", "link": server.url("/a1")}])
+    server.add("/etag.xml", feed, "application/rss+xml", etag='"v1"',
+               headers={"Last-Modified": "Tue, 19 Nov 2019 10:00:00 GMT"})  # fmt: skip
+    server.add("/noetag.xml", feed, "application/rss+xml")
+    with_etag, without = register(r, server.url("/etag.xml"), server.url("/noetag.xml"))
+    settings = settings_for(server)
+    poll(settings, r)
+    assert len(server.hits("/a1")) == 1  # one story in two feeds: fetched once
+    before = len(server.requests)
+    poll(settings, r)
+    again = server.requests[before:]
+    assert sorted(h.path for h in again) == ["/etag.xml", "/noetag.xml"]
+    sent = next(h for h in again if h.path == "/etag.xml").headers
+    assert sent["if-none-match"] == '"v1"'
+    assert sent["if-modified-since"] == "Tue, 19 Nov 2019 10:00:00 GMT"
+    assert state(r, with_etag)["last_outcome"] == "not_modified"
+    assert state(r, without)["last_outcome"] == "unchanged"  # same body: detected by its hash
+    counts = {k.decode(): int(v) for k, v in r.hgetall(KEYS.counters("polls")).items()}
+    assert counts == {"ok": 2, "not_modified": 1, "unchanged": 1}
+
+
+def test_one_host_is_never_burst_even_by_two_pollers(server: TestServer, r: redis.Redis) -> None:
+    urls = []
+    for f in range(6):
+        items = []
+        for a in range(3):
+            path = f"/f{f}/a{a}"
+            server.add(path, pages.article_page(f"Story {f}-{a}", pages.paragraphs(pages.BOLIVIA)),
+                       delay=0.05)  # fmt: skip
+            items.append({"title": f"Story {f}-{a}", "link": server.url(path)})
+        server.add(f"/f{f}.xml", pages.rss(f"Feed {f}", items), "application/rss+xml", delay=0.05)
+        urls.append(server.url(f"/f{f}.xml"))
+    ids = register(r, *urls)
+    settings = settings_for(server, host_rate=20, host_inflight=2)
+
+    async def two_pollers() -> None:
+        a, b = Poller(settings, r), Poller(settings, r)
+        try:
+            await asyncio.gather(a.run_once(ids[:3]), b.run_once(ids[3:]))
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    asyncio.run(two_pollers())
+    assert len(server.requests) == 6 + 18
+    starts = sorted(h.at for h in server.requests)
+    # 20 requests/s at most across both pollers: any 5 consecutive requests span >= 0.2 s
+    # (less a little for the jitter between reserving a slot and the request arriving).
+    spans = [b - a for a, b in zip(starts, starts[4:], strict=False)]
+    assert min(spans) >= 0.17, spans
+    assert starts[-1] - starts[0] >= 23 * 0.05 * 0.9
+    assert server.max_inflight <= 2
+    assert r.zcard(KEYS.host_inflight("127.0.0.1")) == 0  # every lease returned
+
+
+def test_feed_identity_degrades_for_shared_guids_and_links(
+    server: TestServer, r: redis.Redis
+) -> None:
+    for i in range(3):
+        server.add(f"/s{i}", pages.article_page(f"Story {i}", pages.paragraphs(
+            [pages.BOLIVIA, pages.AUSTRIA, pages.WAR_REPORT][i])))  # fmt: skip
+    shared_guid = pages.rss("One GUID", [
+        {"title": f"Story {i}", "link": server.url(f"/s{i}"), "guid": "same-for-all"}
+        for i in range(3)
+    ])  # fmt: skip
+    words = "Council approves the new budget for schools, roads and the harbour after debate"
+    shared_link = pages.rss("One link", [
+        {"title": f"Notice {i}", "link": server.url("/home"), "guid": "x",
+         "summary": f"Notice {i}: {words} number {i}."}
+        for i in range(3)
+    ])  # fmt: skip
+    server.add("/home", "<html><body>home</body></html>")
+    server.add("/guid.xml", shared_guid, "application/rss+xml")
+    server.add("/link.xml", shared_link, "application/rss+xml")
+    g, link = register(r, server.url("/guid.xml"), server.url("/link.xml"))
+    settings = settings_for(server)
+    poll(settings, r)
+    assert state(r, g)["guid_mode"] == "link"
+    assert state(r, link)["guid_mode"] == "link+title"
+    assert sorted(h.path for h in server.requests if h.path.startswith("/s")) == [
+        "/s0",
+        "/s1",
+        "/s2",
+    ]
+    assert server.hits("/home") == []  # a link shared by every item is not the story
+    outcomes = work(settings, r)
+    assert outcomes.count("published") == 6, outcomes
+    titles = sorted(json.loads(f[b"data"])["title"] for _id, f in r.xrange(KEYS.articles))
+    assert titles == ["Notice 0", "Notice 1", "Notice 2", "Story 0", "Story 1", "Story 2"]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_our_own_egress_failure_is_not_charged_to_feeds(server: TestServer, r: redis.Redis) -> None:
+    ports = [closed_port() for _ in range(4)]
+    urls = [f"http://127.0.0.1:{p}/feed.xml" for p in ports]
+    ids = register(r, *urls)
+    settings = settings_for(server, *(f"127.0.0.1:{p}" for p in ports))
+    poll(settings, r)
+    for fid in ids:
+        st = state(r, fid)
+        assert st["last_outcome"] == "egress_down", st
+        assert st["errors"] == "0" and st["health"] == "healthy"
+        assert due_in(r, fid) < 200  # retried soon, not backed off
+
+    # One dead origin among working ones is that feed's problem.
+    r.flushall()
+    server.add("/ok1.xml", empty_feed(), "application/rss+xml")
+    server.add("/ok2.xml", empty_feed(), "application/rss+xml")
+    dead, *_ = register(r, urls[0], server.url("/ok1.xml"), server.url("/ok2.xml"))
+    poll(settings, r)
+    st = state(r, dead)
+    assert (st["last_outcome"], st["errors"], st["health"]) == ("connect_error", "1", "degraded")
+
+
+def test_items_left_for_a_busy_host_are_read_again(server: TestServer, r: redis.Redis) -> None:
+    server.add("/b1", pages.article_page("Bolivia", pages.paragraphs(pages.BOLIVIA)))
+    feed_body = pages.rss("F", [{"title": "Bolivia", "link": server.url("/b1")}]).encode()
+    url = r.connection_pool.connection_kwargs
+    side = redis.Redis(host=url["host"], port=url["port"])
+    defer = side.register_script(DEFER)
+
+    def feed(_headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        # Another poller meets a Retry-After on this host while we read the feed.
+        if len(server.hits("/busy-host.xml")) == 1:
+            defer(keys=[KEYS.host_next("127.0.0.1")], args=[60_000])
+        return 200, {"Content-Type": "application/rss+xml", "ETag": '"e"'}, feed_body
+
+    server.routes["/busy-host.xml"] = Route(body=feed)
+    (fid,) = register(r, server.url("/busy-host.xml"))
+    settings = settings_for(server, min_interval=30)
+    poll(settings, r)
+    assert server.hits("/b1") == []
+    st = state(r, fid)
+    assert st["etag"] == "" and st["body_hash"] == ""  # validators dropped: re-read next time
+    assert 0 < due_in(r, fid) < 80
+    assert not r.exists(KEYS.inflight(article_id(server.url("/b1"))))
+
+    r.delete(KEYS.host_next("127.0.0.1"))
+    poll(settings, r)
+    assert "if-none-match" not in server.hits("/busy-host.xml")[-1].headers
+    assert len(server.hits("/b1")) == 1
+    side.close()
+
+
+def test_quiet_feed_is_flagged_stale_in_status_and_metrics(
+    server: TestServer, r: redis.Redis
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from ingest.metrics import RedisCollector
+    from ingest.status import gather
+
+    server.add("/quiet.xml", empty_feed(), "application/rss+xml")
+    server.add("/lively.xml", empty_feed(), "application/rss+xml")
+    quiet, lively = register(r, server.url("/quiet.xml"), server.url("/lively.xml"))
+    settings = settings_for(server)
+    poll(settings, r)
+    interval = float(state(r, quiet)["interval"])
+    # quiet for 5 learned intervals (k = 4 by default); the other one for 3
+    r.hset(KEYS.feed(quiet), "last_new_at", f"{time.time() - 5 * interval:.0f}")
+    r.hset(KEYS.feed(lively), "last_new_at", f"{time.time() - 3 * interval:.0f}")
+    assert gather(settings, r)["feeds"]["stale"] == [server.url("/quiet.xml")]
+    registry = CollectorRegistry()
+    registry.register(RedisCollector(settings, r))
+    assert 'news_ingest_feeds{health="stale"} 1.0' in generate_latest(registry).decode()
