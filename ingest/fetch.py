@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
-import httpx
+import aiohttp
+import yarl
 
 from ingest import outcomes
-from ingest.netguard import AddressPolicy, GuardedBackend
+from ingest.netguard import BLOCKED_MARK, AddressPolicy, GuardedResolver
 from ingest.settings import FetchSettings
 
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -89,21 +89,43 @@ def classify_status(resp: Response) -> None:
 
 
 class Fetcher:
-    def __init__(self, settings: FetchSettings, max_connections: int = 100) -> None:
+    """GET with manual redirects; one aiohttp session per fetcher, created inside the loop."""
+
+    def __init__(self, settings: FetchSettings, per_origin: int = 8) -> None:
         self.settings = settings
-        transport = httpx.AsyncHTTPTransport(verify=ssl.create_default_context())
-        # Swap in a pool whose network backend checks every resolved address at connect time.
-        transport._pool = httpcore_pool(settings, max_connections)
-        self.client = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
-        )
+        self.per_origin = per_origin
+        self.policy = AddressPolicy(settings.allow)
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                resolver=GuardedResolver(self.policy),
+                socket_factory=self.policy.socket_factory,
+                limit=0,  # politeness is per host (HostGate); this only bounds one origin
+                limit_per_host=self.per_origin,
+                ttl_dns_cache=60,
+                ssl=ssl.create_default_context(),
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.settings.connect_timeout
+                ),
+                headers={
+                    "User-Agent": self.settings.user_agent,
+                    "Accept-Encoding": "gzip, deflate",
+                },
+                cookie_jar=aiohttp.DummyCookieJar(),  # no tracking state between sites
+                trust_env=False,
+                auto_decompress=True,  # inflated in capped steps; the body cap counts output
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def get(self, url: str, headers: dict[str, str] | None = None) -> Response:
         started = time.monotonic()
@@ -114,15 +136,22 @@ class Fetcher:
             raise outcomes.Timeout(
                 f"no complete answer in {self.settings.timeout}s", url=url
             ) from exc
-        except httpx.TimeoutException as exc:
-            raise outcomes.Timeout(str(exc) or "timeout", url=url) from exc
-        except httpx.InvalidURL as exc:
-            raise outcomes.BadScheme(str(exc), url=url) from exc
-        except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+        except (aiohttp.InvalidURL, ValueError) as exc:
+            raise outcomes.BadURL(f"invalid URL: {exc}", url=url) from exc
+        except aiohttp.ClientConnectorError as exc:
+            if BLOCKED_MARK in str(exc.os_error):
+                raise outcomes.BlockedAddress(str(exc.os_error), url=url) from exc
+            raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
+        except aiohttp.ClientPayloadError as exc:
+            if "content-encoding" in str(exc).lower() or "decompress" in str(exc).lower():
+                raise outcomes.DecodeError(f"bad content-encoding: {exc}", url=url) from exc
+            raise outcomes.ConnectError(f"truncated body: {exc}", url=url) from exc
+        except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
 
     async def _follow(self, url: str, headers: dict[str, str], started: float) -> Response:
         visited: list[str] = []
+        session = self.session()
         while True:
             scheme = urlsplit(url).scheme.lower()
             if scheme not in ("http", "https"):
@@ -131,50 +160,37 @@ class Fetcher:
                 raise outcomes.TooManyRedirects("redirect loop", url=url)
             if len(visited) > self.settings.max_redirects:
                 raise outcomes.TooManyRedirects(f"more than {self.settings.max_redirects}", url=url)
-            async with self.client.stream("GET", url, headers=headers) as resp:
+            async with session.get(
+                yarl.URL(url, encoded=True), headers=headers, allow_redirects=False
+            ) as resp:
                 location = resp.headers.get("location")
-                if resp.status_code in REDIRECTS and location:
+                if resp.status in REDIRECTS and location:
                     visited.append(url)
                     url = urljoin(url, location)
                     continue
                 body = await self._read_capped(resp, url)
                 return Response(
                     url=url,
-                    status=resp.status_code,
+                    status=resp.status,
                     headers={k.lower(): v for k, v in resp.headers.items()},
                     body=body,
                     elapsed=time.monotonic() - started,
                     redirects=visited,
                 )
 
-    async def _read_capped(self, resp: httpx.Response, url: str) -> bytes:
+    async def _read_capped(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
         cap = self.settings.max_bytes
         declared = resp.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap and "content-encoding" not in resp.headers:
             raise outcomes.TooLarge(f"declared {declared} bytes > cap {cap}", url=url)
         chunks: list[bytes] = []
         size = 0
-        try:
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise outcomes.TooLarge(f"body over cap {cap} bytes", url=url)
-                chunks.append(chunk)
-        except httpx.DecodingError as exc:
-            raise outcomes.DecodeError(f"bad content-encoding: {exc}", url=url) from exc
-        except httpx.RemoteProtocolError as exc:
-            raise outcomes.ConnectError(f"truncated body: {exc}", url=url) from exc
+        async for chunk in resp.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > cap:
+                raise outcomes.TooLarge(f"body over cap {cap} bytes", url=url)
+            chunks.append(chunk)
         return b"".join(chunks)
-
-
-def httpcore_pool(settings: FetchSettings, max_connections: int) -> httpcore.AsyncConnectionPool:
-    return httpcore.AsyncConnectionPool(
-        ssl_context=ssl.create_default_context(),
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        keepalive_expiry=30,
-        network_backend=GuardedBackend(AddressPolicy(settings.allow)),
-    )
 
 
 def utcnow_iso() -> str:

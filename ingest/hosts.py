@@ -24,16 +24,26 @@ from ingest import outcomes
 from ingest.keys import Keys
 from ingest.settings import HostLimit
 
-# Reserve the next slot (ARGV: gap ms, longest wait ms): returns how many ms the caller must wait
-# before its request. A wait longer than allowed reserves nothing: the caller comes back later.
-RESERVE = """
+# One request's turn at a host, in one round trip.
+# KEYS: next-slot key, in-flight key. ARGV: gap ms, longest wait ms, in-flight limit, lease ms,
+# token. Returns -1 when every in-flight slot is taken (nothing reserved), else the ms to wait
+# before the request; a wait over the longest allowed reserves nothing either.
+TURN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
 local at = math.max(now, nxt)
 if at - now > tonumber(ARGV[2]) then return at - now end
+local limit = tonumber(ARGV[3])
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= limit then return -1 end
+  local lease = tonumber(ARGV[4]) + at - now
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], lease + 1000)
+end
 local gap = tonumber(ARGV[1])
-if gap > 0 then redis.call('SET', KEYS[1], at + gap, 'PX', math.max(at + gap - now, 1) + 60000) end
+if gap > 0 then redis.call('SET', KEYS[1], at + gap, 'PX', at + gap - now + 60000) end
 return at - now
 """
 
@@ -45,17 +55,6 @@ local want = now + tonumber(ARGV[1])
 local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
 if want > nxt then redis.call('SET', KEYS[1], want, 'PX', tonumber(ARGV[1]) + 60000) end
 return want
-"""
-
-# Take an in-flight lease (ARGV: limit, lease ms, token): 1 if taken, else 0.
-ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 1000)
-return 1
 """
 
 WAIT_STEP_S = 0.05
@@ -72,9 +71,8 @@ class HostGate:
         self.per_host = per_host or {}
         self.lease_ms = int(lease_s * 1000)
         self.max_wait_ms = int(max_wait_s * 1000)
-        self._reserve = r.register_script(RESERVE)
+        self._turn = r.register_script(TURN)
         self._defer = r.register_script(DEFER)
-        self._acquire = r.register_script(ACQUIRE)
 
     def limit(self, host: str) -> HostLimit:
         return self.per_host.get(host, self.default)
@@ -91,27 +89,29 @@ class HostGate:
         long Retry-After, or a queue of our own requests): the caller reschedules instead of
         holding a slot and a coroutine for that long."""
         limit = self.limit(host)
-        token = ""
-        if limit.inflight > 0:
-            token = uuid.uuid4().hex[:12]
-            key = self.keys.host_inflight(host)
-            wait = WAIT_STEP_S
-            # Sync calls on purpose: one loopback round trip is cheaper than a thread hop.
-            while not self._acquire(keys=[key], args=[limit.inflight, self.lease_ms, token]):
-                await asyncio.sleep(wait)
-                wait = min(wait * 1.5, 0.5)
+        token = uuid.uuid4().hex[:12] if limit.inflight > 0 else ""
+        keys = [self.keys.host_next(host), self.keys.host_inflight(host)]
+        args: list[int | str] = [
+            self.gap_ms(host),
+            self.max_wait_ms,
+            limit.inflight,
+            self.lease_ms,
+            token,
+        ]
+        pause = WAIT_STEP_S
+        # Sync calls on purpose: one loopback round trip is cheaper than a thread hop.
+        while (wait_ms := int(self._turn(keys=keys, args=args))) < 0:
+            await asyncio.sleep(pause)  # every slot taken: poll the gate with a growing pause
+            pause = min(pause * 1.5, 0.5)
+        if wait_ms > self.max_wait_ms:
+            raise outcomes.HostDeferred(host, retry_after=wait_ms / 1000)
         try:
-            # Called even without spacing: a Retry-After deferral applies to every host.
-            key, gap = self.keys.host_next(host), self.gap_ms(host)
-            wait_ms = int(self._reserve(keys=[key], args=[gap, self.max_wait_ms]))
-            if wait_ms > self.max_wait_ms:
-                raise outcomes.HostDeferred(host, retry_after=wait_ms / 1000)
             if wait_ms > 0:
                 await asyncio.sleep(wait_ms / 1000)
             yield
         finally:
             if token:
-                self.r.zrem(self.keys.host_inflight(host), token)
+                self.r.zrem(keys[1], token)
 
     def defer(self, host: str, seconds: float) -> None:
         self._defer(keys=[self.keys.host_next(host)], args=[int(seconds * 1000)])

@@ -31,5 +31,5 @@ def configure(level: str = "info", json: bool | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # RQ and httpx log through the stdlib; keep them quiet unless asked.
+    # RQ and aiohttp log through the stdlib; keep them quiet unless asked.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")

@@ -1,10 +1,15 @@
 """The private-address guard (SSRF), applied where it cannot be bypassed: at connect time.
 
-`GuardedBackend` is an httpcore network backend. Every TCP connection httpx opens, the first
-request and every redirect hop alike, goes through `connect_tcp`, which resolves the host once,
-refuses non-public addresses and connects to the very address it checked (so a second DNS answer
-cannot swap in 127.0.0.1). TLS still verifies the certificate against the original host name.
+Two checks, both on the fetcher's aiohttp connector:
+
+* `GuardedResolver` resolves each host name once and returns only addresses the policy permits
+  (raising `BlockedAddress` when none is), so the connector connects to the very addresses that
+  were checked: a second DNS answer cannot swap in 127.0.0.1.
+* `AddressPolicy.socket_factory` sees the exact address of every socket about to connect, for
+  names and IP literals (which skip the resolver) alike, first request and every redirect hop.
+
 Exceptions are by exact `host:port` (the name as written in the URL, or the resolved address).
+TLS still verifies the certificate against the original host name.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
+from typing import Any
 
-import httpcore
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from ingest.outcomes import BlockedAddress, DNSError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+BLOCKED_MARK = "non-public address"
 
 
 def is_public(ip: IPAddress) -> bool:
@@ -38,16 +45,35 @@ def is_public(ip: IPAddress) -> bool:
     )
 
 
+class BlockedSocket(OSError):
+    """Raised inside the connector (which expects OSError); mapped back to BlockedAddress."""
+
+
 class AddressPolicy:
     def __init__(self, allow: Iterable[str] = ()) -> None:
         self.allow = {entry.strip().lower() for entry in allow if entry.strip()}
+        # ip:port pairs that an allowed *name* resolved to, for the connect-time check
+        self._pinned: set[str] = set()
 
     def permits(self, host: str, port: int, ip: IPAddress) -> bool:
         if is_public(ip):
             return True
         host = host.lower().strip("[]")
         candidates = {f"{host}:{port}", f"{ip}:{port}", f"[{ip}]:{port}"}
-        return not candidates.isdisjoint(self.allow)
+        if candidates.isdisjoint(self.allow):
+            return False
+        self._pinned.add(f"{ip}:{port}")
+        return True
+
+    def socket_factory(self, addr_info: Any) -> socket.socket:
+        family, type_, proto, _canon, sockaddr = addr_info
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        port = int(sockaddr[1])
+        if not (is_public(ip) or f"{ip}:{port}" in self._pinned or self.permits(str(ip), port, ip)):
+            raise BlockedSocket(f"connection to {BLOCKED_MARK} {ip}:{port} refused")
+        sock = socket.socket(family=family, type=type_, proto=proto)
+        sock.setblocking(False)
+        return sock
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
@@ -65,27 +91,29 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return list(seen.values())
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
+class GuardedResolver(AbstractResolver):
     def __init__(self, policy: AddressPolicy) -> None:
         self.policy = policy
-        self.inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         addresses = await resolve(host, port)
         permitted = [ip for ip in addresses if self.policy.permits(host, port, ip)]
         if not permitted:
             shown = ", ".join(str(ip) for ip in addresses)
-            raise BlockedAddress(f"{host}:{port} resolves to a non-public address ({shown})")
-        return await self.inner.connect_tcp(
-            str(permitted[0]), port, timeout, local_address, socket_options
-        )
+            raise BlockedAddress(f"{host}:{port} resolves to a {BLOCKED_MARK} ({shown})")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(ip),
+                port=port,
+                family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for ip in permitted
+        ]
 
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+    async def close(self) -> None:
+        return None

@@ -4,6 +4,7 @@ A log line or a metric names the outcome, never a stack trace. The tree:
 
     FetchError                     (outcome)
     ├── BadScheme                  bad_scheme
+    │   └── BadURL                 bad_url
     ├── BlockedAddress             blocked_address
     ├── DNSError                   dns_error
     ├── ConnectError               connect_error
@@ -39,6 +40,10 @@ class FetchError(Exception):
 
 class BadScheme(FetchError):
     outcome = "bad_scheme"
+
+
+class BadURL(BadScheme):
+    outcome = "bad_url"  # unparseable, or a host in a notation we refuse to guess (127.1)
 
 
 class BlockedAddress(FetchError):

@@ -73,7 +73,10 @@ class Poller:
     @property
     def fetcher(self) -> Fetcher:
         if self._fetcher is None:
-            self._fetcher = Fetcher(self.settings.fetch, self.settings.poll.concurrency * 2)
+            poll = self.settings.poll
+            widest = max([poll.host_inflight, *(h.inflight for h in poll.host_limits.values())])
+            # connections per origin: what the politeness limits allow, at least 2, at most 16
+            self._fetcher = Fetcher(self.settings.fetch, per_origin=min(max(widest, 2), 16))
         return self._fetcher
 
     async def aclose(self) -> None:
@@ -91,7 +94,8 @@ class Poller:
             wanted = set(only)
             self.registry.release([fid for fid in ids if fid not in wanted])
             ids = [fid for fid in ids if fid in wanted]
-        await asyncio.gather(*(self.poll_feed(fid) for fid in ids))
+        states = self.registry.get_many(ids)
+        await asyncio.gather(*(self.poll_feed(f, st) for f, st in zip(ids, states, strict=True)))
         self.settle(force=True)
         return self.stats
 
@@ -107,7 +111,11 @@ class Poller:
             ids: list[str] = []
             if room > 0 and not self.backpressure():
                 ids = self.registry.claim_due(limit=room, lease=self.settings.poll.lease)
-            running.update(asyncio.create_task(self.poll_feed(fid)) for fid in ids)
+            states = self.registry.get_many(ids) if ids else []
+            running.update(
+                asyncio.create_task(self.poll_feed(fid, st))
+                for fid, st in zip(ids, states, strict=True)
+            )
             if running:
                 _done, running_left = await asyncio.wait(
                     running, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
@@ -151,9 +159,8 @@ class Poller:
 
     # ---------------------------------------------------------------- one feed
 
-    async def poll_feed(self, fid: str) -> None:
+    async def poll_feed(self, fid: str, state: dict[str, str]) -> None:
         async with self._work:
-            state = self.registry.get(fid)
             spec = self.registry.spec_from(state)
             if spec is None:
                 return
@@ -267,8 +274,10 @@ class Poller:
         )
         if new or not state.get("last_new_at"):
             fields["last_new_at"] = f"{now:.0f}"
-        self.registry.save(fid, fields, now + schedule.jitter(delay))
-        counters.incr(self.r, self.keys, "polls", outcome)
+        pipe = self.r.pipeline()
+        self.registry.save(fid, fields, now + schedule.jitter(delay), pipe)
+        counters.incr(pipe, self.keys, "polls", outcome)
+        pipe.execute()
         self.stats.count(outcome)
         log.info("feed_polled", feed_url=spec.url, stage="poll", outcome=outcome, new_items=new,
                  errors=errors, next_in=round(delay))  # fmt: skip

@@ -44,7 +44,7 @@ def discover(html: bytes, base: str) -> list[str]:
 
 async def probe(url: str, settings: FetchSettings, max_items: int = 200) -> Probe:
     """The feed at `url`; raises the FetchError outcome that stops it being one."""
-    fetcher = Fetcher(settings, max_connections=2)
+    fetcher = Fetcher(settings, per_origin=2)
     try:
         resp = await fetcher.get(url)
         classify_status(resp)

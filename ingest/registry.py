@@ -117,9 +117,18 @@ class Registry:
         if ids:
             self.r.zadd(self.keys.due, dict.fromkeys(ids, time.time()), xx=True)
 
-    def save(self, fid: str, fields: dict[str, Any], next_due: float) -> None:
-        """Store poll state and the next due time in one round trip (only if still registered)."""
-        pipe = self.r.pipeline()
+    def get_many(self, ids: list[str]) -> list[dict[str, str]]:
+        pipe = self.r.pipeline(transaction=False)
+        for fid in ids:
+            pipe.hgetall(self.keys.feed(fid))
+        return [{as_str(k): as_str(v) for k, v in raw.items()} for raw in pipe.execute()]
+
+    def save(self, fid: str, fields: dict[str, Any], next_due: float, pipe: Any = None) -> None:
+        """Store poll state and the next due time (on `pipe` when given, else now, in one
+        transaction); only if the feed is still registered."""
+        own = pipe is None
+        pipe = self.r.pipeline() if own else pipe
         pipe.hset(self.keys.feed(fid), mapping={k: str(v) for k, v in fields.items()})
         pipe.zadd(self.keys.due, {fid: next_due}, xx=True)
-        pipe.execute()
+        if own:
+            pipe.execute()

@@ -46,7 +46,8 @@ def test_odd_notations_of_loopback_are_refused_at_connect_time(
         finally:
             await fetcher.aclose()
 
-    with pytest.raises((outcomes.BlockedAddress, outcomes.ConnectError, outcomes.DNSError)) as info:
+    refused = (outcomes.BlockedAddress, outcomes.BadURL, outcomes.ConnectError, outcomes.DNSError)
+    with pytest.raises(refused) as info:
         asyncio.run(go())
     assert not isinstance(info.value, outcomes.ConnectError) or "non-public" in str(info.value)
     assert server.hits("/x") == []

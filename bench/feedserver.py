@@ -1,0 +1,70 @@
+"""A small, fast feed server for benchmarks: `python bench/feedserver.py PORT,PORT,... CHANGING`.
+
+Serves /feed/<n>.xml on 127.0.0.1, on each of the ports (each port is an origin, as separate
+sites would be), with HTTP/1.1 keep-alive. Each feed has an ETag; a request
+carrying it gets 304, except for the first CHANGING feeds, whose ETag changes on every request
+(a 200 with the same items, as servers that ignore validators do). Runs in its own process so
+the poller's CPU time is measured alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+FEED = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed %d</title>'
+    b"<link>http://127.0.0.1/</link><description>bench</description>"
+    b"<item><title>Item</title><link>http://127.0.0.1:%d/a/%d</link><guid>g%d</guid></item>"
+    b"</channel></rss>"
+)
+
+
+async def handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int, changing: int
+) -> None:
+    counter = 0
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            path = lines[0].split(" ")[1]
+            headers = {
+                k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+            }
+            try:
+                n = int(path.rsplit("/", 1)[1].split(".")[0])
+            except ValueError:
+                n = -1
+            counter += 1
+            etag = f'"{n}-{counter}"' if n < changing else f'"{n}"'
+            if n < 0:
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            elif headers.get("if-none-match") == etag:
+                writer.write(f"HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n\r\n".encode())
+            else:
+                body = FEED % (n, port, n, n)
+                writer.write(
+                    f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nETag: {etag}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(ports: list[int], changing: int) -> None:
+    servers = [
+        await asyncio.start_server(
+            lambda r, w, p=port: handle(r, w, p, changing), "127.0.0.1", port, backlog=1024
+        )
+        for port in ports
+    ]
+    await asyncio.gather(*(s.serve_forever() for s in servers))
+
+
+if __name__ == "__main__":
+    asyncio.run(main([int(p) for p in sys.argv[1].split(",")], int(sys.argv[2])))
