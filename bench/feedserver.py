@@ -1,7 +1,7 @@
-"""A small, fast feed server for benchmarks: `python bench/feedserver.py PORT,PORT,... CHANGING`.
+"""A small, fast feed server for benchmarks: `python bench/feedserver.py ORIGINS CHANGING`.
 
-Serves /feed/<n>.xml on 127.0.0.1, on each of the ports (each port is an origin, as separate
-sites would be), with HTTP/1.1 keep-alive. Each feed has an ETag; a request
+Serves /feed/<n>.xml on 127.0.0.1, on ORIGINS ports (each port is an origin, as separate sites
+would be; the ports are printed on the first line of stdout), with HTTP/1.1 keep-alive. Each feed has an ETag; a request
 carrying it gets 304, except for the first CHANGING feeds, whose ETag changes on every request
 (a 200 with the same items, as servers that ignore validators do). Runs in its own process so
 the poller's CPU time is measured alone.
@@ -56,15 +56,19 @@ async def handle(
         writer.close()
 
 
-async def main(ports: list[int], changing: int) -> None:
-    servers = [
-        await asyncio.start_server(
-            lambda r, w, p=port: handle(r, w, p, changing), "127.0.0.1", port, backlog=1024
+async def main(origins: int, changing: int) -> None:
+    """Listen on `origins` ports the kernel picks; print them, comma-separated, on one line."""
+    servers = []
+    for _ in range(origins):
+        holder: list[int] = []
+        server = await asyncio.start_server(
+            lambda r, w, h=holder: handle(r, w, h[0], changing), "127.0.0.1", 0, backlog=1024
         )
-        for port in ports
-    ]
-    await asyncio.gather(*(s.serve_forever() for s in servers))
+        holder.append(server.sockets[0].getsockname()[1])
+        servers.append((server, holder[0]))
+    print(",".join(str(port) for _s, port in servers), flush=True)
+    await asyncio.gather(*(s.serve_forever() for s, _p in servers))
 
 
 if __name__ == "__main__":
-    asyncio.run(main([int(p) for p in sys.argv[1].split(",")], int(sys.argv[2])))
+    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis
 
@@ -73,6 +74,9 @@ class HostGate:
         self.max_wait_ms = int(max_wait_s * 1000)
         self._turn = r.register_script(TURN)
         self._defer = r.register_script(DEFER)
+        # Slots given back, sent with this process's next Redis write (the next turn or a state
+        # save, at most a loop tick later); their leases would free them anyway.
+        self._releases: list[tuple[str, str]] = []
 
     def limit(self, host: str) -> HostLimit:
         return self.per_host.get(host, self.default)
@@ -100,7 +104,7 @@ class HostGate:
         ]
         pause = WAIT_STEP_S
         # Sync calls on purpose: one loopback round trip is cheaper than a thread hop.
-        while (wait_ms := int(self._turn(keys=keys, args=args))) < 0:
+        while (wait_ms := self._take_turn(keys, args)) < 0:
             await asyncio.sleep(pause)  # every slot taken: poll the gate with a growing pause
             pause = min(pause * 1.5, 0.5)
         if wait_ms > self.max_wait_ms:
@@ -111,7 +115,26 @@ class HostGate:
             yield
         finally:
             if token:
-                self.r.zrem(keys[1], token)
+                self._releases.append((keys[1], token))
+
+    def _take_turn(self, keys: list[str], args: list[int | str]) -> int:
+        if not self._releases:
+            return int(self._turn(keys=keys, args=args))
+        pipe = self.r.pipeline(transaction=False)
+        self.flush(pipe)
+        self._turn(keys=keys, args=args, client=pipe)
+        return int(pipe.execute()[-1])
+
+    def flush(self, pipe: Any = None) -> None:
+        """Send the pending slot releases, on `pipe` when given (the caller executes it)."""
+        releases, self._releases = self._releases, []
+        if not releases:
+            return
+        target = pipe if pipe is not None else self.r.pipeline(transaction=False)
+        for key, token in releases:
+            target.zrem(key, token)
+        if pipe is None:
+            target.execute()
 
     def defer(self, host: str, seconds: float) -> None:
         self._defer(keys=[self.keys.host_next(host)], args=[int(seconds * 1000)])

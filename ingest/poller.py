@@ -35,6 +35,7 @@ log = structlog.get_logger("ingest.poller")
 
 JOB_FUNC = "workers.jobs.process_batch"
 FETCH_CLAIM_S = 600
+WRITE_BATCH = 64  # feed-state saves sent per round trip (and at least once per loop tick)
 SETTLE_S = 3.0  # network failures wait this long for the egress verdict before being charged
 
 
@@ -66,6 +67,8 @@ class Poller:
         self.egress = EgressMonitor()
         self._paused = False
         self._pending: list[tuple[float, tuple[Any, ...]]] = []
+        self._writes = r.pipeline(transaction=False)
+        self._buffered = 0
         self.stats = PollStats()
         self._fetcher: Fetcher | None = None
         self._work = asyncio.Semaphore(settings.poll.concurrency)
@@ -97,6 +100,7 @@ class Poller:
         states = self.registry.get_many(ids)
         await asyncio.gather(*(self.poll_feed(f, st) for f, st in zip(ids, states, strict=True)))
         self.settle(force=True)
+        self.flush()
         return self.stats
 
     async def run_forever(self, stop: asyncio.Event) -> None:
@@ -107,6 +111,7 @@ class Poller:
         while not stop.is_set():
             self.heartbeat()
             self.settle()
+            self.flush()
             room = self.settings.poll.concurrency - len(running)
             ids: list[str] = []
             if room > 0 and not self.backpressure():
@@ -126,6 +131,16 @@ class Poller:
         if running:
             await asyncio.wait(running)
         self.settle(force=True)
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the buffered feed-state saves and slot releases in one round trip. Losing them
+        (a crash) loses no item: items are enqueued before their feed's state is saved, and the
+        feed's lease brings it back to be polled again."""
+        self.gate.flush(self._writes)
+        if len(self._writes):
+            self._writes.execute()
+        self._buffered = 0
 
     def settle(self, force: bool = False) -> None:
         """Finish the feeds whose network failures waited for the egress verdict: by now the
@@ -274,10 +289,12 @@ class Poller:
         )
         if new or not state.get("last_new_at"):
             fields["last_new_at"] = f"{now:.0f}"
-        pipe = self.r.pipeline()
-        self.registry.save(fid, fields, now + schedule.jitter(delay), pipe)
-        counters.incr(pipe, self.keys, "polls", outcome)
-        pipe.execute()
+        changed = {k: v for k, v in fields.items() if state.get(k) != str(v)}
+        self.registry.save(fid, changed, now + schedule.jitter(delay), self._writes)
+        counters.incr(self._writes, self.keys, "polls", outcome)
+        self._buffered += 1
+        if self._buffered >= WRITE_BATCH:
+            self.flush()
         self.stats.count(outcome)
         log.info("feed_polled", feed_url=spec.url, stage="poll", outcome=outcome, new_items=new,
                  errors=errors, next_in=round(delay))  # fmt: skip

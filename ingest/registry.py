@@ -121,14 +121,16 @@ class Registry:
         pipe = self.r.pipeline(transaction=False)
         for fid in ids:
             pipe.hgetall(self.keys.feed(fid))
-        return [{as_str(k): as_str(v) for k, v in raw.items()} for raw in pipe.execute()]
+        # bytes replies (the client does not decode): .decode() directly, it is the hot path
+        return [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
 
     def save(self, fid: str, fields: dict[str, Any], next_due: float, pipe: Any = None) -> None:
         """Store poll state and the next due time (on `pipe` when given, else now, in one
         transaction); only if the feed is still registered."""
         own = pipe is None
         pipe = self.r.pipeline() if own else pipe
-        pipe.hset(self.keys.feed(fid), mapping={k: str(v) for k, v in fields.items()})
+        if fields:
+            pipe.hset(self.keys.feed(fid), mapping={k: str(v) for k, v in fields.items()})
         pipe.zadd(self.keys.due, {fid: next_due}, xx=True)
         if own:
             pipe.execute()

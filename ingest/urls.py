@@ -7,6 +7,7 @@ fragment (except `#!` routes) and treat http and https as one story.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,10 +44,12 @@ def short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=65536)  # feed URLs repeat on every poll
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+@functools.lru_cache(maxsize=65536)
 def origin_of(url: str) -> str:
     """scheme://host:port, the unit a server answers for."""
     parts = urlsplit(url)
