@@ -322,3 +322,39 @@ def test_quiet_feed_is_flagged_stale_in_status_and_metrics(
     registry = CollectorRegistry()
     registry.register(RedisCollector(settings, r))
     assert 'news_ingest_feeds{health="stale"} 1.0' in generate_latest(registry).decode()
+
+
+def test_backpressure_pauses_claiming_until_downstream_drains(
+    server: TestServer, r: redis.Redis
+) -> None:
+    server.add("/bp.xml", empty_feed(), "application/rss+xml")
+    register(r, server.url("/bp.xml"))
+    r.zadd(KEYS.due, {FeedSpec(server.url("/bp.xml")).id: 0})
+    settings = settings_for(server, queue_high_water=1, lag_high_water=2)
+    queue = Queue(settings.stream.queue, connection=r)
+    for _ in range(2):
+        queue.enqueue("builtins.len", "x")  # two jobs waiting: over the high-water mark
+
+    async def run_for(seconds: float) -> Poller:
+        poller = Poller(settings, r)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        try:
+            await poller.run_forever(stop)
+        finally:
+            await poller.aclose()
+        return poller
+
+    asyncio.run(run_for(1.5))
+    assert server.hits("/bp.xml") == []  # paused: the due feed was not even claimed
+
+    queue.empty()
+    for i in range(3):  # now a consumer group three entries behind
+        r.xadd(KEYS.articles, {"n": i})
+    r.xgroup_create(KEYS.articles, "slow", id="0")
+    asyncio.run(run_for(1.5))
+    assert server.hits("/bp.xml") == []
+
+    r.xgroup_setid(KEYS.articles, "slow", id="$")
+    asyncio.run(run_for(1.5))
+    assert len(server.hits("/bp.xml")) == 1  # drained: polling resumes
