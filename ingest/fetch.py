@@ -145,7 +145,7 @@ class Fetcher:
         except aiohttp.ClientPayloadError as exc:
             if "content-encoding" in str(exc).lower() or "decompress" in str(exc).lower():
                 raise outcomes.DecodeError(f"bad content-encoding: {exc}", url=url) from exc
-            raise outcomes.ConnectError(f"truncated body: {exc}", url=url) from exc
+            raise outcomes.Truncated(f"truncated body: {exc}", url=url) from exc
         except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
 

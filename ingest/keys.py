@@ -30,6 +30,9 @@ class Keys:
     def host_inflight(self, host: str) -> str:  # ZSET lease token -> expiry (ms)
         return self.k("host", host, "inflight")
 
+    def robots(self, origin: str) -> str:  # a robots.txt, compressed, with its TTL
+        return self.k("robots", origin)
+
     # seen state
     def seen_url(self, article_id: str) -> str:
         return self.k("seen", "url", article_id)

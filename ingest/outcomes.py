@@ -8,10 +8,12 @@ A log line or a metric names the outcome, never a stack trace. The tree:
     ├── BlockedAddress             blocked_address
     ├── DNSError                   dns_error
     ├── ConnectError               connect_error
+    │   └── Truncated              truncated
     ├── Timeout                    timeout
     ├── TooLarge                   too_large
     ├── TooManyRedirects           too_many_redirects
     ├── HostDeferred               host_deferred (our own politeness: the host's next slot is far)
+    │   └── RobotsUnavailable      robots_unavailable (robots.txt 5xx/unreachable: later)
     ├── RobotsDisallowed           robots_disallowed
     ├── HTTPStatusError            http_error
     │   ├── Gone                   gone          (404/410: the URL is not coming back soon)
@@ -22,7 +24,8 @@ A log line or a metric names the outcome, never a stack trace. The tree:
         ├── EmptyBody              empty
         ├── MalformedFeed          malformed_feed
         ├── DecodeError            decode_error
-        └── NotArticle             not_article
+        ├── NotArticle             not_article
+        └── Paywall                paywall
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ class ConnectError(FetchError):
     outcome = "connect_error"
 
 
+class Truncated(ConnectError):
+    outcome = "truncated"  # the connection ended before the declared body did
+
+
 class Timeout(FetchError):
     outcome = "timeout"
 
@@ -86,6 +93,10 @@ class HostDeferred(FetchError):
 class RobotsDisallowed(FetchError):
     outcome = "robots_disallowed"
     blameless = True
+
+
+class RobotsUnavailable(HostDeferred):
+    outcome = "robots_unavailable"  # robots.txt answered 5xx or not at all: ask again later
 
 
 class HTTPStatusError(FetchError):
@@ -138,3 +149,7 @@ class DecodeError(ContentError):
 
 class NotArticle(ContentError):
     outcome = "not_article"
+
+
+class Paywall(ContentError):
+    outcome = "paywall"

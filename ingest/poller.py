@@ -23,10 +23,12 @@ from ingest import counters, feedparse, outcomes, schedule
 from ingest.egress import NETWORK_OUTCOMES, EgressMonitor
 from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
+from ingest.gates import check_article
 from ingest.hosts import HostGate
 from ingest.identity import Candidate, ItemsResult, candidate, identity_mode
 from ingest.keys import Keys
 from ingest.registry import Registry
+from ingest.robots import RobotsCache
 from ingest.settings import HostLimit, Settings
 from ingest.streams import stream_groups
 from ingest.urls import host_of, origin_of
@@ -36,7 +38,14 @@ log = structlog.get_logger("ingest.poller")
 JOB_FUNC = "workers.jobs.process_batch"
 FETCH_CLAIM_S = 600
 WRITE_BATCH = 64  # feed-state saves sent per round trip (and at least once per loop tick)
-SETTLE_S = 3.0  # network failures wait this long for the egress verdict before being charged
+SETTLE_S = 3.0
+ERROR_BODY_BYTES = 256_000  # of an error page kept for the dead letter
+# URLs we must not fetch at all: refused once, remembered for the dedup window
+REFUSALS = (
+    outcomes.BlockedAddress,
+    outcomes.BadScheme,
+    outcomes.RobotsDisallowed,
+)  # network failures wait this long for the egress verdict before being charged
 
 
 @dataclass
@@ -65,6 +74,11 @@ class Poller:
             settings.poll.host_limits, lease_s=settings.fetch.timeout + 10,
         )  # fmt: skip
         self.egress = EgressMonitor()
+        self.robots = (
+            RobotsCache(r, self.keys, settings.fetch.user_agent, settings.fetch.robots_ttl)
+            if settings.fetch.robots
+            else None
+        )
         self._paused = False
         self._pending: list[tuple[float, tuple[Any, ...]]] = []
         self._writes = r.pipeline(transaction=False)
@@ -367,24 +381,32 @@ class Poller:
         discovered = time.time()
         page: dict[str, Any] = {"url": link, "status": 0, "content_type": "", "html_z": None,
                                 "outcome": "ok", "error": ""}  # fmt: skip
+        resp: Response | None = None
         try:
             if cand.identity:
                 # Items sharing one link (a homepage): the page is not the story, the feed is.
                 raise outcomes.NotArticle("link shared by several items", url=link)
+            if self.robots is not None:
+                await self.robots.check(link, self._get)
             resp = await self._get(link)
             page.update(url=resp.url, status=resp.status, content_type=resp.content_type)
             page["fetch_ms"] = round(resp.elapsed * 1000)
             classify_status(resp)
+            check_article(resp.content_type, resp.body, resp.url)
             page["html_z"] = zlib.compress(resp.body, 3)
-        except outcomes.HostDeferred as exc:
+        except outcomes.HostDeferred as exc:  # busy host, unanswered robots.txt: later, not lost
+            return exc.retry_after
+        except outcomes.RateLimited as exc:
+            self.gate.defer(host_of(link), exc.retry_after)
             return exc.retry_after
         except outcomes.FetchError as exc:
             page.update(outcome=exc.outcome, error=str(exc)[:300])
-            if isinstance(exc, outcomes.RateLimited):
-                self.gate.defer(host_of(link), exc.retry_after)
-            if isinstance(exc, outcomes.BlockedAddress | outcomes.BadScheme):
+            if isinstance(exc, REFUSALS):
                 self._refuse(spec, link, aid, exc)
                 return None
+            if resp is not None and resp.body and not isinstance(exc, outcomes.NotHTML):
+                # the error page itself (a challenge, a 500 page) goes to the dead letter
+                page["error_z"] = zlib.compress(resp.body[:ERROR_BODY_BYTES], 3)
         log.debug("article_fetched", feed_url=spec.url, article_id=aid, stage="fetch",
                   outcome=page["outcome"])  # fmt: skip
         return {
@@ -411,7 +433,8 @@ class Poller:
         ttl = int(self.settings.dedup.window_days * 86400)
         pipe = self.r.pipeline()
         pipe.set(self.keys.inflight(aid), exc.outcome, ex=ttl)
-        counters.incr(pipe, self.keys, "articles", "blocked")
+        counted = "robots_disallowed" if isinstance(exc, outcomes.RobotsDisallowed) else "blocked"
+        counters.incr(pipe, self.keys, "articles", counted)
         counters.deadletter(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url,
                             article_id=aid, detail=str(exc))  # fmt: skip
         pipe.execute()

@@ -63,6 +63,8 @@ class FetchSettings(BaseModel):
     connect_timeout: float = 10
     max_redirects: int = 5
     user_agent: str = "news-ingest/0.1"
+    robots: bool = True  # obey robots.txt for article pages (feeds are exempt)
+    robots_ttl: float = 86400
 
     _split = field_validator("allow", mode="before")(_split_commas)
 

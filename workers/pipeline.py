@@ -224,7 +224,8 @@ def finish(
     if outcome != "duplicate":
         counters.deadletter(pipe, ctx.keys, outcome, url=payload["page"]["url"],
                             feed_url=payload["feed"]["url"], article_id=payload["link_id"],
-                            detail=detail, body_z=payload["page"].get("html_z"))  # fmt: skip
+                            detail=detail, body_z=payload["page"].get("html_z")
+                            or payload["page"].get("error_z"))  # fmt: skip
     pipe.execute()
     log.info("article_skipped" if outcome == "duplicate" else "article_failed", **logctx,
              stage="dedup" if outcome == "duplicate" else "extract", outcome=outcome,
