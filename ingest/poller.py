@@ -91,8 +91,10 @@ class Poller:
     def fetcher(self) -> Fetcher:
         if self._fetcher is None:
             poll = self.settings.poll
-            widest = max([poll.host_inflight, *(h.inflight for h in poll.host_limits.values())])
-            # connections per origin: what the politeness limits allow, at least 2, at most 16
+            limits = [poll.host_inflight, *(h.inflight for h in poll.host_limits.values())]
+            # Connections per origin: what the host gate lets through (0 = unlimited), 2..16.
+            # The gate is the real limit; this only keeps the connector from queueing below it.
+            widest = 16 if 0 in limits else max(limits)
             self._fetcher = Fetcher(self.settings.fetch, per_origin=min(max(widest, 2), 16))
         return self._fetcher
 

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from ingest.embedded import EmbeddedValkey, free_port
+from tests.canary import Canary
 from tests.server import TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,3 +62,12 @@ def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
         [sys.executable, "-m", "ingest.cli", "--log-json", *args],
         cwd=ROOT, env=full_env, input=input, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def canary() -> Iterator[Canary]:
+    """One canary for the whole session: no test may ever connect to it."""
+    listener = Canary()
+    yield listener
+    listener.close()
+    assert listener.connections == 0, "something connected to the canary port"

@@ -17,6 +17,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     etag: str | None = None  # when set, answer 304 to a matching If-None-Match
     delay: float = 0  # seconds to wait before answering
+    raw: Callable[[BaseHTTPRequestHandler], None] | None = None  # writes the whole answer itself
 
 
 @dataclass
@@ -24,6 +25,11 @@ class Seen:
     path: str
     headers: dict[str, str]
     at: float
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up mid-answer (caps, deadlines) are the point of many tests."""
 
 
 class TestServer:
@@ -61,6 +67,10 @@ class TestServer:
                     time.sleep(route.delay)
                 if route is None:
                     return self._send(404, {}, b"not found")
+                if route.raw is not None:
+                    route.raw(self)
+                    self.close_connection = True
+                    return None
                 if route.etag and headers.get("if-none-match") == route.etag:
                     return self._send(304, {"ETag": route.etag}, b"")
                 if callable(route.body):
@@ -81,7 +91,7 @@ class TestServer:
                 if status != 304:
                     self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

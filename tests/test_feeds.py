@@ -92,3 +92,35 @@ def test_bad_yaml_feed_list_is_a_clear_error(tmp_path) -> None:
     path.write_text("feeds:\n  - url: ftp://x.org/feed\n")
     with pytest.raises(feedlist.FeedListError, match="not an http"):
         feedlist.load(path)
+
+
+def test_items_per_feed_read_are_capped() -> None:
+    items = "".join(f"<item><title>t{i}</title><link>https://example.org/{i}</link></item>"
+                    for i in range(500))  # fmt: skip
+    doc = f'<rss version="2.0"><channel><title>big</title>{items}</channel></rss>'.encode()
+    assert len(feedparse.parse(doc, max_items=200).items) == 200
+
+
+def test_entity_expansion_costs_no_memory() -> None:
+    import tracemalloc
+
+    lol = (
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "'
+        + b"A" * 1000
+        + b'">'
+        + b"".join(
+            b'<!ENTITY %s "%s">' % (bytes([98 + i]), (b"&" + bytes([97 + i]) + b";") * 10)
+            for i in range(7)
+        )
+        + b']><rss version="2.0"><channel><title>&h;</title></channel></rss>'
+    )
+    tracemalloc.start()
+    try:
+        parsed = feedparse.parse(lol)
+        title = parsed.title
+    except outcomes.MalformedFeed:
+        title = ""
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(title) < 10_000  # 10^7 * 1000 characters were it expanded
+    assert peak < 50_000_000

@@ -84,3 +84,56 @@ def test_body_cap_and_redirect_limit(server: TestServer) -> None:
     with pytest.raises(outcomes.TooManyRedirects):
         asyncio.run(go("/loop0"))
     assert len([h for h in server.requests if h.path.startswith("/loop")]) == 6
+
+
+def test_userinfo_does_not_smuggle_a_private_host(server: TestServer) -> None:
+    server.add("/x", "secret")
+    fetcher = Fetcher(FetchSettings())
+
+    async def go() -> None:
+        try:
+            await fetcher.get(f"http://news.example.org@127.0.0.1:{server.port}/x")
+        finally:
+            await fetcher.aclose()
+
+    with pytest.raises(outcomes.BlockedAddress):
+        asyncio.run(go())
+    assert server.hits("/x") == []
+
+
+def test_connect_time_check_sees_the_exact_address() -> None:
+    """The socket factory is the last gate: whatever resolved, a socket to a private address
+    is never created, while public ones and exact allow-list entries are."""
+    import socket
+
+    from ingest.netguard import BlockedSocket
+
+    policy = AddressPolicy(["127.0.0.1:8080"])
+    for family, addr in ((socket.AF_INET, ("127.0.0.1", 80)), (socket.AF_INET, ("10.0.0.1", 443)),
+                         (socket.AF_INET6, ("::1", 80, 0, 0)),
+                         (socket.AF_INET6, ("::ffff:169.254.169.254", 80, 0, 0))):  # fmt: skip
+        with pytest.raises(BlockedSocket):
+            policy.socket_factory((family, socket.SOCK_STREAM, 6, "", addr))
+    for addr in (("127.0.0.1", 8080), ("93.184.216.34", 443)):
+        policy.socket_factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", addr)).close()
+
+
+def test_resolver_returns_only_checked_addresses_and_pins_allowed_names() -> None:
+    import socket
+
+    from ingest.netguard import GuardedResolver
+
+    async def go(allow: list[str]) -> list[str]:
+        policy = AddressPolicy(allow)
+        found = await GuardedResolver(policy).resolve("localhost", 8080)
+        first = found[0]
+        v4 = first["family"] == socket.AF_INET
+        sockaddr = (first["host"], 8080) if v4 else (first["host"], 8080, 0, 0)
+        # the allowed name's address was pinned: the connect-time check lets exactly it through
+        policy.socket_factory((first["family"], socket.SOCK_STREAM, 6, "", sockaddr)).close()
+        return [r["host"] for r in found]
+
+    with pytest.raises(outcomes.BlockedAddress):
+        asyncio.run(go([]))
+    hosts = asyncio.run(go(["localhost:8080"]))
+    assert hosts and all(ipaddress.ip_address(h).is_loopback for h in hosts)

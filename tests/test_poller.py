@@ -7,7 +7,6 @@ import email.utils
 import json
 import socket
 import time
-from typing import Any
 
 import pytest
 import redis
@@ -15,60 +14,11 @@ from rq import Queue
 
 from ingest.feedlist import FeedSpec
 from ingest.hosts import DEFER
-from ingest.keys import Keys
 from ingest.poller import Poller
-from ingest.registry import Registry
-from ingest.settings import Settings
 from ingest.urls import article_id
 from tests import pages
+from tests.helpers import KEYS, due_in, poll, register, settings_for, state, work
 from tests.server import Route, TestServer
-from workers.pipeline import Context, process
-
-KEYS = Keys()
-
-
-def settings_for(server: TestServer, *extra_allow: str, **poll: Any) -> Settings:
-    base = Settings()
-    return base.with_overrides(
-        fetch={"allow": [server.allow, *extra_allow], "timeout": 2, "connect_timeout": 1},
-        poll={"host_rate": 0, "host_inflight": 0, **poll},
-    )
-
-
-def register(r: redis.Redis, *urls: str) -> list[str]:
-    reg = Registry(r, KEYS)
-    for url in urls:
-        reg.add(FeedSpec(url))
-    return [FeedSpec(u).id for u in urls]
-
-
-def poll(settings: Settings, r: redis.Redis, only: list[str] | None = None) -> Poller:
-    async def main() -> Poller:
-        poller = Poller(settings, r)
-        try:
-            await poller.run_once(only)
-        finally:
-            await poller.aclose()
-        return poller
-
-    return asyncio.run(main())
-
-
-def state(r: redis.Redis, fid: str) -> dict[str, str]:
-    return Registry(r, KEYS).get(fid)
-
-
-def due_in(r: redis.Redis, fid: str) -> float:
-    return float(r.zscore(KEYS.due, fid) or 0) - time.time()
-
-
-def work(settings: Settings, r: redis.Redis) -> list[str]:
-    """Run the queued jobs in this process; the outcomes, in order."""
-    ctx = Context.build(settings, r)
-    out = []
-    for job in Queue(settings.stream.queue, connection=r).jobs:
-        out.extend(process(ctx, payload) for payload in job.args[0])
-    return out
 
 
 def empty_feed(title: str = "quiet") -> str:

@@ -7,6 +7,7 @@ summary is used instead. `extraction` in the record says which step won and why.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,23 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
     )
 
 
+_FREE_FALSE = re.compile(r'"isAccessibleForFree"\s*:\s*"?false"?', re.I)
+_WALL_MARK = re.compile(
+    r'(?:class|id)\s*=\s*"[^"]*(?:paywall|regwall|piano-(?:offer|template)|subscriber-only|'
+    r'premium-(?:wall|content-lock)|meter(?:ed)?-wall|article-locked)[^"]*"',
+    re.I,
+)
+
+
+def paywall_signal(html: str) -> str:
+    """Why the page looks paywalled ('' if it does not): schema.org's isAccessibleForFree=false,
+    which publishers set for search engines, or the class names of common wall widgets."""
+    if _FREE_FALSE.search(html):
+        return "isAccessibleForFree=false"
+    match = _WALL_MARK.search(html)
+    return f"wall markup ({match.group(0)[:60]})" if match else ""
+
+
 def html_to_text(fragment: str) -> str:
     """Feed content (HTML) to plain text with paragraph breaks."""
     if not fragment.strip():
@@ -86,6 +104,15 @@ def choose(page: Extracted, feed_html: str, min_chars: int) -> Extracted:
     """Pick the body: the page when it passes the gate, else the feed's content when richer."""
     feed_text, _ = clean(html_to_text(feed_html))
     page.quality.update(page_chars=len(page.text), feed_chars=len(feed_text))
+    if page.quality.get("paywall") and len(page.text) < min_chars:
+        if len(feed_text) >= min_chars:  # the feed carries what the wall hides
+            page.text, page.method = feed_text, "feed"
+            page.quality["gate"] = "paywall_feed"
+        else:
+            page.quality["gate"] = "paywall"
+            page.quality["page_outcome"] = "paywall"
+            page.text = ""  # a teaser is not the article
+        return page
     if len(page.text) >= min_chars or len(page.text) >= len(feed_text):
         page.quality["gate"] = "pass" if len(page.text) >= min_chars else "short"
         return page

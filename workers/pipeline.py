@@ -73,6 +73,9 @@ def extract_payload(
         html, charset = decode(body, ctype)
         ex = extract.from_page(html, page["url"], include_tables)
         ex.quality["charset"] = charset
+        wall = extract.paywall_signal(html)
+        if wall:
+            ex.quality["paywall"] = wall
     elif body:
         ex.quality["page_outcome"] = "not_html"
     if page.get("outcome", "ok") != "ok":
