@@ -14,7 +14,9 @@ from typing import Any
 import lxml.html
 import trafilatura
 from lxml import etree
+from trafilatura.utils import load_html
 
+from workers import metadata
 from workers.clean import clean
 
 
@@ -33,34 +35,58 @@ class Extracted:
     quality: dict[str, Any] = field(default_factory=dict)
 
 
+RETRY_BELOW_CHARS = 500  # a precision extract this short may have cut the article: ask again
+
+
+def _trafilatura(tree: Any, url: str, include_tables: bool, precision: bool) -> str:
+    doc = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        include_comments=False,
+        favor_precision=precision,
+        include_tables=include_tables,
+        with_metadata=False,
+    )
+    if doc is None:
+        return ""
+    get = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
+    return str(get.get("text") or "")
+
+
 def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
+    """The ladder's page steps. 1: trafilatura in precision mode, comments off, on a tree parsed
+    once; metadata from what the page declares (workers.metadata), read before trafilatura
+    prunes the tree. 2: when step 1 is short, trafilatura's balanced mode on a fresh tree, kept
+    if it finds at least twice as much (precision mode sometimes keeps a notice and drops the
+    story). The cleaner runs on whichever wins."""
     try:
-        doc = trafilatura.bare_extraction(
-            html,
-            url=url,
-            include_comments=False,
-            favor_precision=True,
-            include_tables=include_tables,
-            with_metadata=True,
-        )
+        tree = load_html(html)
+        if tree is None:
+            return Extracted()
+        meta = metadata.read(tree)
+        raw = _trafilatura(tree, url, include_tables, precision=True)
+        method = "trafilatura"
+        if len(raw) < RETRY_BELOW_CHARS:
+            second = load_html(html)
+            wider = _trafilatura(second, url, include_tables, precision=False) if second else ""
+            if len(wider) >= 2 * max(len(raw), 1):
+                raw, method = wider, "trafilatura_balanced"
     except (ValueError, etree.LxmlError, RecursionError):
         return Extracted()
-    if doc is None:
+    if not raw:
         return Extracted()
-    get = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
-    text, removed = clean(get.get("text") or "")
-    authors = [a.strip() for a in (get.get("author") or "").split(";") if a.strip()]
+    text, removed = clean(raw)
     return Extracted(
         text=text,
-        title=get.get("title") or "",
-        authors=authors,
-        date=get.get("date"),
-        site_name=get.get("sitename") or "",
-        image=get.get("image") or "",
-        canonical_url=get.get("url") or "",
-        description=get.get("description") or "",
-        language=get.get("language") or "",
-        method="trafilatura",
+        title=meta.title,
+        authors=meta.authors,
+        date=meta.date,
+        site_name=meta.site_name,
+        image=meta.image,
+        canonical_url=meta.canonical_url,
+        description=meta.description,
+        language=meta.language,
+        method=method,
         quality={"removed": len(removed)},
     )
 
