@@ -68,7 +68,11 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
         method = "trafilatura"
         if len(raw) < RETRY_BELOW_CHARS:
             second = load_html(html)
-            wider = _trafilatura(second, url, include_tables, precision=False) if second else ""
+            wider = (
+                _trafilatura(second, url, include_tables, precision=False)
+                if second is not None
+                else ""
+            )
             if len(wider) >= 2 * max(len(raw), 1):
                 raw, method = wider, "trafilatura_balanced"
     except (ValueError, etree.LxmlError, RecursionError):
