@@ -426,13 +426,24 @@ def metrics(app: App, port: int, host: str) -> None:
 @pass_app
 def explain(app: App, url: str, scan: int) -> None:
     """What the system knows about one article URL: seen, published (stream id), or why not."""
+    from ingest.seen import SeenStore, UrlMark, url_field
     from ingest.urls import article_id, canonicalize
 
     keys = Keys(app.settings.redis.prefix)
     aid = article_id(url)
     with app.redis() as (_url, r):
-        seen: Any = r.get(keys.seen_url(aid))
-        marker: Any = r.get(keys.inflight(aid))
+        store = SeenStore(r, keys, app.settings.dedup.window_days, app.settings.dedup.shards)
+        raw = store.get_many([url_field(aid)])[0]
+        seen: dict[str, Any] | None = None
+        if raw is not None and store.is_mark(raw):
+            mark = UrlMark.unpack(raw)
+            seen = {"article_id": mark.article_id, "content_hash": mark.content_hash,
+                    "simhash": f"{mark.simhash:016x}", "words": mark.words,
+                    "cluster_id": mark.cluster_id}  # fmt: skip
+        elif raw is not None:  # another URL of a story published under its canonical URL
+            seen = {"article_id": bytes(raw).hex(), "via": "alias of the canonical URL"}
+            aid = seen["article_id"]
+        marker: Any = r.get(keys.inflight(article_id(url)))
         entries: Any = r.xrevrange(keys.articles, count=scan)
         letters: Any = r.xrevrange(keys.deadletter, count=scan)
         published = [
@@ -458,7 +469,7 @@ def explain(app: App, url: str, scan: int) -> None:
         verdict = "unknown: never listed by a polled feed, or forgotten after the dedup window"
     click.echo(json.dumps({
         "url": url, "canonical_url": canonicalize(url), "article_id": aid,
-        "seen": seen.decode() if seen else None, "marker": marker.decode() if marker else None,
+        "seen": seen, "marker": marker.decode() if marker else None,
         "published": published, "deadletters": dead, "verdict": verdict,
     }, indent=2))  # fmt: skip
 

@@ -33,15 +33,7 @@ class Keys:
     def robots(self, origin: str) -> str:  # a robots.txt, compressed, with its TTL
         return self.k("robots", origin)
 
-    # seen state
-    def seen_url(self, article_id: str) -> str:
-        return self.k("seen", "url", article_id)
-
-    def seen_guid(self, feed_id: str, guid_hash: str) -> str:
-        return self.k("seen", "guid", feed_id, guid_hash)
-
-    def seen_hash(self, content_hash: str) -> str:
-        return self.k("seen", "hash", content_hash)
+    # seen state: see ingest/seen.py (generation hashes under k("seen", ...))
 
     def inflight(self, article_id: str) -> str:
         return self.k("inflight", article_id)

@@ -29,6 +29,7 @@ from ingest.identity import Candidate, ItemsResult, candidate, identity_mode
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.robots import RobotsCache
+from ingest.seen import SeenStore, guid_field, url_field
 from ingest.settings import HostLimit, Settings
 from ingest.streams import stream_groups
 from ingest.urls import host_of, origin_of
@@ -74,6 +75,7 @@ class Poller:
             settings.poll.host_limits, lease_s=settings.fetch.timeout + 10,
         )  # fmt: skip
         self.egress = EgressMonitor()
+        self.seen = SeenStore(r, self.keys, settings.dedup.window_days, settings.dedup.shards)
         self.robots = (
             RobotsCache(r, self.keys, settings.fetch.user_agent, settings.fetch.robots_ttl)
             if settings.fetch.robots
@@ -350,11 +352,11 @@ class Poller:
             candidates.append(cand)
         if not candidates:
             return res
-        pipe = self.r.pipeline(transaction=False)
+        fields = []
         for cand in candidates:
-            pipe.exists(self.keys.seen_url(cand.link_id), self.keys.seen_guid(fid, cand.guid_hash))
-        known = pipe.execute()
-        unseen = [c for c, hits in zip(candidates, known, strict=True) if not hits]
+            fields += [url_field(cand.link_id), guid_field(fid, cand.guid_hash)]
+        known = self.seen.known(fields)
+        unseen = [c for i, c in enumerate(candidates) if not (known[2 * i] or known[2 * i + 1])]
         # Claim each unseen item for the fetch (SET NX): a story listed by two feeds, or polled
         # by two pollers at once, is fetched once. The claim expires, so a poller that dies
         # here costs a delay, not the item (its feed state is saved only after enqueueing).

@@ -83,7 +83,10 @@ class ExtractSettings(BaseModel):
 class DedupSettings(BaseModel):
     window_days: float = 30
     drop_near_duplicates: bool = True
-    simhash_max_distance: int = 3
+    simhash_max_distance: int = 3  # corrections: a text that moved more bits than this changed
+    near_min_bands: int = 2  # near-copies: MinHash bands shared ...
+    near_max_distance: int = 14  # ... or one band and at most this many SimHash bits apart
+    shards: int = 4096  # hashes per seen-state generation
 
 
 class ClassifySettings(BaseModel):

@@ -168,11 +168,14 @@ def test_feed_identity_degrades_for_shared_guids_and_links(
         {"title": f"Story {i}", "link": server.url(f"/s{i}"), "guid": "same-for-all"}
         for i in range(3)
     ])  # fmt: skip
-    words = "Council approves the new budget for schools, roads and the harbour after debate"
+    notices = [
+        "Council approves the new budget for schools, roads and the harbour after a long debate.",
+        "The ferry timetable changes on Monday: the early crossing moves to half past six.",
+        "Water supply in the old town will be interrupted on Thursday for pipe repairs.",
+    ]
     shared_link = pages.rss("One link", [
-        {"title": f"Notice {i}", "link": server.url("/home"), "guid": "x",
-         "summary": f"Notice {i}: {words} number {i}."}
-        for i in range(3)
+        {"title": f"Notice {i}", "link": server.url("/home"), "guid": "x", "summary": text}
+        for i, text in enumerate(notices)
     ])  # fmt: skip
     server.add("/home", "<html><body>home</body></html>")
     server.add("/guid.xml", shared_guid, "application/rss+xml")

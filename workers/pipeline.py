@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +17,12 @@ import structlog
 from ingest import counters
 from ingest.feedparse import iso_utc
 from ingest.keys import Keys
+from ingest.seen import SeenStore, UrlMark, hash_field, url_field
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
 from workers import classify, extract, fingerprint
 from workers.decode import decode
-from workers.publish import Publisher, parse_url_value
+from workers.publish import Publisher
 
 log = structlog.get_logger("workers.pipeline")
 
@@ -33,18 +35,20 @@ class Context:
     settings: Settings
     r: redis.Redis
     keys: Keys
+    seen: SeenStore
     publisher: Publisher
     lexicon: classify.Lexicon
 
     @classmethod
     def build(cls, settings: Settings, r: redis.Redis) -> Context:
         keys = Keys(settings.redis.prefix)
-        ttl = int(settings.dedup.window_days * 86400)
+        seen = SeenStore(r, keys, settings.dedup.window_days, settings.dedup.shards)
         return cls(
             settings=settings,
             r=r,
             keys=keys,
-            publisher=Publisher(r, keys, ttl, settings.stream.maxlen),
+            seen=seen,
+            publisher=Publisher(r, keys, seen, settings.stream.maxlen),
             lexicon=classify.cached_lexicon(settings.classify.taxonomy),
         )
 
@@ -102,33 +106,66 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     else:
         aid = article_id(canonical)
         url_ids = list(dict.fromkeys([aid, link_id, article_id(page["url"])]))
-    words = len(fingerprint.words(ex.text))
-    chash = fingerprint.content_hash(ex.text)
-    sim = fingerprint.simhash(ex.text)
+    fp = Fingerprints.of(ex.text)
     logctx["article_id"] = aid
+    dedup = ctx.settings.dedup
 
     for _attempt in range(3):
-        decision = decide(ctx, aid, url_ids, chash, sim, words)
-        if decision[0] == "duplicate":
-            return finish(ctx, payload, "duplicate", logctx, detail=decision[1])
-        event, expected, duplicate_of = decision
-        record = build_record(ctx, payload, ex, canonical, aid, chash, sim, duplicate_of)
-        guid_keys = [ctx.keys.seen_guid(feed["id"], payload["guid_hash"])]
+        d = decide(ctx, aid, url_ids, fp)
+        if d.event == "duplicate":
+            return finish(ctx, payload, "duplicate", logctx, detail=d.why)
+        if d.event == "near_duplicate" and dedup.drop_near_duplicates:
+            return finish(ctx, payload, "near_duplicate", logctx, detail=d.why)
+        event = "created" if d.event == "near_duplicate" else d.event
+        record = build_record(ctx, payload, ex, canonical, aid, fp, d.duplicate_of, d.cluster_id)
+        mark = UrlMark(aid, fp.content_hash, fp.simhash, fp.words, d.cluster_id or aid)
         result = ctx.publisher.publish(
-            record, url_ids=url_ids, guid_keys=guid_keys, expected=expected, event=event
-        )
+            record, url_ids=url_ids, guid=(feed["id"], payload["guid_hash"]), expected=d.expected,
+            event=event, bands=fp.bands, mark=mark,
+        )  # fmt: skip
         if result.outcome == "published":
             outcome = "published" if event == "created" else "updated"
+            if d.event == "near_duplicate":
+                outcome = "near_duplicate_published"
             elapsed = time.monotonic() - started
             ctx.r.delete(ctx.keys.inflight(link_id))
             counters.incr(ctx.r, ctx.keys, "articles", outcome)
             log.info("article_published", **logctx, stage="publish", outcome=outcome,
-                     stream_id=result.detail, method=ex.method, ms=round(elapsed * 1000))  # fmt: skip
+                     stream_id=result.detail, method=ex.method, ms=round(elapsed * 1000),
+                     duplicate_of=d.duplicate_of)  # fmt: skip
             return outcome
         if result.outcome in ("duplicate", "duplicate_content"):
-            return finish(ctx, payload, "duplicate", logctx, detail=result.detail)
-        # conflict: another worker changed the URL key between our read and the script; re-decide
+            kind = "url" if result.outcome == "duplicate" else "content"
+            return finish(ctx, payload, "duplicate", logctx, detail=f"{kind}:{result.detail}")
+        # conflict: another worker changed the URL mark between our read and the script; re-decide
     return finish(ctx, payload, "failed", logctx, detail="publish conflict")
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    content_hash: str
+    simhash: int
+    bands: list[int]
+    words: int
+
+    @classmethod
+    def of(cls, text: str) -> Fingerprints:
+        digests = fingerprint.shingle_digests(text)
+        return cls(
+            fingerprint.content_hash(text),
+            fingerprint.simhash_of(digests),
+            fingerprint.minhash_bands(digests),
+            len(fingerprint.words(text)),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    event: str  # created | updated | duplicate | near_duplicate
+    why: str = ""  # for duplicates: which mark hit, and the article it points to
+    expected: bytes = b""  # the own-URL mark read (compare-and-set in the publish script)
+    duplicate_of: str | None = None
+    cluster_id: str | None = None
 
 
 def material_change(old_sim: int, old_words: int, sim: int, words: int, max_bits: int) -> bool:
@@ -140,36 +177,55 @@ def material_change(old_sim: int, old_words: int, sim: int, words: int, max_bits
     )
 
 
-def decide(
-    ctx: Context, aid: str, url_ids: list[str], chash: str, sim: int, words: int
-) -> tuple[str, str, str | None]:
-    """('created', expected, None) | ('updated', expected, None) | ('duplicate', why, None)."""
-    pipe = ctx.r.pipeline(transaction=False)
-    for uid in url_ids:
-        pipe.get(ctx.keys.seen_url(uid))
-    pipe.get(ctx.keys.seen_hash(chash))
-    *url_values, hash_owner = [v.decode() if v else "" for v in pipe.execute()]
+def decide(ctx: Context, aid: str, url_ids: list[str], fp: Fingerprints) -> Decision:
+    """What this text is, given what is remembered: its URL's earlier version (updated or a
+    duplicate), another URL of the same story, the same text elsewhere, or a near-copy."""
+    fields = [url_field(u) for u in url_ids] + [hash_field(fp.content_hash)]
+    *url_values, owner = ctx.seen.get_many(fields)
     own = url_values[0]
-    if own:
-        _aid, old_hash, old_sim, old_words = parse_url_value(own)
-        if old_hash == chash:
-            return "duplicate", f"url:{aid}", None
+    if own and ctx.seen.is_mark(own):
+        old = UrlMark.unpack(own)
+        if old.content_hash == fp.content_hash[:16]:
+            return Decision("duplicate", f"url:{aid}")
         if not material_change(
-            old_sim, old_words, sim, words, ctx.settings.dedup.simhash_max_distance
+            old.simhash, old.words, fp.simhash, fp.words, ctx.settings.dedup.simhash_max_distance
         ):
-            return "duplicate", f"url-trivial-change:{aid}", None
-        return "updated", own, None
-    for other in url_values[1:]:
+            return Decision("duplicate", f"url-trivial-change:{aid}")
+        return Decision("updated", expected=bytes(own), cluster_id=old.cluster_id)
+    for uid, other in zip(url_ids[1:], url_values[1:], strict=True):
         if other:
-            return "duplicate", f"url:{parse_url_value(other)[0]}", None
-    if hash_owner and hash_owner != aid:
-        return "duplicate", f"content:{hash_owner}", None
-    return "created", "", None
+            return Decision("duplicate", f"url:{uid}")
+    if owner and bytes(owner).hex() != aid:
+        return Decision("duplicate", f"content:{bytes(owner).hex()}")
+    near = nearest(ctx, aid, fp)
+    if near is not None:
+        return Decision("near_duplicate", f"near:{near.article_id}",
+                        duplicate_of=near.article_id, cluster_id=near.cluster_id)  # fmt: skip
+    return Decision("created")
+
+
+def nearest(ctx: Context, aid: str, fp: Fingerprints) -> UrlMark | None:
+    """The earlier article this text is a near-copy of: sharing at least `near_min_bands` MinHash
+    bands, or one band and a SimHash within `near_max_distance` bits."""
+    if not fp.bands:
+        return None
+    shared: Counter[str] = Counter()
+    for ids in ctx.seen.band_members(fp.bands):
+        shared.update(set(ids) - {aid})
+    dedup = ctx.settings.dedup
+    for candidate, n in shared.most_common(5):
+        mark = ctx.seen.url_mark(candidate)
+        if mark is None:
+            continue
+        close = fingerprint.distance(mark.simhash, fp.simhash) <= dedup.near_max_distance
+        if n >= dedup.near_min_bands or close:
+            return mark
+    return None
 
 
 def build_record(
     ctx: Context, payload: dict[str, Any], ex: extract.Extracted, canonical: str, aid: str,
-    chash: str, sim: int, duplicate_of: str | None,
+    fp: Fingerprints, duplicate_of: str | None, cluster_id: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     feed, item, page = payload["feed"], payload["item"], payload["page"]
     title = item.get("title") or ex.title
@@ -199,11 +255,11 @@ def build_record(
         "site_name": ex.site_name or host_of(page["url"]),
         "image": item.get("image") or ex.image,
         "tags": item.get("tags") or [],
-        "word_count": len(fingerprint.words(ex.text)),
-        "content_hash": chash,
-        "simhash": f"{sim:016x}",
+        "word_count": fp.words,
+        "content_hash": fp.content_hash,
+        "simhash": f"{fp.simhash:016x}",
         "duplicate_of": duplicate_of,
-        "cluster_id": duplicate_of or aid,
+        "cluster_id": cluster_id or aid,
         "extraction": {
             "method": ex.method,
             # Feed and page both describe the story; the feed wins where it says something
@@ -224,13 +280,13 @@ def finish(
     pipe = ctx.r.pipeline()
     pipe.set(ctx.keys.inflight(payload["link_id"]), outcome, ex=ttl)
     counters.incr(pipe, ctx.keys, "articles", outcome)
-    if outcome != "duplicate":
+    skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
+    if not skipped:
         counters.deadletter(pipe, ctx.keys, outcome, url=payload["page"]["url"],
                             feed_url=payload["feed"]["url"], article_id=payload["link_id"],
                             detail=detail, body_z=payload["page"].get("html_z")
                             or payload["page"].get("error_z"))  # fmt: skip
     pipe.execute()
-    log.info("article_skipped" if outcome == "duplicate" else "article_failed", **logctx,
-             stage="dedup" if outcome == "duplicate" else "extract", outcome=outcome,
-             detail=detail)  # fmt: skip
+    log.info("article_skipped" if skipped else "article_failed", **logctx,
+             stage="dedup" if skipped else "extract", outcome=outcome, detail=detail)  # fmt: skip
     return outcome

@@ -1,10 +1,11 @@
 """Publication: the seen-marks and the XADD in one atomic step (a Lua script).
 
 A job may run twice (RQ delivers at least once; a worker killed mid-job is re-run). The script
-re-checks, inside Redis, that the article's URL keys still hold what the worker read and that no
-other article has claimed its content hash; only then does it mark everything and append to the
-stream. A crash before the script leaves nothing marked (the re-run publishes); a crash after it
-leaves the article marked and published once (the re-run finds it seen and stops).
+re-checks, inside Redis, that the article's own URL mark still holds what the worker read and
+that no other article has claimed its URLs or its content hash; only then does it write every
+mark (ingest/seen.py) and append to the stream. A crash before the script leaves nothing marked
+(the re-run publishes); a crash after it leaves the article marked and published once (the re-run
+finds it seen and stops).
 """
 
 from __future__ import annotations
@@ -17,78 +18,114 @@ import redis
 
 from ingest.connection import as_str
 from ingest.keys import Keys
+from ingest.seen import (
+    BAND_MAX,
+    GENERATIONS,
+    SeenStore,
+    UrlMark,
+    band_field,
+    guid_field,
+    hash_field,
+    url_field,
+)
 
-# KEYS: 1 stream, 2 hash key, 3.. url keys (first one is the article's own), then guid key(s)
-# ARGV: 1 expected url value ('' = absent), 2 new url value, 3 ttl s, 4 maxlen, 5 n_url_keys,
-#       6 event, 7 article id, 8 data json, 9 check_hash ('1'/'0')
+# KEYS: 1 stream, then GENERATIONS keys per mark (current generation first), marks in the order
+#   own URL, other URLs, content hash, GUIDs, bands.
+# ARGV: 1 n_other, 2 n_guid, 3 n_band, 4 expected own mark ('' = absent), 5 new own mark,
+#   6 article id (8 bytes), 7 expire-at of the current generation, 8 maxlen, 9 event,
+#   10 article id (hex), 11 data json, 12 check content owner ('1'/'0'), 13 ids per band bucket,
+#   14.. one field per mark.
 PUBLISH = """
-local n_url = tonumber(ARGV[5])
-local expected = ARGV[1]
-for i = 3, 2 + n_url do
-  local cur = redis.call('GET', KEYS[i]) or ''
-  if i == 3 then
-    if cur ~= expected then return {'conflict', cur} end
-  elseif cur ~= '' and expected == '' then
-    return {'duplicate', cur}
+local n_other, n_guid, n_band = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local G = __GENERATIONS__
+local function field(m) return ARGV[14 + m] end
+local function base(m) return 2 + G * m end
+local function get(m)
+  for j = 0, G - 1 do
+    local v = redis.call('HGET', KEYS[base(m) + j], field(m))
+    if v then return v end
+  end
+  return false
+end
+local cur = get(0) or ''
+if cur ~= ARGV[4] then return {'conflict', cur} end
+if ARGV[4] == '' then
+  for m = 1, n_other do
+    local v = get(m)
+    if v then return {'duplicate', v} end
   end
 end
-if ARGV[9] == '1' then
-  local owner = redis.call('GET', KEYS[2])
-  if owner and owner ~= ARGV[7] then return {'duplicate_content', owner} end
+local hm = 1 + n_other
+if ARGV[12] == '1' then
+  local owner = get(hm)
+  if owner and owner ~= ARGV[6] then return {'duplicate_content', owner} end
 end
-local ttl = tonumber(ARGV[3])
-for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[2], 'EX', ttl) end
-redis.call('SET', KEYS[2], ARGV[7], 'EX', ttl)
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
-  'id', ARGV[7], 'event', ARGV[6], 'data', ARGV[8])
+local exp = tonumber(ARGV[7])
+local function put(m, value)
+  redis.call('HSET', KEYS[base(m)], field(m), value)
+  redis.call('EXPIREAT', KEYS[base(m)], exp)
+end
+put(0, ARGV[5])
+for m = 1, n_other do put(m, ARGV[6]) end
+put(hm, ARGV[6])
+for m = hm + 1, hm + n_guid do put(m, '1') end
+local cap = tonumber(ARGV[13]) * 8
+for m = hm + n_guid + 1, hm + n_guid + n_band do
+  local v = (redis.call('HGET', KEYS[base(m)], field(m)) or '') .. ARGV[6]
+  if #v > cap then v = string.sub(v, #v - cap + 1) end
+  put(m, v)
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*',
+  'id', ARGV[10], 'event', ARGV[9], 'data', ARGV[11])
 return {'published', id}
-"""
+""".replace("__GENERATIONS__", str(GENERATIONS))
 
 
 @dataclass
 class PublishResult:
     outcome: str  # published | duplicate | duplicate_content | conflict
-    detail: str  # stream id, or the value that blocked publication
+    detail: str  # stream id, or the article id that blocked publication
 
 
-def url_value(article_id: str, content_hash: str, simhash: int, words: int) -> str:
-    """What a seen-URL key holds: enough to tell a duplicate from a correction."""
-    return f"{article_id}|{content_hash}|{simhash:016x}|{words}"
-
-
-def parse_url_value(value: str) -> tuple[str, str, int, int]:
-    aid, chash, sim, words = ([*value.split("|"), "", "", "0", "0"])[:4]
-    return aid, chash, int(sim or "0", 16), int(words or "0")
+def _blocker(raw: Any) -> str:
+    """The article id in a blocking mark (an 8-byte id or a packed own-URL mark)."""
+    value = bytes(raw or b"")
+    if len(value) == 8:
+        return value.hex()
+    try:
+        return UrlMark.unpack(value).article_id
+    except Exception:
+        return value.hex()
 
 
 class Publisher:
-    def __init__(self, r: redis.Redis, keys: Keys, ttl_s: int, maxlen: int) -> None:
+    def __init__(self, r: redis.Redis, keys: Keys, seen: SeenStore, maxlen: int) -> None:
         self.r = r
         self.keys = keys
-        self.ttl = ttl_s
+        self.seen = seen
         self.maxlen = maxlen
         self._script = r.register_script(PUBLISH)
 
     def publish(
-        self, record: dict[str, Any], *, url_ids: list[str], guid_keys: list[str],
-        expected: str, event: str,
+        self, record: dict[str, Any], *, url_ids: list[str], guid: tuple[str, str] | None,
+        expected: bytes, event: str, bands: list[int], mark: UrlMark,
     ) -> PublishResult:  # fmt: skip
         aid = record["id"]
-        url_keys = [self.keys.seen_url(i) for i in dict.fromkeys([aid, *url_ids])]
-        keys = [self.keys.articles, self.keys.seen_hash(record["content_hash"]), *url_keys,
-                *guid_keys]  # fmt: skip
-        args = [
-            expected,
-            url_value(
-                aid, record["content_hash"], int(record["simhash"], 16), record["word_count"]
-            ),
-            self.ttl,
-            self.maxlen,
-            len(url_keys),
-            event,
-            aid,
+        others = [i for i in dict.fromkeys(url_ids) if i != aid]
+        fields = [url_field(aid), *(url_field(i) for i in others), hash_field(mark.content_hash)]
+        guids = [guid_field(*guid)] if guid else []
+        band_fields = [band_field(i, b) for i, b in enumerate(bands)]
+        fields += guids + band_fields
+        keys = [self.keys.articles]
+        for field in fields:
+            keys.extend(self.seen.read_keys(field))
+        gen = self.seen.generation()
+        args: list[Any] = [
+            len(others), len(guids), len(band_fields), expected, mark.pack(),
+            bytes.fromhex(aid), self.seen.expire_at(gen), self.maxlen, event, aid,
             json.dumps(record, ensure_ascii=False, separators=(",", ":")),
-            "1" if event == "created" else "0",
-        ]
+            "1" if event == "created" else "0", BAND_MAX, *fields,
+        ]  # fmt: skip
         outcome, detail = self._script(keys=keys, args=args)
-        return PublishResult(as_str(outcome), as_str(detail))
+        outcome = as_str(outcome)
+        return PublishResult(outcome, as_str(detail) if outcome == "published" else _blocker(detail))

@@ -1,0 +1,139 @@
+"""What the service remembers about articles, compactly: seen URLs, GUIDs, content owners and the
+near-duplicate band index, in time-generation hashes that expire as a whole.
+
+Layout: `<prefix>seen:<gen>:<shard>` hashes, where `gen` is a half-window period
+(window_days / 2) and `shard` comes from the field's bytes. Fields are 9 binary bytes (a kind
+letter and 8 hash bytes) and values a few dozen bytes, so each hash stays in Redis' compact
+listpack encoding (up to 128 entries by default: raise `dedup.shards` past ~60k articles a day).
+A mark is written to the current generation and read from the current and the two before, so it
+lives between one window and one and a half; a generation key expires when it can no longer be
+read. No per-article key, no per-article TTL: about 150 bytes per article all told
+(`bench/dedup.py` measures it).
+
+Kinds: `u` URL (own URL: packed `UrlMark`; other URLs of the story: the article id), `g` feed
+GUID, `h` content hash -> article id, `b` MinHash band -> article ids (8 bytes each, newest last,
+at most BAND_MAX kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from ingest.keys import Keys
+
+GENERATIONS = 3  # read window: the current generation and the two before
+BAND_MAX = 16  # article ids kept per band bucket and generation
+_MARK = struct.Struct(">8s8sQH8s")  # article id, content hash, simhash, words, cluster id
+
+
+@dataclass(frozen=True)
+class UrlMark:
+    article_id: str  # hex
+    content_hash: str  # hex, first 8 bytes
+    simhash: int
+    words: int
+    cluster_id: str  # hex
+
+    def pack(self) -> bytes:
+        return _MARK.pack(
+            bytes.fromhex(self.article_id), bytes.fromhex(self.content_hash[:16]),
+            self.simhash, min(self.words, 65535), bytes.fromhex(self.cluster_id),
+        )  # fmt: skip
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> UrlMark:
+        aid, chash, sim, words, cluster = _MARK.unpack(raw)
+        return cls(aid.hex(), chash.hex(), sim, words, cluster.hex())
+
+
+def _h8(*parts: str) -> bytes:
+    return hashlib.blake2b("\x00".join(parts).encode(), digest_size=8).digest()
+
+
+def url_field(article_id: str) -> bytes:
+    return b"u" + bytes.fromhex(article_id)
+
+
+def guid_field(feed_id: str, guid_hash: str) -> bytes:
+    return b"g" + _h8(feed_id, guid_hash)
+
+
+def hash_field(content_hash: str) -> bytes:
+    return b"h" + bytes.fromhex(content_hash[:16])
+
+
+def band_field(index: int, value: int) -> bytes:
+    return b"b" + bytes([index]) + value.to_bytes(4, "big") + b"\x00\x00\x00"
+
+
+class SeenStore:
+    def __init__(self, r: redis.Redis, keys: Keys, window_days: float, shards: int = 4096):
+        self.r = r
+        self.keys = keys
+        self.period = max(window_days * 86400 / 2, 60.0)
+        self.shards = shards
+
+    def generation(self, now: float | None = None) -> int:
+        return int((time.time() if now is None else now) // self.period)
+
+    def expire_at(self, gen: int) -> int:
+        """A generation is read while it is one of the last GENERATIONS: it expires after."""
+        return int((gen + GENERATIONS) * self.period) + 60
+
+    def shard(self, field: bytes) -> int:
+        return int.from_bytes(field[1:5], "big") % self.shards
+
+    def key(self, gen: int, field: bytes) -> str:
+        return self.keys.k("seen", str(gen), f"{self.shard(field):x}")
+
+    def read_keys(self, field: bytes, now: float | None = None) -> list[str]:
+        gen = self.generation(now)
+        return [self.key(gen - i, field) for i in range(GENERATIONS)]
+
+    # ------------------------------------------------------------------ reads
+
+    def get_many(self, fields: list[bytes]) -> list[bytes | None]:
+        """Each field's newest value across the readable generations, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for field in fields:
+            for key in self.read_keys(field):
+                pipe.hget(key, field)
+        raw = pipe.execute()
+        out: list[bytes | None] = []
+        for i in range(len(fields)):
+            values = raw[i * GENERATIONS : (i + 1) * GENERATIONS]
+            out.append(next((v for v in values if v is not None), None))
+        return out
+
+    def band_members(self, bands: list[int]) -> list[list[str]]:
+        """Article ids in each band's buckets (all readable generations)."""
+        pipe = self.r.pipeline(transaction=False)
+        fields = [band_field(i, b) for i, b in enumerate(bands)]
+        for field in fields:
+            for key in self.read_keys(field):
+                pipe.hget(key, field)
+        raw = pipe.execute()
+        out = []
+        for i in range(len(fields)):
+            ids: list[str] = []
+            for value in raw[i * GENERATIONS : (i + 1) * GENERATIONS]:
+                if value:
+                    ids.extend(bytes(value[j : j + 8]).hex() for j in range(0, len(value), 8))
+            out.append(ids)
+        return out
+
+    def url_mark(self, article_id: str) -> UrlMark | None:
+        raw = self.get_many([url_field(article_id)])[0]
+        return UrlMark.unpack(raw) if raw and len(raw) == _MARK.size else None
+
+    def known(self, fields: list[bytes]) -> list[bool]:
+        return [v is not None for v in self.get_many(fields)]
+
+    def is_mark(self, raw: Any) -> bool:
+        return bool(raw) and len(raw) == _MARK.size
