@@ -9,6 +9,7 @@ for the same link on every poll) need no mode: the link is always checked as wel
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from ingest.feedparse import FeedItem
@@ -24,6 +25,12 @@ class Candidate:
     link_id: str  # article id of the link (of link+title in that mode)
     guid_hash: str  # the per-feed identity key
     identity: str  # "" or the title hash that makes items sharing a link distinct
+    version: bytes = b""  # what the feed says about the item now (a change means: re-fetch)
+    claim: str = ""  # the fetch-claim key: the link id, or link id + version for a changed item
+
+    def __post_init__(self) -> None:
+        self.version = self.version or item_version(self.item)
+        self.claim = self.claim or self.link_id
 
 
 @dataclass
@@ -31,6 +38,12 @@ class ItemsResult:
     mode: str = "guid"
     new: int = 0
     deferred_for: float = 0.0  # >0: some items wait for a busy host, poll again within this
+
+
+def item_version(item: FeedItem) -> bytes:
+    """4 bytes that change when the feed changes what it says about the item (a correction)."""
+    text = "\x00".join((item.title, item.published_at or "", item.summary, item.content))
+    return hashlib.blake2b(text.encode(), digest_size=4).digest()
 
 
 def item_link(item: FeedItem) -> str:

@@ -355,14 +355,23 @@ class Poller:
         fields = []
         for cand in candidates:
             fields += [url_field(cand.link_id), guid_field(fid, cand.guid_hash)]
-        known = self.seen.known(fields)
-        unseen = [c for i, c in enumerate(candidates) if not (known[2 * i] or known[2 * i + 1])]
+        marks = self.seen.get_many(fields)
+        unseen = []
+        for i, cand in enumerate(candidates):
+            url_mark, guid_mark = marks[2 * i], marks[2 * i + 1]
+            if url_mark is None and guid_mark is None:
+                unseen.append(cand)
+            elif guid_mark is not None and bytes(guid_mark) != cand.version:
+                # This feed lists the item with new words: fetch again; the worker tells a
+                # correction (published as `updated`) from a trivial change.
+                cand.claim = f"{cand.link_id}:{cand.version.hex()}"
+                unseen.append(cand)
         # Claim each unseen item for the fetch (SET NX): a story listed by two feeds, or polled
         # by two pollers at once, is fetched once. The claim expires, so a poller that dies
         # here costs a delay, not the item (its feed state is saved only after enqueueing).
         pipe = self.r.pipeline(transaction=False)
         for cand in unseen:
-            pipe.set(self.keys.inflight(cand.link_id), "fetching", nx=True, ex=FETCH_CLAIM_S)
+            pipe.set(self.keys.inflight(cand.claim), "fetching", nx=True, ex=FETCH_CLAIM_S)
         claimed = pipe.execute()
         fresh = [c for c, ok in zip(unseen, claimed, strict=True) if ok]
         if not fresh:
@@ -372,7 +381,7 @@ class Poller:
         deferred = [c for c, p in zip(fresh, results, strict=True) if isinstance(p, float)]
         if deferred:
             # Not fetched now (host busy): release the claims so the next poll takes them again.
-            self.r.delete(*(self.keys.inflight(c.link_id) for c in deferred))
+            self.r.delete(*(self.keys.inflight(c.claim) for c in deferred))
             res.deferred_for = max(p for p in results if isinstance(p, float))
         self.enqueue(payloads)
         res.new = len(fresh) - len(deferred)
@@ -406,7 +415,7 @@ class Poller:
         except outcomes.FetchError as exc:
             page.update(outcome=exc.outcome, error=str(exc)[:300])
             if isinstance(exc, REFUSALS):
-                self._refuse(spec, link, aid, exc)
+                self._refuse(spec, link, cand.claim, exc)
                 return None
             if resp is not None and resp.body and not isinstance(exc, outcomes.NotHTML):
                 # the error page itself (a challenge, a 500 page) goes to the dead letter
@@ -427,6 +436,8 @@ class Poller:
             "link_id": aid,
             "guid_hash": cand.guid_hash,
             "identity": cand.identity,
+            "item_version": cand.version.hex(),
+            "claim": cand.claim,
             "page": page,
             "discovered_at": discovered,
             "fetched_at": utcnow_iso(),
@@ -457,7 +468,7 @@ class Poller:
                     result_ttl=60, failure_ttl=7 * 86400, pipeline=pipe,
                 )  # fmt: skip
                 for p in batch:
-                    pipe.set(self.keys.inflight(p["link_id"]), "queued", ex=inflight_ttl)
+                    pipe.set(self.keys.inflight(p["claim"]), "queued", ex=inflight_ttl)
                 pipe.execute()
             self.stats.enqueued += len(batch)
 

@@ -312,3 +312,65 @@ def test_backpressure_pauses_claiming_until_downstream_drains(
     r.xgroup_setid(KEYS.articles, "slow", id="$")
     asyncio.run(run_for(1.5))
     assert len(server.hits("/bp.xml")) == 1  # drained: polling resumes
+
+
+def feed_route(title: str, item: dict[str, str]) -> Route:
+    """A feed whose one item the test edits in place."""
+    return Route(body=lambda _h: (200, {"Content-Type": "application/rss+xml"},
+                                  pages.rss(title, [item]).encode()))  # fmt: skip
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_syndicated_story_on_two_sites_arrives_once_and_its_correction_as_updated(
+    server: TestServer, r: redis.Redis, drop: bool
+) -> None:
+    other = TestServer().start()
+    try:
+        paras = pages.paragraphs(pages.BOLIVIA)
+        copy = [*paras[:-1], "Reporting by the wire desk; editing by the night team."]
+        sites = {  # url -> (server, path, title, paragraphs, feed item)
+            server.url("/world/bolivia"): (server, "/world/bolivia", "Morales supporters killed",
+                                           paras),
+            other.url("/wire/2019/bolivia-clashes"): (other, "/wire/2019/bolivia-clashes",
+                                                      "Bolivia: clashes leave supporters dead", copy),
+        }  # fmt: skip
+        items = {}
+        for url, (srv, path, title, body) in sites.items():
+            srv.add(path, pages.article_page(title, body))
+            items[url] = {"title": title, "link": url, "summary": "Clashes in Bolivia."}
+            srv.routes["/feed.xml"] = feed_route(title, items[url])
+        register(r, server.url("/feed.xml"), other.url("/feed.xml"))
+        settings = settings_for(server, other.allow).with_overrides(
+            dedup={"drop_near_duplicates": drop}
+        )
+        poll(settings, r)
+        outcomes = sorted(work(settings, r))
+        records = [json.loads(f[b"data"]) for _id, f in r.xrange(KEYS.articles)]
+        if drop:
+            assert outcomes == ["near_duplicate", "published"]
+            assert len(records) == 1
+        else:
+            assert outcomes == ["near_duplicate_published", "published"]
+            first, second = sorted(records, key=lambda rec: rec["duplicate_of"] is not None)
+            assert second["duplicate_of"] == first["id"]
+            assert second["cluster_id"] == first["cluster_id"] == first["id"]
+        # whichever copy was processed first is the story's record
+        original = next(rec for rec in records if rec["duplicate_of"] is None)
+        srv, path, title, body = sites[original["url"]]
+
+        # it is corrected: new paragraphs on the page, new words in its feed item
+        fixed = body[:2] + ["Officials later revised the death toll and named the victims."] * 3
+        srv.add(path, pages.article_page(title, fixed + body[2:]))
+        items[original["url"]]["summary"] = "Clashes in Bolivia; death toll revised."
+        poll(settings, r)
+        assert work(settings, r) == ["updated"]
+        events = [(f[b"event"], json.loads(f[b"data"])["id"]) for _id, f in r.xrange(KEYS.articles)]
+        assert events[-1] == (b"updated", original["id"])
+
+        # a trivial change (the feed's words change, the text does not) publishes nothing
+        items[original["url"]]["summary"] = "Clashes in Bolivia; death toll revised. 2 comments"
+        poll(settings, r)
+        assert work(settings, r) == ["duplicate"]
+        assert r.xlen(KEYS.articles) == len(events)
+    finally:
+        other.stop()

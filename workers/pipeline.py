@@ -122,13 +122,14 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
         result = ctx.publisher.publish(
             record, url_ids=url_ids, guid=(feed["id"], payload["guid_hash"]), expected=d.expected,
             event=event, bands=fp.bands, mark=mark,
+            item_version=bytes.fromhex(payload.get("item_version") or "00000000"),
         )  # fmt: skip
         if result.outcome == "published":
             outcome = "published" if event == "created" else "updated"
             if d.event == "near_duplicate":
                 outcome = "near_duplicate_published"
             elapsed = time.monotonic() - started
-            ctx.r.delete(ctx.keys.inflight(link_id))
+            ctx.r.delete(ctx.keys.inflight(payload.get("claim") or link_id))
             counters.incr(ctx.r, ctx.keys, "articles", outcome)
             log.info("article_published", **logctx, stage="publish", outcome=outcome,
                      stream_id=result.detail, method=ex.method, ms=round(elapsed * 1000),
@@ -278,7 +279,7 @@ def finish(
     """A terminal outcome other than publication: counted, remembered, dead-lettered if failed."""
     ttl = int(ctx.settings.dedup.window_days * 86400)
     pipe = ctx.r.pipeline()
-    pipe.set(ctx.keys.inflight(payload["link_id"]), outcome, ex=ttl)
+    pipe.set(ctx.keys.inflight(payload.get("claim") or payload["link_id"]), outcome, ex=ttl)
     counters.incr(pipe, ctx.keys, "articles", outcome)
     skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
     if not skipped:

@@ -34,11 +34,11 @@ from ingest.seen import (
 # ARGV: 1 n_other, 2 n_guid, 3 n_band, 4 expected own mark ('' = absent), 5 new own mark,
 #   6 article id (8 bytes), 7 expire-at of the current generation, 8 maxlen, 9 event,
 #   10 article id (hex), 11 data json, 12 check content owner ('1'/'0'), 13 ids per band bucket,
-#   14.. one field per mark.
+#   14 the feed item's version (the GUID mark's value), 15.. one field per mark.
 PUBLISH = """
 local n_other, n_guid, n_band = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local G = __GENERATIONS__
-local function field(m) return ARGV[14 + m] end
+local function field(m) return ARGV[15 + m] end
 local function base(m) return 2 + G * m end
 local function get(m)
   for j = 0, G - 1 do
@@ -68,7 +68,7 @@ end
 put(0, ARGV[5])
 for m = 1, n_other do put(m, ARGV[6]) end
 put(hm, ARGV[6])
-for m = hm + 1, hm + n_guid do put(m, '1') end
+for m = hm + 1, hm + n_guid do put(m, ARGV[14]) end
 local cap = tonumber(ARGV[13]) * 8
 for m = hm + n_guid + 1, hm + n_guid + n_band do
   local v = (redis.call('HGET', KEYS[base(m)], field(m)) or '') .. ARGV[6]
@@ -108,7 +108,7 @@ class Publisher:
 
     def publish(
         self, record: dict[str, Any], *, url_ids: list[str], guid: tuple[str, str] | None,
-        expected: bytes, event: str, bands: list[int], mark: UrlMark,
+        expected: bytes, event: str, bands: list[int], mark: UrlMark, item_version: bytes = b"",
     ) -> PublishResult:  # fmt: skip
         aid = record["id"]
         others = [i for i in dict.fromkeys(url_ids) if i != aid]
@@ -124,8 +124,10 @@ class Publisher:
             len(others), len(guids), len(band_fields), expected, mark.pack(),
             bytes.fromhex(aid), self.seen.expire_at(gen), self.maxlen, event, aid,
             json.dumps(record, ensure_ascii=False, separators=(",", ":")),
-            "1" if event == "created" else "0", BAND_MAX, *fields,
+            "1" if event == "created" else "0", BAND_MAX, item_version or b"\x00" * 4, *fields,
         ]  # fmt: skip
         outcome, detail = self._script(keys=keys, args=args)
         outcome = as_str(outcome)
-        return PublishResult(outcome, as_str(detail) if outcome == "published" else _blocker(detail))
+        return PublishResult(
+            outcome, as_str(detail) if outcome == "published" else _blocker(detail)
+        )
