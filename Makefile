@@ -31,6 +31,7 @@ test: $(VENV)/.dev-stamp lint
 bench: $(VENV)/.dev-stamp
 	$(BIN)/python bench/extraction.py
 	$(BIN)/python bench/poll.py
+	$(BIN)/python bench/dedup.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -99,6 +99,9 @@ class EmbeddedValkey:
             "--appendfsync", "everysec",
             "--save", "",
             "--maxmemory-policy", "noeviction",
+            # seen-state hashes (ingest/seen.py) stay in the compact listpack encoding
+            "--hash-max-listpack-entries", "512",
+            "--hash-max-listpack-value", "128",
             "--daemonize", "no",
         ]  # fmt: skip
         # A session of its own: a Ctrl+C on the terminal reaches us, and we stop the server

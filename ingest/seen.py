@@ -69,7 +69,7 @@ def hash_field(content_hash: str) -> bytes:
 
 
 def band_field(index: int, value: int) -> bytes:
-    return b"b" + bytes([index]) + value.to_bytes(4, "big") + b"\x00\x00\x00"
+    return b"b" + bytes([index]) + value.to_bytes(4, "big")
 
 
 class SeenStore:
@@ -100,33 +100,34 @@ class SeenStore:
 
     def get_many(self, fields: list[bytes]) -> list[bytes | None]:
         """Each field's newest value across the readable generations, in one round trip."""
-        pipe = self.r.pipeline(transaction=False)
-        for field in fields:
-            for key in self.read_keys(field):
-                pipe.hget(key, field)
-        raw = pipe.execute()
-        out: list[bytes | None] = []
-        for i in range(len(fields)):
-            values = raw[i * GENERATIONS : (i + 1) * GENERATIONS]
-            out.append(next((v for v in values if v is not None), None))
-        return out
+        return self.lookup(fields, [])[0]
 
     def band_members(self, bands: list[int]) -> list[list[str]]:
         """Article ids in each band's buckets (all readable generations)."""
+        return self.lookup([], bands)[1]
+
+    def lookup(
+        self, fields: list[bytes], bands: list[int]
+    ) -> tuple[list[bytes | None], list[list[str]]]:
+        """Marks and band buckets together, in one round trip."""
+        band_fields = [band_field(i, b) for i, b in enumerate(bands)]
         pipe = self.r.pipeline(transaction=False)
-        fields = [band_field(i, b) for i, b in enumerate(bands)]
-        for field in fields:
+        for field in fields + band_fields:
             for key in self.read_keys(field):
                 pipe.hget(key, field)
         raw = pipe.execute()
-        out = []
+        values: list[bytes | None] = []
         for i in range(len(fields)):
+            found = raw[i * GENERATIONS : (i + 1) * GENERATIONS]
+            values.append(next((v for v in found if v is not None), None))
+        members = []
+        for i in range(len(fields), len(fields) + len(band_fields)):
             ids: list[str] = []
             for value in raw[i * GENERATIONS : (i + 1) * GENERATIONS]:
                 if value:
                     ids.extend(bytes(value[j : j + 8]).hex() for j in range(0, len(value), 8))
-            out.append(ids)
-        return out
+            members.append(ids)
+        return values, members
 
     def url_mark(self, article_id: str) -> UrlMark | None:
         raw = self.get_many([url_field(article_id)])[0]

@@ -182,7 +182,8 @@ def decide(ctx: Context, aid: str, url_ids: list[str], fp: Fingerprints) -> Deci
     """What this text is, given what is remembered: its URL's earlier version (updated or a
     duplicate), another URL of the same story, the same text elsewhere, or a near-copy."""
     fields = [url_field(u) for u in url_ids] + [hash_field(fp.content_hash)]
-    *url_values, owner = ctx.seen.get_many(fields)
+    values, members = ctx.seen.lookup(fields, fp.bands)
+    *url_values, owner = values
     own = url_values[0]
     if own and ctx.seen.is_mark(own):
         old = UrlMark.unpack(own)
@@ -198,20 +199,18 @@ def decide(ctx: Context, aid: str, url_ids: list[str], fp: Fingerprints) -> Deci
             return Decision("duplicate", f"url:{uid}")
     if owner and bytes(owner).hex() != aid:
         return Decision("duplicate", f"content:{bytes(owner).hex()}")
-    near = nearest(ctx, aid, fp)
+    near = nearest(ctx, aid, fp, members)
     if near is not None:
         return Decision("near_duplicate", f"near:{near.article_id}",
                         duplicate_of=near.article_id, cluster_id=near.cluster_id)  # fmt: skip
     return Decision("created")
 
 
-def nearest(ctx: Context, aid: str, fp: Fingerprints) -> UrlMark | None:
+def nearest(ctx: Context, aid: str, fp: Fingerprints, members: list[list[str]]) -> UrlMark | None:
     """The earlier article this text is a near-copy of: sharing at least `near_min_bands` MinHash
     bands, or one band and a SimHash within `near_max_distance` bits."""
-    if not fp.bands:
-        return None
     shared: Counter[str] = Counter()
-    for ids in ctx.seen.band_members(fp.bands):
+    for ids in members:
         shared.update(set(ids) - {aid})
     dedup = ctx.settings.dedup
     for candidate, n in shared.most_common(5):
