@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests import pages
 from tests.conftest import ROOT
 from workers import classify, fingerprint
 from workers.clean import clean
@@ -111,3 +112,44 @@ def test_language_with_declared_prior_and_und() -> None:
     assert classify.language("Le gouvernement a annoncé mardi une réforme des retraites.") == "fr"
     assert classify.language("ok") == "und"
     assert classify.language("ok", declared="de") == "de"
+
+
+def index_page() -> str:
+    teasers = "".join(
+        f'<div class="teaser"><h2><a href="/story/{i}">Headline number {i} about the city council '
+        f'and its plans</a></h2><p><a href="/story/{i}">Read the full story about plan {i} '
+        f"here</a></p></div>"
+        for i in range(14)
+    )
+    return f"<html><head><title>News</title></head><body><main>{teasers}</main></body></html>"
+
+
+def test_index_page_of_teasers_is_not_an_article() -> None:
+    from workers import extract
+
+    page = extract.from_page(index_page(), "http://127.0.0.1/news")
+    chosen = extract.choose(page, "", 250)
+    assert page.quality["link_share"] > 0.5
+    assert chosen.text == ""  # never a glued-together body
+    assert (chosen.quality["gate"], chosen.quality["page_outcome"]) == ("index_page", "not_article")
+
+
+def test_link_share_counts_only_link_text_lines() -> None:
+    from workers.extract import link_share
+
+    anchors = {"Markets close higher on Friday", "Storm warning for the coast"}
+    body = "Markets close higher on Friday\nStorm warning for the coast\nA real paragraph here."
+    assert 0.7 < link_share(body, anchors) < 0.8
+    assert link_share("A real paragraph of the story, with words.", anchors) == 0.0
+
+
+def test_page_that_is_not_the_feeds_story_yields_to_the_feed() -> None:
+    from workers import extract
+
+    page = extract.Extracted(text=" ".join(pages.paragraphs(pages.BOLIVIA)), method="trafilatura")
+    feed = " ".join(pages.paragraphs(pages.AUSTRIA))
+    chosen = extract.choose(page, feed, 250)
+    assert chosen.method == "feed" and chosen.quality["gate"] == "off_topic"
+    assert chosen.quality["feed_overlap"] < 0.2
+    same = extract.choose(extract.Extracted(text=feed, method="trafilatura"), feed[:600], 250)
+    assert same.method == "trafilatura" and same.quality["gate"] == "pass"

@@ -64,6 +64,7 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
         if tree is None:
             return Extracted()
         meta = metadata.read(tree)
+        anchors = anchor_texts(tree)
         raw = _trafilatura(tree, url, include_tables, precision=True)
         method = "trafilatura"
         if len(raw) < RETRY_BELOW_CHARS:
@@ -91,7 +92,7 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
         description=meta.description,
         language=meta.language,
         method=method,
-        quality={"removed": len(removed)},
+        quality={"removed": len(removed), "link_share": round(link_share(text, anchors), 2)},
     )
 
 
@@ -130,12 +131,58 @@ def html_to_text(fragment: str) -> str:
     return "\n".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def anchor_texts(tree: Any) -> set[str]:
+    """The page's link texts long enough to be headlines (read before trafilatura prunes)."""
+    out = set()
+    for a in tree.iter("a"):
+        text = " ".join((a.text_content() or "").split())
+        if len(text) >= 12:
+            out.add(text)
+    return out
+
+
+def link_share(text: str, anchors: set[str]) -> float:
+    """Share of the body's characters in lines that are link texts of the page: an index page,
+    gallery or ticker extracted as if it were one article is mostly its teasers' links."""
+    lines = [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
+    total = sum(len(ln) for ln in lines)
+    if not total or not anchors:
+        return 0.0
+    return sum(len(ln) for ln in lines if ln in anchors) / total
+
+
+def feed_overlap(page_text: str, feed_text: str) -> float | None:
+    """How much of the feed's own words the page body contains (None when the feed says too
+    little to judge): a wrong body (another story, a cookie wall) shares almost none."""
+    feed_words = {w for w in words_of(feed_text) if len(w) > 3}
+    if len(feed_words) < 8:
+        return None
+    page_words = set(words_of(page_text))
+    return len(feed_words & page_words) / len(feed_words)
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+LINK_LIMIT = 0.5  # more of the body in link texts than this: an index page, not an article
+OVERLAP_FLOOR = 0.2  # the page shares less of the feed's words than this: not this story
+
+
 def choose(page: Extracted, feed_html: str, min_chars: int) -> Extracted:
-    """Pick the body: the page when it passes the gate, else the feed's content when richer."""
+    """The ladder's gate and last step: keep the page's body when it passes, else the feed's.
+
+    Scores (recorded in `extraction`): page and feed lengths, the share of the body that is the
+    page's own link texts (index pages), the overlap with the feed's own words. A page that fails because it is an index page and a
+    feed with nothing to offer give `not_article`, never a glued-together body."""
     feed_text, _ = clean(html_to_text(feed_html))
-    page.quality.update(page_chars=len(page.text), feed_chars=len(feed_text))
+    links = float(page.quality.get("link_share", 0.0))
+    overlap = feed_overlap(page.text, feed_text) if page.text else None
+    page.quality.update(page_chars=len(page.text), feed_chars=len(feed_text),
+                        feed_overlap=None if overlap is None else round(overlap, 2))  # fmt: skip
+    feed_usable = len(feed_text) >= min_chars
     if page.quality.get("paywall") and len(page.text) < min_chars:
-        if len(feed_text) >= min_chars:  # the feed carries what the wall hides
+        if feed_usable:  # the feed carries what the wall hides
             page.text, page.method = feed_text, "feed"
             page.quality["gate"] = "paywall_feed"
         else:
@@ -143,12 +190,22 @@ def choose(page: Extracted, feed_html: str, min_chars: int) -> Extracted:
             page.quality["page_outcome"] = "paywall"
             page.text = ""  # a teaser is not the article
         return page
-    if len(page.text) >= min_chars or len(page.text) >= len(feed_text):
+    failed = ""
+    if links > LINK_LIMIT:
+        failed = "index_page"
+    elif overlap is not None and overlap < OVERLAP_FLOOR and feed_usable:
+        failed = "off_topic"
+    elif len(page.text) < min_chars and len(page.text) < len(feed_text):
+        failed = "page_too_short" if page.text else "page_failed"
+    if not failed:
         page.quality["gate"] = "pass" if len(page.text) >= min_chars else "short"
         return page
-    page.text = feed_text
-    page.method = "feed"
-    page.quality["gate"] = "page_too_short" if page.quality["page_chars"] else "page_failed"
+    page.quality["gate"] = failed
+    if feed_text and (feed_usable or failed in ("page_too_short", "page_failed")):
+        page.text, page.method = feed_text, "feed"
+    elif failed == "index_page":
+        page.quality["page_outcome"] = "not_article"
+        page.text = ""
     return page
 
 
