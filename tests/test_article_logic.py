@@ -153,3 +153,34 @@ def test_page_that_is_not_the_feeds_story_yields_to_the_feed() -> None:
     assert chosen.quality["feed_overlap"] < 0.2
     same = extract.choose(extract.Extracted(text=feed, method="trafilatura"), feed[:600], 250)
     assert same.method == "trafilatura" and same.quality["gate"] == "pass"
+
+
+STORY = [
+    "The council voted on Tuesday to close the old bridge to traffic from next month.",
+    "Engineers found cracks in two of its supports during an inspection in March, the report said.",
+    "A temporary footbridge will open in June, and a new road bridge is planned for 2027.",
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "junk"),
+    [
+        ("comment form", ["Leave a Reply", "Your email address will not be published.", "Name"]),
+        ("share bar", ["Share this article", "Facebook | Twitter | Email"]),
+        ("newsletter box", ["Get our morning briefing in your inbox",
+                            "Enter your email address", "Thanks for signing up!"]),
+        ("cookie notice", ["We use cookies to improve your experience.",
+                           "By continuing to browse you agree to our cookie policy."]),
+        ("related posts", ["Related articles", "Markets close higher on Friday",
+                           "Storm warning for the coast"]),
+        ("caption credit", ["Image caption", "Photo: Jane Doe/Reuters", "Jane Doe/Getty Images"]),
+    ],
+)  # fmt: skip
+def test_each_boilerplate_family_is_removed_and_the_story_kept(
+    family: str, junk: list[str]
+) -> None:
+    middle = family in ("share bar", "cookie notice", "caption credit")
+    lines = [STORY[0], *junk, *STORY[1:]] if middle else [*STORY, *junk]
+    text, removed = clean("\n".join(lines))
+    assert text == "\n".join(STORY), family
+    assert removed

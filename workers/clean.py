@@ -33,7 +33,16 @@ _DROP = re.compile(
     r"|^follow us on\b|^click here\b|\brequired fields are marked\b"
     r"|^save my name, email|^notify me of (?:follow-up|new)"
     r"|^(?:log|sign) in to (?:post a )?comment|^comments are closed"
-    r"|^(?:subscribe now|sign up now|subscribe to (?:our|the) newsletter)\b)",
+    r"|^(?:subscribe now|sign up now|subscribe to (?:our|the) newsletter)\b"
+    # newsletter boxes
+    r"|^(?:get|receive) (?:our|the) .{0,40}(?:newsletter|briefing|in your inbox)"
+    r"|^enter your e-?mail|\bnewsletter sign[- ]?up\b|^thanks? for (?:signing up|subscribing)"
+    # cookie notices
+    r"|\bby continuing to (?:use|browse)\b|\bcookie (?:policy|settings|preferences)\b"
+    # image captions and credits glued in as lines
+    r"|^(?:image|photo|picture|video) (?:caption|copyright|credit)s?\b|^(?:photo|image|credit)s?:"
+    r"|^\(?(?:photo|image|picture)s? (?:by|courtesy of)\b"
+    r"|^[\w .'-]{2,40}/(?:reuters|ap|afp|getty images|epa|shutterstock|anadolu)\)?$)",
     re.I,
 )
 
