@@ -16,14 +16,15 @@ from ingest.keys import Keys
 DEADLETTER_MAXLEN = 100_000
 
 
+def minute_bucket(keys: Keys, at: float | None = None) -> str:
+    """This minute's throughput counter (published articles), kept one day."""
+    return keys.k("metrics", "published", str(int((time.time() if at is None else at) // 60)))
+
+
 def incr(pipe: Any, keys: Keys, family: str, outcome: str, n: int = 1) -> None:
-    """Queue a counter increment on a pipeline or client."""
+    """Queue a counter increment on a pipeline or client. (Publications are counted by the
+    publish script itself, atomically with the stream entry.)"""
     pipe.hincrby(keys.counters(family), outcome, n)
-    if family == "articles" and outcome in ("published", "updated"):
-        minute = int(time.time() // 60)
-        bucket = keys.k("metrics", "published", str(minute))
-        pipe.incrby(bucket, n)
-        pipe.expire(bucket, 86400 + 120)
 
 
 def read(r: redis.Redis, keys: Keys, family: str) -> dict[str, int]:

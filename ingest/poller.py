@@ -17,9 +17,9 @@ from typing import Any
 
 import redis
 import structlog
-from rq import Queue
+from rq import Queue, Retry
 
-from ingest import counters, feedparse, outcomes, schedule
+from ingest import counters, failpoints, feedparse, outcomes, schedule
 from ingest.egress import NETWORK_OUTCOMES, EgressMonitor
 from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
@@ -37,7 +37,6 @@ from ingest.urls import host_of, origin_of
 log = structlog.get_logger("ingest.poller")
 
 JOB_FUNC = "workers.jobs.process_batch"
-FETCH_CLAIM_S = 600
 WRITE_BATCH = 64  # feed-state saves sent per round trip (and at least once per loop tick)
 SETTLE_S = 3.0
 ERROR_BODY_BYTES = 256_000  # of an error page kept for the dead letter
@@ -371,13 +370,19 @@ class Poller:
         # here costs a delay, not the item (its feed state is saved only after enqueueing).
         pipe = self.r.pipeline(transaction=False)
         for cand in unseen:
-            pipe.set(self.keys.inflight(cand.claim), "fetching", nx=True, ex=FETCH_CLAIM_S)
+            pipe.set(
+                self.keys.inflight(cand.claim),
+                "fetching",
+                nx=True,
+                ex=self.settings.poll.fetch_claim,
+            )
         claimed = pipe.execute()
         fresh = [c for c, ok in zip(unseen, claimed, strict=True) if ok]
         if not fresh:
             return res
         results = await asyncio.gather(*(self._article(spec, c) for c in fresh))
         payloads = [p for p in results if isinstance(p, dict)]
+        failpoints.hit("poller.before_enqueue")
         deferred = [c for c, p in zip(fresh, results, strict=True) if isinstance(p, float)]
         if deferred:
             # Not fetched now (host busy): release the claims so the next poll takes them again.
@@ -463,9 +468,10 @@ class Poller:
         for start in range(0, len(payloads), size):
             batch = payloads[start : start + size]
             with self.r.pipeline() as pipe:
+                # retry: a job whose worker died (its heartbeat lapsed) is run again, not failed
                 self.queue.enqueue_call(
                     JOB_FUNC, args=(batch,), timeout=self.settings.worker.job_timeout,
-                    result_ttl=60, failure_ttl=7 * 86400, pipeline=pipe,
+                    result_ttl=60, failure_ttl=7 * 86400, pipeline=pipe, retry=Retry(max=3),
                 )  # fmt: skip
                 for p in batch:
                     pipe.set(self.keys.inflight(p["claim"]), "queued", ex=inflight_ttl)

@@ -53,7 +53,8 @@ def stop_workers(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 30) 
 
 def run_worker(settings: Settings, r: redis.Redis, burst: bool = False) -> None:
     queue = Queue(settings.stream.queue, connection=r)
-    worker = SimpleWorker([queue], connection=r, job_monitoring_interval=5)
+    # maintenance every 30 s: a job whose worker died (no heartbeat for ~65 s) is retried soon
+    worker = SimpleWorker([queue], connection=r, job_monitoring_interval=5, maintenance_interval=30)
     log.info("worker_started", queue=queue.name, burst=burst, pid=os.getpid())
     worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
     log.info("worker_stopped", pid=os.getpid())

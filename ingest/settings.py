@@ -50,6 +50,7 @@ class PollSettings(BaseModel):
     max_items: int = 200
     queue_high_water: int = 5000
     lag_high_water: int = 100_000
+    fetch_claim: int = 600  # an item claimed for fetching by a poller that died is free after this
     host_rate: float = 1.0
     host_inflight: int = 2
     host_limits: dict[str, HostLimit] = {}

@@ -114,7 +114,7 @@ CHALLENGE = "<html><body>Checking your browser before accessing. cf_chl_opt</bod
 
 # fmt: off
 FAULTS = [
-    Fault("hang", "timeout", route("/hang", body=b"late", delay=3)),
+    Fault("hang", "timeout", route("/hang", body=b"late", delay=6)),
     Fault("slow_drip", "timeout", route("/drip", raw=_slow_drip)),
     Fault("too_large", "too_large", page("/huge", "<p>" + "x" * (CAP + 10) + "</p>")),
     Fault("endless", "too_large", route("/endless", raw=_endless)),

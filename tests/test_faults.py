@@ -115,7 +115,8 @@ def test_mixed_run_publishes_every_healthy_article(
     server.add("/mixed.xml", pages.rss("Mixed", items), "application/rss+xml")
     server.add("/not-a-feed.xml", "<html><body>I am a page</body></html>")
     good_feed, bad_feed = register(r, server.url("/mixed.xml"), server.url("/not-a-feed.xml"))
-    settings = suite_settings(server)
+    # a looser deadline than the per-fault tests: two dozen fetches at once on a busy CI box
+    settings = suite_settings(server).with_overrides(fetch={"timeout": 4.0})
     poll(settings, r)
     work(settings, r)
     published = sorted(json.loads(f[b"data"])["url"] for _id, f in r.xrange(KEYS.articles))

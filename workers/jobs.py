@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -35,11 +36,32 @@ def context(r: redis.Redis | None = None) -> Context:
     return ctx
 
 
+HEARTBEAT_S = 30
+
+
+def heartbeat() -> None:
+    """Push this job's deadline in RQ's started registry to now + HEARTBEAT_S.
+
+    A SimpleWorker runs the job in its own thread and so cannot heartbeat while it runs: RQ then
+    only declares the job abandoned after its whole timeout. Beating between articles means a
+    worker killed mid-batch is noticed within HEARTBEAT_S (plus the next maintenance pass), and
+    its job retried; the articles it had already published are found published and skipped."""
+    job = get_current_job()
+    if job is None:
+        return
+    key = job.started_job_registry.key
+    members = [m for m, _score in job.connection.zscan_iter(key, match=f"{job.id}:*")]
+    if members:
+        deadline = time.time() + HEARTBEAT_S
+        job.connection.zadd(key, dict.fromkeys(members, deadline), xx=True)
+
+
 def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
     """Process a batch of fetched items; returns outcome -> count. Safe to run twice."""
     ctx = context()
     tally: dict[str, int] = {}
     for payload in payloads:
+        heartbeat()
         try:
             outcome = process(ctx, payload)
         except Exception as exc:  # one bad article must not sink its batch-mates

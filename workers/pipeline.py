@@ -14,7 +14,7 @@ from typing import Any
 import redis
 import structlog
 
-from ingest import counters
+from ingest import counters, failpoints
 from ingest.feedparse import iso_utc
 from ingest.keys import Keys
 from ingest.seen import SeenStore, UrlMark, hash_field, url_field
@@ -119,18 +119,18 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
         event = "created" if d.event == "near_duplicate" else d.event
         record = build_record(ctx, payload, ex, canonical, aid, fp, d.duplicate_of, d.cluster_id)
         mark = UrlMark(aid, fp.content_hash, fp.simhash, fp.words, d.cluster_id or aid)
+        outcome = "published" if event == "created" else "updated"
+        if d.event == "near_duplicate":
+            outcome = "near_duplicate_published"
         result = ctx.publisher.publish(
             record, url_ids=url_ids, guid=(feed["id"], payload["guid_hash"]), expected=d.expected,
             event=event, bands=fp.bands, mark=mark,
-            item_version=bytes.fromhex(payload.get("item_version") or "00000000"),
+            item_version=bytes.fromhex(payload.get("item_version") or "00000000"), count_as=outcome,
         )  # fmt: skip
         if result.outcome == "published":
-            outcome = "published" if event == "created" else "updated"
-            if d.event == "near_duplicate":
-                outcome = "near_duplicate_published"
+            failpoints.hit("worker.after_publish")
             elapsed = time.monotonic() - started
             ctx.r.delete(ctx.keys.inflight(payload.get("claim") or link_id))
-            counters.incr(ctx.r, ctx.keys, "articles", outcome)
             log.info("article_published", **logctx, stage="publish", outcome=outcome,
                      stream_id=result.detail, method=ex.method, ms=round(elapsed * 1000),
                      duplicate_of=d.duplicate_of)  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from ingest import counters
 from ingest.connection import as_str
 from ingest.keys import Keys
 from ingest.seen import (
@@ -30,15 +31,17 @@ from ingest.seen import (
 )
 
 # KEYS: 1 stream, then GENERATIONS keys per mark (current generation first), marks in the order
-#   own URL, other URLs, content hash, GUIDs, bands.
+#   own URL, other URLs, content hash, GUIDs, bands; then the articles counter hash and this
+#   minute's throughput bucket (counted in the same step, so a crash cannot skew them).
 # ARGV: 1 n_other, 2 n_guid, 3 n_band, 4 expected own mark ('' = absent), 5 new own mark,
 #   6 article id (8 bytes), 7 expire-at of the current generation, 8 maxlen, 9 event,
 #   10 article id (hex), 11 data json, 12 check content owner ('1'/'0'), 13 ids per band bucket,
-#   14 the feed item's version (the GUID mark's value), 15.. one field per mark.
+#   14 the feed item's version (the GUID mark's value), 15 the outcome to count,
+#   16.. one field per mark.
 PUBLISH = """
 local n_other, n_guid, n_band = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local G = __GENERATIONS__
-local function field(m) return ARGV[15 + m] end
+local function field(m) return ARGV[16 + m] end
 local function base(m) return 2 + G * m end
 local function get(m)
   for j = 0, G - 1 do
@@ -77,6 +80,9 @@ for m = hm + n_guid + 1, hm + n_guid + n_band do
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*',
   'id', ARGV[10], 'event', ARGV[9], 'data', ARGV[11])
+redis.call('HINCRBY', KEYS[#KEYS - 1], ARGV[15], 1)
+redis.call('INCR', KEYS[#KEYS])
+redis.call('EXPIRE', KEYS[#KEYS], 86520)
 return {'published', id}
 """.replace("__GENERATIONS__", str(GENERATIONS))
 
@@ -109,6 +115,7 @@ class Publisher:
     def publish(
         self, record: dict[str, Any], *, url_ids: list[str], guid: tuple[str, str] | None,
         expected: bytes, event: str, bands: list[int], mark: UrlMark, item_version: bytes = b"",
+        count_as: str = "published",
     ) -> PublishResult:  # fmt: skip
         aid = record["id"]
         others = [i for i in dict.fromkeys(url_ids) if i != aid]
@@ -119,12 +126,14 @@ class Publisher:
         keys = [self.keys.articles]
         for field in fields:
             keys.extend(self.seen.read_keys(field))
+        keys += [self.keys.counters("articles"), counters.minute_bucket(self.keys)]
         gen = self.seen.generation()
         args: list[Any] = [
             len(others), len(guids), len(band_fields), expected, mark.pack(),
             bytes.fromhex(aid), self.seen.expire_at(gen), self.maxlen, event, aid,
             json.dumps(record, ensure_ascii=False, separators=(",", ":")),
-            "1" if event == "created" else "0", BAND_MAX, item_version or b"\x00" * 4, *fields,
+            "1" if event == "created" else "0", BAND_MAX, item_version or b"\x00" * 4, count_as,
+            *fields,
         ]  # fmt: skip
         outcome, detail = self._script(keys=keys, args=args)
         outcome = as_str(outcome)

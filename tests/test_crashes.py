@@ -1,0 +1,103 @@
+"""Crashes with real processes and real signals: every article ends up in the stream exactly once.
+
+Failpoints (ingest/failpoints.py) SIGKILL a process at an exact point: a worker after its third
+publication in a batch of four, a poller after fetching articles and before enqueueing them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import redis
+from rq import Queue
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+from tests import pages
+from tests.conftest import cli
+from tests.server import TestServer
+
+ARTICLES = 8
+DOCS = [pages.BOLIVIA, pages.AUSTRIA, pages.WAR_REPORT]
+
+
+def site(server: TestServer, tmp_path: Path) -> Path:
+    items = []
+    for i in range(ARTICLES):
+        paras = pages.paragraphs(DOCS[i % 3])
+        # distinct stories: each gets its own opening paragraphs, so none is a near-copy
+        own = [f"Story {i}: the {w} committee met on day {i} to discuss budget line {i * 7}."
+               for w in ("finance", "housing", "transport", "schools")]  # fmt: skip
+        server.add(f"/s{i}", pages.article_page(f"Story {i}", own * 3 + paras[i % 2 :: 2]))
+        items.append({"title": f"Story {i}", "link": server.url(f"/s{i}")})
+    server.add("/feed.xml", pages.rss("Crash feed", items), "application/rss+xml")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - {server.url('/feed.xml')}\n")
+    return feeds
+
+
+def env(server: TestServer, **extra: str) -> dict[str, str]:
+    return {
+        "NEWS_INGEST_FETCH_ALLOW": server.allow,
+        "NEWS_INGEST_POLL_HOST_RATE": "0",
+        "NEWS_INGEST_WORKER_BATCH_SIZE": "4",
+        **extra,
+    }
+
+
+def published(r: redis.Redis) -> Counter[str]:
+    return Counter(json.loads(f[b"data"])["url"] for _id, f in r.xrange("news:articles"))
+
+
+def test_worker_killed_mid_batch_loses_nothing_and_publishes_nothing_twice(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    feeds = site(server, tmp_path)
+    base = ("--redis-url", redis_url, "--feeds", str(feeds))
+    assert cli(*base, "poll", "--once", env=env(server)).returncode == 0
+    queue = Queue("articles", connection=r)
+    assert queue.count == ARTICLES // 4
+
+    dead = cli(*base, "worker", "--burst",
+               env=env(server, NEWS_INGEST_FAILPOINTS="worker.after_publish=3"))  # fmt: skip
+    assert dead.returncode == -9  # SIGKILL, mid-batch: 3 of its 4 articles published
+    assert sum(published(r).values()) == 3
+    started = StartedJobRegistry(queue=queue)
+    assert started.count == 1
+    ((_member, deadline),) = r.zrange(started.key, 0, -1, withscores=True)
+    assert deadline - time.time() < 35  # the job's heartbeat, not its 300 s timeout
+
+    # The dead worker's heartbeat lapses (~65 s in production); a worker's maintenance pass
+    # then finds the job abandoned and retries it. Time is moved forward instead of waited.
+    started.cleanup(timestamp=time.time() + 120)
+    assert queue.count == 2  # the retried batch is back in the queue, next to the untouched one
+
+    done = cli(*base, "worker", "--burst", env=env(server))
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = published(r)
+    assert sorted(counts) == sorted(server.url(f"/s{i}") for i in range(ARTICLES))
+    assert set(counts.values()) == {1}  # exactly once, though one batch ran twice
+    assert StartedJobRegistry(queue=queue).count == 0
+    assert FailedJobRegistry(queue=queue).count == 0
+    totals = {k.decode(): int(v) for k, v in r.hgetall("news:metrics:articles").items()}
+    assert totals == {"published": ARTICLES, "duplicate": 3}  # the re-run saw its first three
+
+
+def test_poller_killed_between_fetch_and_enqueue_loses_nothing(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    feeds = site(server, tmp_path)
+    base = ("--redis-url", redis_url, "--feeds", str(feeds))
+    claim = {"NEWS_INGEST_POLL_FETCH_CLAIM": "2"}
+    dead = cli(*base, "poll", "--once",
+               env=env(server, NEWS_INGEST_FAILPOINTS="poller.before_enqueue=1", **claim))  # fmt: skip
+    assert dead.returncode == -9
+    assert len([h for h in server.requests if h.path.startswith("/s")]) == ARTICLES
+    assert Queue("articles", connection=r).count == 0  # fetched, never enqueued
+
+    time.sleep(2.5)  # the dead poller's fetch claims expire (default 10 min)
+    assert cli(*base, "run", "--once", env=env(server, **claim)).returncode == 0
+    counts = published(r)
+    assert len(counts) == ARTICLES and set(counts.values()) == {1}
