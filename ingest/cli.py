@@ -474,6 +474,100 @@ def explain(app: App, url: str, scan: int) -> None:
     }, indent=2))  # fmt: skip
 
 
+# ------------------------------------------------------------------ dead letters / replay
+
+
+def _since(value: str | None) -> float:
+    """Seconds ago ('3600', '2h', '30m', '1d') or an ISO time, to a unix time; 0 for none."""
+    if not value:
+        return 0.0
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1] in units and value[:-1].isdigit():
+        return time.time() - int(value[:-1]) * units[value[-1]]
+    if value.isdigit():
+        return time.time() - int(value)
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise click.BadParameter(f"not a duration or ISO time: {value}") from exc
+
+
+@cli.group()
+def deadletter() -> None:
+    """Articles that failed, with their reason and raw page."""
+
+
+@deadletter.command("list")
+@click.option("--since", help="Only newer: 30m, 2h, 1d, seconds, or an ISO time.")
+@click.option("--site", default="", help="Only this host.")
+@click.option("--reason", default="", help="Only this outcome (timeout, paywall, ...).")
+@click.option("--count", type=int, help="At most N entries.")
+@pass_app
+def deadletter_list(app: App, since: str | None, site: str, reason: str,
+                    count: int | None) -> None:  # fmt: skip
+    """One JSON line per dead letter, oldest first."""
+    from workers.replay import letters
+
+    with app.redis() as (_url, r):
+        keys = Keys(app.settings.redis.prefix)
+        for letter in letters(r, keys, since=_since(since), site=site, reason=reason, count=count):
+            click.echo(json.dumps(letter.summary()))
+
+
+@deadletter.command("show")
+@click.argument("entry_id")
+@click.option("--body", is_flag=True, help="Print the stored raw page instead.")
+@pass_app
+def deadletter_show(app: App, entry_id: str, body: bool) -> None:
+    """One dead letter in full (by its stream id)."""
+    import zlib
+
+    from workers.replay import DeadLetter
+
+    with app.redis() as (_url, r):
+        found: Any = r.xrange(Keys(app.settings.redis.prefix).deadletter, entry_id, entry_id)
+    if not found:
+        raise click.ClickException(f"no dead letter {entry_id}")
+    letter = DeadLetter.from_entry(*found[0])
+    if body:
+        if not letter.body_z:
+            raise click.ClickException(f"dead letter {entry_id} has no stored body")
+        sys.stdout.buffer.write(zlib.decompress(letter.body_z))
+        return
+    click.echo(json.dumps(letter.summary(), indent=2))
+
+
+@cli.command()
+@click.option("--since", help="Only letters newer than this: 30m, 2h, 1d, or an ISO time.")
+@click.option("--site", default="", help="Only this host.")
+@click.option("--reason", default="", help="Only this outcome.")
+@click.option("--dry-run", is_flag=True, help="List what would be replayed.")
+@pass_app
+def replay(app: App, since: str | None, site: str, reason: str, dry_run: bool) -> None:
+    """Re-run failed articles from their stored page through the current extractor and
+    settings; publishes what now passes, once (a second replay finds them published)."""
+    from workers.pipeline import Context
+    from workers.replay import letters
+    from workers.replay import replay as run_replay
+
+    with app.redis() as (_url, r):
+        keys = Keys(app.settings.redis.prefix)
+        chosen = list(letters(r, keys, since=_since(since), site=site, reason=reason))
+        if dry_run:
+            for letter in chosen:
+                click.echo(json.dumps(letter.summary()))
+            return
+        results = run_replay(Context.build(app.settings, r), chosen)
+    tally: dict[str, int] = {}
+    for letter, outcome in results:
+        tally[outcome] = tally.get(outcome, 0) + 1
+        click.echo(json.dumps({"id": letter.id, "url": letter.url, "was": letter.reason,
+                               "now": outcome}))  # fmt: skip
+    click.echo(json.dumps({"replayed": len(results), "outcomes": tally}), err=True)
+
+
 # ------------------------------------------------------------------ offline tools
 
 

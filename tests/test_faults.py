@@ -15,7 +15,7 @@ import redis
 
 from tests import pages
 from tests.canary import Canary
-from tests.faults import CAP, DEADLINE, FAULTS, Fault
+from tests.faults import CAP, DEADLINE, FAULTS, TEASER, Fault
 from tests.helpers import KEYS, poll, register, settings_for, state, work
 from tests.server import Route, TestServer
 
@@ -124,3 +124,37 @@ def test_mixed_run_publishes_every_healthy_article(
     assert state(r, bad_feed)["last_outcome"] == "malformed_feed"
     assert state(r, good_feed)["health"] == "healthy"
     assert canary.connections == 0
+
+
+def test_deadletter_list_show_and_replay_after_a_settings_change(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import cli
+
+    teaser = TEASER.replace("Subscribe to read more.", "Subscribe to read more. " + "The vote "
+                            "was close and the budget grows by four percent next year. " * 2)
+    server.add("/locked", teaser)
+    server.add("/f.xml", pages.rss("F", [{"title": "Budget", "link": server.url("/locked")}]),
+               "application/rss+xml")  # fmt: skip
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - {server.url('/f.xml')}\n")
+    env = {"NEWS_INGEST_FETCH_ALLOW": server.allow, "NEWS_INGEST_POLL_HOST_RATE": "0"}
+    base = ("--redis-url", redis_url)
+    assert cli(*base, "--feeds", str(feeds), "run", "--once", env=env).returncode == 0
+    assert r.xlen(KEYS.articles) == 0
+
+    listed = [json.loads(x) for x in cli(*base, "deadletter", "list", "--reason", "paywall",
+                                         env=env).stdout.splitlines()]  # fmt: skip
+    assert [d["url"] for d in listed] == [server.url("/locked")] and listed[0]["body_bytes"] > 0
+    shown = cli(*base, "deadletter", "show", listed[0]["id"], "--body", env=env)
+    assert "isAccessibleForFree" in shown.stdout
+    assert cli(*base, "deadletter", "list", "--reason", "timeout", env=env).stdout == ""
+
+    # the operator decides a 100-character teaser is worth publishing, and replays
+    looser = {**env, "NEWS_INGEST_EXTRACT_MIN_CHARS": "100"}
+    first = cli(*base, "replay", "--reason", "paywall", env=looser)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads(first.stdout.splitlines()[0])["now"] == "published"
+    again = cli(*base, "replay", "--reason", "paywall", "--since", "1h", env=looser)
+    assert json.loads(again.stdout.splitlines()[0])["now"] == "duplicate"  # idempotent
+    assert r.xlen(KEYS.articles) == 1
