@@ -305,17 +305,30 @@ def feeds_export(app: App) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--watch", type=float, help="Refresh every S seconds until Ctrl+C.")
 @pass_app
-def status(app: App, as_json: bool) -> None:
-    """Queues, workers, stream and consumer lag, throughput, feed health."""
+def status(app: App, as_json: bool, watch: float | None) -> None:
+    """Queues, workers, stream and consumer lag, throughput, feed health. Exits 1 when the
+    service is not ready (no live worker, poller heartbeat stale), for container health checks."""
     from ingest.status import gather
 
     with app.redis() as (_url, r):
-        data = gather(app.settings, r)
-    if as_json:
-        click.echo(json.dumps(data, indent=None))
-        return
-    _print_status(data)
+        while True:
+            data = gather(app.settings, r)
+            if as_json:
+                click.echo(json.dumps(data, indent=None))
+            else:
+                if watch:
+                    click.clear()
+                _print_status(data)
+            if not watch:
+                break
+            try:
+                time.sleep(watch)
+            except KeyboardInterrupt:
+                break
+    if not data["ready"]:
+        sys.exit(1)
 
 
 def _print_status(data: dict[str, Any]) -> None:
@@ -324,6 +337,7 @@ def _print_status(data: dict[str, Any]) -> None:
 
     console = Console()
     table = Table(title="news-ingest", show_header=False)
+    table.add_row("ready", "yes" if data["ready"] else "NO: " + "; ".join(data["problems"]))
     for name, q in data["queues"].items():
         table.add_row(
             f"queue {name}", f"depth {q['depth']}  started {q['started']}  failed {q['failed']}"

@@ -6,7 +6,6 @@ per scrape. Series names are a contract for dashboards (README, "Metrics").
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,10 +15,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ingest.keys import Keys
 from ingest.settings import Settings
-from ingest.status import gather
-
-HEARTBEAT_MAX_AGE = 120.0
+from ingest.status import gather, problems
 
 
 class RedisCollector(Collector):
@@ -74,14 +72,8 @@ class RedisCollector(Collector):
 
 
 def ready(settings: Settings, r: redis.Redis) -> tuple[bool, str]:
-    try:
-        r.ping()
-        heartbeat = r.get(settings.redis.prefix + "poller:heartbeat")
-    except redis.RedisError as exc:
-        return False, f"redis unreachable: {exc}"
-    if heartbeat is None or time.time() - float(heartbeat) > HEARTBEAT_MAX_AGE:
-        return False, "poller heartbeat missing or stale"
-    return True, "ok"
+    found = problems(r, Keys(settings.redis.prefix))
+    return (not found, "; ".join(found) or "ok")
 
 
 def serve(

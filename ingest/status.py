@@ -18,6 +18,24 @@ from ingest.registry import Registry
 from ingest.settings import Settings
 from ingest.streams import stream_groups
 
+HEARTBEAT_MAX_AGE = 120.0  # the poller beats every loop tick; two minutes of silence is a stop
+
+
+def problems(r: redis.Redis, keys: Keys) -> list[str]:
+    """Why the service is not ready ([] when it is): Redis, workers, poller heartbeat."""
+    try:
+        r.ping()
+        heartbeat = r.get(keys.k("poller", "heartbeat"))
+        workers = Worker.count(connection=r)
+    except redis.RedisError as exc:
+        return [f"redis unreachable: {exc}"]
+    found = []
+    if workers == 0:
+        found.append("no live workers")
+    if heartbeat is None or time.time() - float(heartbeat) > HEARTBEAT_MAX_AGE:
+        found.append("poller heartbeat missing or stale")
+    return found
+
 
 def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
     keys = Keys(settings.redis.prefix)
@@ -36,7 +54,10 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
         key=lambda f: -int(f.get("errors") or 0),
     )[:10]
     heartbeat = r.get(keys.k("poller", "heartbeat"))
+    issues = problems(r, keys)
     return {
+        "ready": not issues,
+        "problems": issues,
         "redis": {"ok": True, "used_memory": int(_info(r).get("used_memory", 0))},
         "queues": {
             settings.stream.queue: {

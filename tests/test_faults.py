@@ -131,8 +131,11 @@ def test_deadletter_list_show_and_replay_after_a_settings_change(
 ) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import cli
 
-    teaser = TEASER.replace("Subscribe to read more.", "Subscribe to read more. " + "The vote "
-                            "was close and the budget grows by four percent next year. " * 2)
+    teaser = TEASER.replace(
+        "Subscribe to read more.",
+        "Subscribe to read more. " + "The vote "
+        "was close and the budget grows by four percent next year. " * 2,
+    )
     server.add("/locked", teaser)
     server.add("/f.xml", pages.rss("F", [{"title": "Budget", "link": server.url("/locked")}]),
                "application/rss+xml")  # fmt: skip

@@ -39,7 +39,49 @@ def test_metrics_and_readiness(r: redis.Redis, redis_url: str) -> None:
         assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         assert get(f"http://127.0.0.1:{port}/readyz")[0] == 503  # no poller heartbeat yet
         r.set("news:poller:heartbeat", f"{time.time():.0f}")
+        status, why = get(f"http://127.0.0.1:{port}/readyz")
+        assert (status, why.strip()) == (503, "no live workers")
+        from rq import Queue, Worker
+
+        worker = Worker([Queue("articles", connection=r)], connection=r)
+        worker.register_birth()
         assert get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        worker.register_death()
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_status_exits_non_zero_until_a_worker_and_the_poller_are_alive(
+    r: redis.Redis, redis_url: str
+) -> None:
+    import json as _json
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, cli
+
+    down = cli("--redis-url", redis_url, "status", "--json")
+    assert down.returncode == 1
+    data = _json.loads(down.stdout)
+    assert data["ready"] is False
+    assert set(data["problems"]) == {"no live workers", "poller heartbeat missing or stale"}
+
+    worker = subprocess.Popen([sys.executable, "-m", "ingest.cli", "--redis-url", redis_url,
+                               "worker"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        r.set("news:poller:heartbeat", f"{time.time():.0f}")
+        deadline = time.time() + 20
+        up = down
+        while time.time() < deadline:
+            up = cli("--redis-url", redis_url, "status", "--json")
+            if up.returncode == 0:
+                break
+            time.sleep(0.5)
+        assert up.returncode == 0, up.stdout
+        assert _json.loads(up.stdout)["ready"] is True
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
