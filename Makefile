@@ -32,6 +32,7 @@ bench: $(VENV)/.dev-stamp
 	$(BIN)/python bench/extraction.py
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/dedup.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

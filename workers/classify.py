@@ -41,6 +41,8 @@ class Lexicon:
     prefix: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
     phrases: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
     prefix_lengths: set[int] = field(default_factory=set)
+    phrase_starts: set[str] = field(default_factory=set)
+    _memo: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def add(self, topic: str, term: str, weight: float) -> None:
         term = term.strip().lower()
@@ -50,24 +52,35 @@ class Lexicon:
             return
         if len(words) > 1:
             self.phrases[" ".join(words)].append((topic, weight))
+            self.phrase_starts.add(words[0])
         elif star:
             self.prefix[words[0]].append((topic, weight))
             self.prefix_lengths.add(len(words[0]))
         else:
             self.exact[words[0]].append((topic, weight))
 
+    def word_hits(self, tok: str) -> list[tuple[str, str]]:
+        """(topic, term) pairs one word matches, exactly or by prefix; memoised, since news
+        vocabulary repeats (Zipf) and this is the classifier's inner loop."""
+        found = self._memo.get(tok)
+        if found is None:
+            found = [(topic, tok) for topic, _w in self.exact.get(tok, ())]
+            for n in self.prefix_lengths:
+                if len(tok) >= n:
+                    stem = tok[:n]
+                    found.extend((topic, stem + "*") for topic, _w in self.prefix.get(stem, ()))
+            if len(self._memo) > 500_000:
+                self._memo.clear()
+            self._memo[tok] = found
+        return found
+
     def hits(self, toks: list[str]) -> Counter[tuple[str, str]]:
         """(topic, term) -> count."""
         found: Counter[tuple[str, str]] = Counter()
         for i, tok in enumerate(toks):
-            for topic, _w in self.exact.get(tok, ()):
-                found[topic, tok] += 1
-            for n in self.prefix_lengths:
-                if len(tok) >= n:
-                    stem = tok[:n]
-                    for topic, _w in self.prefix.get(stem, ()):
-                        found[topic, stem + "*"] += 1
-            if i + 1 < len(toks):
+            for key in self.word_hits(tok):
+                found[key] += 1
+            if tok in self.phrase_starts and i + 1 < len(toks):
                 pair = tok + " " + toks[i + 1]
                 for topic, _w in self.phrases.get(pair, ()):
                     found[topic, pair] += 1

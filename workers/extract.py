@@ -97,20 +97,33 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
 
 
 _FREE_FALSE = re.compile(r'"isAccessibleForFree"\s*:\s*"?false"?', re.I)
-_WALL_MARK = re.compile(
-    r'(?:class|id)\s*=\s*"[^"]*(?:paywall|regwall|piano-(?:offer|template)|subscriber-only|'
-    r'premium-(?:wall|content-lock)|meter(?:ed)?-wall|article-locked)[^"]*"',
-    re.I,
-)
+WALL_WORDS = ("paywall", "regwall", "piano-offer", "piano-template", "subscriber-only",
+              "premium-wall", "premium-content-lock", "meter-wall", "metered-wall",
+              "article-locked")  # fmt: skip
+
+
+def _in_class_or_id(html: str, at: int) -> bool:
+    """Is position `at` inside a class="..." or id="..." attribute value?"""
+    quote = html.rfind('"', max(0, at - 200), at)
+    if quote < 0 or any(c in html[quote + 1 : at] for c in "<>"):
+        return False
+    head = html[max(0, quote - 20) : quote].rstrip()
+    return head.endswith("=") and head[:-1].rstrip().lower().endswith(("class", "id"))
 
 
 def paywall_signal(html: str) -> str:
     """Why the page looks paywalled ('' if it does not): schema.org's isAccessibleForFree=false,
     which publishers set for search engines, or the class names of common wall widgets."""
-    if _FREE_FALSE.search(html):
+    if "isAccessibleForFree" in html and _FREE_FALSE.search(html):
         return "isAccessibleForFree=false"
-    match = _WALL_MARK.search(html)
-    return f"wall markup ({match.group(0)[:60]})" if match else ""
+    low = html.lower()
+    for word in WALL_WORDS:  # literal scans (fast), then a local look at the context
+        at = low.find(word)
+        while at >= 0:
+            if _in_class_or_id(low, at):
+                return f"wall markup ({word})"
+            at = low.find(word, at + len(word))
+    return ""
 
 
 def html_to_text(fragment: str) -> str:

@@ -1,0 +1,178 @@
+"""Cost per article of the whole service against the extraction floor, in one run.
+
+    python bench/pipeline.py [--copies 3] [--workers 1,2]
+
+Serves the 91 pages of ../shared/data/extraction on 127.0.0.1, each `--copies` times under
+different URLs (copy k > 0 swaps " the " for a look-alike word, so its text and content hash
+differ and it is published as its own article), listed by 10 RSS feeds. Then, for each worker
+count, runs `news-ingest run --once` as a real process tree against a fresh embedded Valkey and
+measures the CPU seconds of that tree (poller, workers) plus Valkey's, per published article.
+In the same run, a plain loop calls `trafilatura.extract` on the same pages in this process:
+the floor. Prints both, their ratio (target ≤ 1.25) and throughput per worker count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import html
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data" / "extraction"
+
+from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
+
+LOOKALIKES = [" the ", " thе ", " thė ", " thē ", " thè "]  # Latin, Cyrillic е, ė, ē, è
+FEEDS = 10
+
+
+def build_pages(copies: int) -> dict[str, bytes]:
+    pages: dict[str, bytes] = {}
+    for path in sorted((SHARED / "html").glob("*.html.gz")):
+        doc = gzip.decompress(path.read_bytes()).decode("utf-8", "replace")
+        for k in range(copies):
+            body = doc if k == 0 else doc.replace(" the ", LOOKALIKES[k % len(LOOKALIKES)])
+            pages[f"/c{k}/{path.name.split('.')[0][:16]}"] = body.encode()
+    return pages
+
+
+def feeds_for(paths: list[str], base: str) -> dict[str, bytes]:
+    out = {}
+    for f in range(FEEDS):
+        items = "".join(
+            f"<item><title>Story {html.escape(p)}</title><link>{base}{p}</link>"
+            f"<guid>{base}{p}</guid></item>"
+            for p in paths[f::FEEDS]
+        )
+        out[f"/feed{f}.xml"] = (
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {f}</title>'
+            f"<link>{base}/</link><description>bench</description>{items}</channel></rss>"
+        ).encode()
+    return out
+
+
+def serve(routes: dict[str, bytes]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = routes.get(self.path.split("?")[0])
+            ctype = "application/rss+xml" if self.path.endswith(".xml") else "text/html"
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", f"{ctype}; charset=utf-8")
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of a live process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_run(port: int, workers: int, feeds_file: Path) -> tuple[float, float, int, float]:
+    """(CPU s of the run's process tree, CPU s of Valkey, articles published, wall s)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        valkey = EmbeddedValkey(Path(tmp), free_port())
+        valkey.start()
+        try:
+            pid = valkey.running_pid()
+            assert pid is not None
+            valkey_before = proc_cpu(pid)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_INGEST_")}
+            env.update({"NEWS_INGEST_FETCH_ALLOW": f"127.0.0.1:{port}",
+                        "NEWS_INGEST_POLL_HOST_RATE": "0", "NEWS_INGEST_POLL_HOST_INFLIGHT": "0",
+                        "NEWS_INGEST_FETCH_ROBOTS": "false",
+                        "NEWS_INGEST_DEDUP_DROP_NEAR_DUPLICATES": "false"})  # fmt: skip
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-m", "ingest.cli", "--log-level", "warning", "--redis-url",
+                 valkey.url, "--feeds", str(feeds_file), "run", "--once", "--workers",
+                 str(workers)],
+                cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if out.returncode != 0:
+                raise RuntimeError(out.stderr[-2000:])
+            valkey_cpu = proc_cpu(pid) - valkey_before
+            r = redis.Redis.from_url(valkey.url)
+            published = r.xlen("news:articles")
+            r.close()
+        finally:
+            valkey.stop()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, valkey_cpu, published, wall
+
+
+def floor(pages: dict[str, bytes]) -> float:
+    import trafilatura
+
+    started = time.process_time()
+    for body in pages.values():
+        trafilatura.extract(body.decode("utf-8", "replace"))
+    return time.process_time() - started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--copies", type=int, default=3)
+    ap.add_argument("--workers", default="1,2")
+    args = ap.parse_args()
+    pages = build_pages(args.copies)
+    routes = dict(pages)
+    httpd = serve(routes)  # the handler reads `routes`: the feeds, which need the port, go in next
+    port = httpd.server_address[1]
+    base = f"http://127.0.0.1:{port}"
+    routes.update(feeds_for(sorted(pages), base))
+    with tempfile.TemporaryDirectory() as tmp:
+        feeds_file = Path(tmp) / "feeds.yaml"
+        feeds_file.write_text(
+            "feeds:\n" + "".join(f"  - {base}/feed{f}.xml\n" for f in range(FEEDS))
+        )
+        floor_cpu = floor(pages)
+        per_page_floor = floor_cpu / len(pages)
+        results = []
+        for w in [int(x) for x in args.workers.split(",")]:
+            cpu, valkey_cpu, published, wall = service_run(port, w, feeds_file)
+            results.append((w, cpu, valkey_cpu, published, wall))
+    httpd.shutdown()
+    print(f"pages: {len(pages)} ({args.copies} copies of the 91 benchmark pages), feeds: {FEEDS}")
+    print(f"floor: trafilatura.extract in a loop: {per_page_floor * 1000:.1f} ms CPU per page")
+    for w, cpu, valkey_cpu, published, wall in results:
+        per = (cpu + valkey_cpu) / max(published, 1)
+        print(json.dumps({
+            "workers": w, "published": published, "wall_s": round(wall, 1),
+            "articles_per_s": round(published / wall, 1),
+            "cpu_per_article_ms": round(per * 1000, 1),
+            "of_which_valkey_ms": round(valkey_cpu / max(published, 1) * 1000, 2),
+            "ratio_to_floor": round(per / per_page_floor, 2),
+        }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
