@@ -458,6 +458,9 @@ def explain(app: App, url: str, scan: int) -> None:
             seen = {"article_id": bytes(raw).hex(), "via": "alias of the canonical URL"}
             aid = seen["article_id"]
         marker: Any = r.get(keys.inflight(article_id(url)))
+        from ingest.observe import read_trace
+
+        trace = read_trace(r, keys, article_id(url)) or read_trace(r, keys, aid)
         entries: Any = r.xrevrange(keys.articles, count=scan)
         letters: Any = r.xrevrange(keys.deadletter, count=scan)
         published = [
@@ -471,8 +474,13 @@ def explain(app: App, url: str, scan: int) -> None:
             for _eid, f in letters
             if f.get(b"article_id", b"").decode() == aid
         ]  # fmt: skip
+    traced = trace.get("outcome")
     if published:
         verdict = f"published ({published[0]['event']}, stream id {published[0]['stream_id']})"
+    elif traced in ("duplicate", "near_duplicate"):
+        verdict = f"not published: {traced} ({trace.get('detail', '')})"
+    elif traced and traced not in ("published", "updated", "near_duplicate_published"):
+        verdict = f"not published: {traced} {trace.get('detail', '')}".strip()
     elif seen:
         verdict = "seen and published earlier (the stream entry may have been trimmed)"
     elif dead:
@@ -484,7 +492,7 @@ def explain(app: App, url: str, scan: int) -> None:
     click.echo(json.dumps({
         "url": url, "canonical_url": canonicalize(url), "article_id": aid,
         "seen": seen, "marker": marker.decode() if marker else None,
-        "published": published, "deadletters": dead, "verdict": verdict,
+        "published": published, "deadletters": dead, "trace": trace, "verdict": verdict,
     }, indent=2))  # fmt: skip
 
 

@@ -19,7 +19,7 @@ import redis
 import structlog
 from rq import Queue, Retry
 
-from ingest import counters, failpoints, feedparse, outcomes, schedule
+from ingest import counters, failpoints, feedparse, observe, outcomes, schedule
 from ingest.egress import NETWORK_OUTCOMES, EgressMonitor
 from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
@@ -455,6 +455,11 @@ class Poller:
         pipe.set(self.keys.inflight(aid), exc.outcome, ex=ttl)
         counted = "robots_disallowed" if isinstance(exc, outcomes.RobotsDisallowed) else "blocked"
         counters.incr(pipe, self.keys, "articles", counted)
+        observe.trace(pipe, self.keys, aid.split(":")[0], {
+            "listed_at": time.time(), "feed_url": spec.url, "link": link,
+            "fetch": {"outcome": exc.outcome, "error": str(exc)}, "outcome": exc.outcome,
+            "detail": str(exc), "at": time.time(),
+        })  # fmt: skip
         counters.deadletter(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url,
                             article_id=aid, detail=str(exc))  # fmt: skip
         pipe.execute()

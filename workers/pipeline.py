@@ -14,7 +14,7 @@ from typing import Any
 import redis
 import structlog
 
-from ingest import counters, failpoints
+from ingest import counters, failpoints, observe
 from ingest.feedparse import iso_utc
 from ingest.keys import Keys
 from ingest.seen import SeenStore, UrlMark, hash_field, url_field
@@ -92,12 +92,15 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     feed, _item, page = payload["feed"], payload["item"], payload["page"]
     link_id = payload["link_id"]
     logctx = {"feed_url": feed["url"], "article_id": link_id}
+    seen = Seen(payload)
     ex = extract_payload(
         payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables
     )
+    seen.stage("extract", started)
+    seen.extraction = {"method": ex.method, **ex.quality}
     if len(fingerprint.words(ex.text)) < 5:
         reason = ex.quality.get("page_outcome") or "not_article"
-        return finish(ctx, payload, reason, logctx, detail=page.get("error", ""))
+        return finish(ctx, payload, reason, logctx, detail=page.get("error", ""), seen=seen)
 
     canonical = canonical_for(page["url"], ex.canonical_url)
     if payload.get("identity"):  # items sharing one link: told apart by their title
@@ -112,16 +115,22 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
 
     for _attempt in range(3):
         d = decide(ctx, aid, url_ids, fp)
+        seen.dedup = {"decision": d.event, "hit": d.why, "keys": url_ids,
+                      "content_hash": fp.content_hash, "simhash": f"{fp.simhash:016x}"}  # fmt: skip
         if d.event == "duplicate":
-            return finish(ctx, payload, "duplicate", logctx, detail=d.why)
+            return finish(ctx, payload, "duplicate", logctx, detail=d.why, seen=seen)
         if d.event == "near_duplicate" and dedup.drop_near_duplicates:
-            return finish(ctx, payload, "near_duplicate", logctx, detail=d.why)
+            return finish(ctx, payload, "near_duplicate", logctx, detail=d.why, seen=seen)
         event = "created" if d.event == "near_duplicate" else d.event
+        t_classify = time.monotonic()
         record = build_record(ctx, payload, ex, canonical, aid, fp, d.duplicate_of, d.cluster_id)
+        seen.stage("classify", t_classify)
+        seen.classified = {"language": record["language"], "topics": record["topics"]}
         mark = UrlMark(aid, fp.content_hash, fp.simhash, fp.words, d.cluster_id or aid)
         outcome = "published" if event == "created" else "updated"
         if d.event == "near_duplicate":
             outcome = "near_duplicate_published"
+        t_publish = time.monotonic()
         result = ctx.publisher.publish(
             record, url_ids=url_ids, guid=(feed["id"], payload["guid_hash"]), expected=d.expected,
             event=event, bands=fp.bands, mark=mark,
@@ -130,16 +139,65 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
         if result.outcome == "published":
             failpoints.hit("worker.after_publish")
             elapsed = time.monotonic() - started
-            ctx.r.delete(ctx.keys.inflight(payload.get("claim") or link_id))
+            seen.stage("publish", t_publish)
+            seen.timings["end_to_end"] = time.time() - float(payload.get("discovered_at") or 0)
+            pipe = ctx.r.pipeline(transaction=False)
+            pipe.delete(ctx.keys.inflight(payload.get("claim") or link_id))
+            seen.write(pipe, ctx.keys, outcome, {"stream_id": result.detail, "article_id": aid,
+                                                 "canonical_url": canonical}, [aid])  # fmt: skip
+            pipe.execute()
             log.info("article_published", **logctx, stage="publish", outcome=outcome,
                      stream_id=result.detail, method=ex.method, ms=round(elapsed * 1000),
                      duplicate_of=d.duplicate_of)  # fmt: skip
             return outcome
         if result.outcome in ("duplicate", "duplicate_content"):
             kind = "url" if result.outcome == "duplicate" else "content"
-            return finish(ctx, payload, "duplicate", logctx, detail=f"{kind}:{result.detail}")
+            return finish(ctx, payload, "duplicate", logctx, detail=f"{kind}:{result.detail}",
+                          seen=seen)  # fmt: skip
         # conflict: another worker changed the URL mark between our read and the script; re-decide
-    return finish(ctx, payload, "failed", logctx, detail="publish conflict")
+    return finish(ctx, payload, "failed", logctx, detail="publish conflict", seen=seen)
+
+
+PAGE_STEPS = ("trafilatura", "trafilatura_balanced")
+
+
+class Seen:
+    """What one article's trip through the worker leaves for operators: stage timings, the
+    site's extraction result, and the trace `explain` prints."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+        self.timings: dict[str, float] = {}
+        fetch_ms = payload["page"].get("fetch_ms")
+        if fetch_ms is not None:
+            self.timings["fetch"] = fetch_ms / 1000
+        self.extraction: dict[str, Any] = {}
+        self.dedup: dict[str, Any] = {}
+        self.classified: dict[str, Any] = {}
+
+    def stage(self, name: str, since: float) -> None:
+        self.timings[name] = time.monotonic() - since
+
+    def write(self, pipe: Any, keys: Keys, outcome: str, extra: dict[str, Any],
+              ids: list[str] | None = None) -> None:  # fmt: skip
+        page, item = self.payload["page"], self.payload["item"]
+        for stage, seconds in self.timings.items():
+            observe.observe(pipe, keys, stage, seconds)
+        if page.get("outcome", "ok") == "ok" and page.get("html_z") and self.extraction:
+            ok = self.extraction.get("method") in PAGE_STEPS
+            observe.site_result(pipe, keys, host_of(page["url"]).removeprefix("www."), ok)
+        fields = {
+            "listed_at": self.payload.get("discovered_at"), "feed_url": self.payload["feed"]["url"],
+            "guid": item.get("guid", ""), "link": self.payload.get("link", ""),
+            "fetch": {"outcome": page.get("outcome", "ok"), "status": page.get("status"),
+                      "final_url": page.get("url"), "ms": page.get("fetch_ms"),
+                      "error": page.get("error", "")},
+            "extraction": self.extraction, "dedup": self.dedup, **self.classified,
+            "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
+            "outcome": outcome, "at": time.time(), **extra,
+        }  # fmt: skip
+        for aid in dict.fromkeys([self.payload["link_id"], *(ids or [])]):
+            observe.trace(pipe, keys, aid, fields)
 
 
 @dataclass(frozen=True)
@@ -273,11 +331,13 @@ def build_record(
 
 
 def finish(
-    ctx: Context, payload: dict[str, Any], outcome: str, logctx: dict[str, Any], detail: str = ""
-) -> str:
+    ctx: Context, payload: dict[str, Any], outcome: str, logctx: dict[str, Any], detail: str = "",
+    seen: Seen | None = None,
+) -> str:  # fmt: skip
     """A terminal outcome other than publication: counted, remembered, dead-lettered if failed."""
     ttl = int(ctx.settings.dedup.window_days * 86400)
     pipe = ctx.r.pipeline()
+    (seen or Seen(payload)).write(pipe, ctx.keys, outcome, {"detail": detail})
     pipe.set(ctx.keys.inflight(payload.get("claim") or payload["link_id"]), outcome, ex=ttl)
     counters.incr(pipe, ctx.keys, "articles", outcome)
     skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
