@@ -133,9 +133,14 @@ def _register(app: App, r: redis.Redis) -> list[str] | None:
 @cli.command()
 @click.option("--once", is_flag=True, help="Poll every feed once, process everything, exit 0.")
 @click.option("--workers", type=int, help="Worker processes (default: worker.count).")
+@click.option("--metrics-port", type=int, default=9108, show_default=True,
+              help="Serve /metrics, /healthz, /readyz here while running (0: off).")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True)
 @pass_app
-def run(app: App, once: bool, workers: int | None) -> None:
-    """Everything in one process tree: embedded Valkey if needed, the poller, N workers."""
+def run(app: App, once: bool, workers: int | None, metrics_port: int,
+        metrics_host: str) -> None:  # fmt: skip
+    """Everything in one process tree: embedded Valkey if needed, the poller, N workers, and
+    (unless --once) the metrics endpoint."""
     from ingest import runner
 
     if workers is not None:
@@ -151,7 +156,20 @@ def run(app: App, once: bool, workers: int | None) -> None:
                                    "enqueued": stats.enqueued, "polls": stats.by_outcome,
                                    "articles": arts}))  # fmt: skip
         else:
-            runner.run_forever(app.settings, r, url)
+            httpd = None
+            if metrics_port:
+                import threading
+
+                from ingest.metrics import serve
+
+                # its own connection: the endpoint answers from another thread
+                httpd = serve(app.settings, connect(url), metrics_port, metrics_host)
+                threading.Thread(target=httpd.serve_forever, daemon=True).start()
+            try:
+                runner.run_forever(app.settings, r, url)
+            finally:
+                if httpd is not None:
+                    httpd.shutdown()
 
 
 @cli.command()
@@ -355,6 +373,14 @@ def _print_status(data: dict[str, Any]) -> None:
     table.add_row("feeds", f"{f['total']}  {json.dumps(f['by_health'])}  stale {len(f['stale'])}")
     for w in f["worst"]:
         table.add_row("  failing", f"{w['url']} ({w['errors']}x) {w['last_error']}")
+    for url in f["stale"][:10]:
+        table.add_row("  stale", url)
+    for site in data["sites"][:10]:
+        mark = "  DRIFT" if site["drifting"] else ""
+        today = "-" if site["today"] is None else f"{site['today']:.0%}"
+        base = "-" if site["baseline"] is None else f"{site['baseline']:.0%}"
+        table.add_row("  site", f"{site['site']}: extracted {today} of {site['today_n']} today, "
+                                f"baseline {base} of {site['baseline_n']}{mark}")  # fmt: skip
     console.print(table)
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from ingest import observe
 from ingest.keys import Keys
 from ingest.settings import Settings
 from ingest.status import gather, problems
@@ -69,6 +70,35 @@ class RedisCollector(Collector):
             "Entries in the dead-letter stream",
             value=data["deadletters"],
         )
+        stages = HistogramMetricFamily(
+            "news_ingest_stage_seconds", "Time spent per stage (end_to_end: listed to published)",
+            labels=["stage"],
+        )  # fmt: skip
+        for stage, (buckets, total) in observe.histograms(
+            self.r, Keys(self.settings.redis.prefix)
+        ).items():
+            stages.add_metric([stage], buckets, total)
+        yield stages
+        success = GaugeMetricFamily(
+            "news_ingest_site_extraction_success",
+            "Share of a site's pages extracted from the page today (top sites by volume)",
+            labels=["site"],
+        )
+        baseline = GaugeMetricFamily(
+            "news_ingest_site_extraction_baseline",
+            "The same share over the previous 7 days", labels=["site"],
+        )  # fmt: skip
+        drift = GaugeMetricFamily(
+            "news_ingest_site_drift", "1 when today's share fell 0.3 below the baseline",
+            labels=["site"],
+        )  # fmt: skip
+        for s in data["sites"]:
+            if s["today"] is not None:
+                success.add_metric([s["site"]], s["today"])
+            if s["baseline"] is not None:
+                baseline.add_metric([s["site"]], s["baseline"])
+            drift.add_metric([s["site"]], 1.0 if s["drifting"] else 0.0)
+        yield from (success, baseline, drift)
 
 
 def ready(settings: Settings, r: redis.Redis) -> tuple[bool, str]:

@@ -12,7 +12,7 @@ import redis
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from ingest import counters, schedule
+from ingest import counters, observe, schedule
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.settings import Settings
@@ -55,6 +55,7 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
     )[:10]
     heartbeat = r.get(keys.k("poller", "heartbeat"))
     issues = problems(r, keys)
+    sites = observe.site_rates(r, keys)
     return {
         "ready": not issues,
         "problems": issues,
@@ -80,6 +81,18 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
             "last_day": counters.published_since(r, keys, 86400),
         },
         "articles": counters.read(r, keys, "articles"),
+        "sites": [
+            {
+                "site": s.site,
+                "today": s.today,
+                "today_n": s.today_n,
+                "baseline": s.baseline,
+                "baseline_n": s.base_n,
+                "drifting": s.drifting,
+            }
+            for s in sites
+        ],
+        "drifting_sites": [s.site for s in sites if s.drifting],
         "polls": counters.read(r, keys, "polls"),
         "feeds": {
             "total": len(feeds),

@@ -54,7 +54,7 @@ def test_cli_starts_finds_and_stops_the_embedded_server(tmp_path: Path) -> None:
     add = subprocess.run([*base, "feeds", "add", "--no-check", "https://example.org/rss"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert add.returncode == 0, add.stderr
-    proc = subprocess.Popen([*base, "--feeds", str(feeds), "run"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([*base, "--feeds", str(feeds), "run", "--metrics-port", "0"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     pidfile = tmp_path / "var" / "valkey.pid"
     deadline = time.monotonic() + 30

@@ -3,6 +3,7 @@
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import redis
 
@@ -11,6 +12,7 @@ from ingest.embedded import free_port
 from ingest.keys import Keys
 from ingest.metrics import serve
 from ingest.settings import Settings
+from tests.server import TestServer
 
 
 def get(url: str) -> tuple[int, str]:
@@ -85,3 +87,62 @@ def test_status_exits_non_zero_until_a_worker_and_the_poller_are_alive(
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_metrics_scraped_during_a_real_run_match_what_the_run_did(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests import pages
+    from tests.conftest import ROOT
+
+    for i, doc in enumerate([pages.BOLIVIA, pages.AUSTRIA, pages.WAR_REPORT]):
+        server.add(f"/a{i}", pages.article_page(f"Story {i}", pages.paragraphs(doc)))
+    items = [{"title": f"Story {i}", "link": server.url(f"/a{i}")} for i in range(3)]
+    items.append({"title": "Copy", "link": server.url("/a0?utm_source=x")})  # a duplicate
+    server.add("/feed.xml", pages.rss("F", items), "application/rss+xml")
+    server.add("/gone.xml", "gone", status=410)
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - {server.url('/feed.xml')}\n  - {server.url('/gone.xml')}\n")
+    port = free_port()
+    env = {"NEWS_INGEST_FETCH_ALLOW": server.allow, "NEWS_INGEST_POLL_HOST_RATE": "0",
+           "PATH": "/usr/bin:/bin"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "--log-json", "--redis-url", redis_url, "--feeds",
+         str(feeds), "run", "--workers", "1", "--metrics-port", str(port), "--metrics-host",
+         "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        body = ""
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            body = get(f"http://127.0.0.1:{port}/metrics")[1] if _up(port) else ""
+            if 'news_ingest_articles_total{outcome="published"} 3.0' in body and (
+                'news_ingest_queue_depth{queue="articles"} 0.0' in body
+            ):
+                break
+            time.sleep(0.5)
+        assert 'news_ingest_articles_total{outcome="published"} 3.0' in body, body[-3000:]
+        assert 'news_ingest_queue_depth{queue="articles"} 0.0' in body
+        assert 'news_ingest_polls_total{outcome="ok"} 1.0' in body
+        assert 'news_ingest_polls_total{outcome="gone"} 1.0' in body
+        assert 'news_ingest_feeds{health="degraded"} 1.0' in body
+        assert 'news_ingest_stage_seconds_count{stage="end_to_end"} 3.0' in body
+        assert 'news_ingest_stage_seconds_count{stage="extract"} 3.0' in body
+        assert 'news_ingest_site_extraction_success{site="127.0.0.1"} 1.0' in body
+        assert "news_ingest_workers 1.0" in body
+        assert get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+
+
+def _up(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
