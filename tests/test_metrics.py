@@ -146,3 +146,21 @@ def _up(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_alert_rules_and_dashboard_use_only_series_we_export(r: redis.Redis) -> None:
+    import json as _json
+    import re
+
+    from ingest.metrics import RedisCollector
+    from tests.conftest import ROOT
+
+    exported = {family.name for family in RedisCollector(Settings(), r).collect()}
+    text = (ROOT / "deploy" / "alerts.yml").read_text()
+    dash = _json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    text += " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+    used = {re.sub(r"_(total|bucket|count|sum)$", "", m)
+            for m in re.findall(r"news_ingest_\w+", text)}  # fmt: skip
+    assert used and used <= exported, used - exported
+    readme = (ROOT / "README.md").read_text()
+    assert all(name in readme for name in exported), exported - set(re.findall(r"news_ingest_\w+", readme))
