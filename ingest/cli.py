@@ -133,8 +133,13 @@ def _register(app: App, r: redis.Redis) -> list[str] | None:
 @cli.command()
 @click.option("--once", is_flag=True, help="Poll every feed once, process everything, exit 0.")
 @click.option("--workers", type=int, help="Worker processes (default: worker.count).")
-@click.option("--metrics-port", type=int, default=9108, show_default=True,
-              help="Serve /metrics, /healthz, /readyz here while running (0: off).")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=9108,
+    show_default=True,
+    help="Serve /metrics, /healthz, /readyz here while running (0: off).",
+)
 @click.option("--metrics-host", default="0.0.0.0", show_default=True)
 @pass_app
 def run(app: App, once: bool, workers: int | None, metrics_port: int,

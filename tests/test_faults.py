@@ -152,6 +152,10 @@ def test_deadletter_list_show_and_replay_after_a_settings_change(
     shown = cli(*base, "deadletter", "show", listed[0]["id"], "--body", env=env)
     assert "isAccessibleForFree" in shown.stdout
     assert cli(*base, "deadletter", "list", "--reason", "timeout", env=env).stdout == ""
+    why = json.loads(cli(*base, "explain", server.url("/locked"), env=env).stdout)
+    assert why["verdict"].startswith("not published: paywall")
+    assert why["deadletters"][0]["reason"] == "paywall"
+    assert why["trace"]["extraction"]["gate"] == "paywall"
 
     # the operator decides a 100-character teaser is worth publishing, and replays
     looser = {**env, "NEWS_INGEST_EXTRACT_MIN_CHARS": "100"}

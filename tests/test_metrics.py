@@ -163,4 +163,65 @@ def test_alert_rules_and_dashboard_use_only_series_we_export(r: redis.Redis) -> 
             for m in re.findall(r"news_ingest_\w+", text)}  # fmt: skip
     assert used and used <= exported, used - exported
     readme = (ROOT / "README.md").read_text()
-    assert all(name in readme for name in exported), exported - set(re.findall(r"news_ingest_\w+", readme))
+    assert all(name in readme for name in exported), exported - set(
+        re.findall(r"news_ingest_\w+", readme)
+    )
+
+
+def test_status_json_follows_its_schema_and_shows_site_drift(
+    r: redis.Redis, redis_url: str
+) -> None:
+    import json as _json
+
+    import jsonschema
+
+    from ingest import observe
+    from tests.conftest import ROOT, cli
+
+    keys = Keys()
+    day = time.time() - 86400
+    pipe = r.pipeline()
+    for i in range(30):  # a week of good extraction, then a bad day: the template changed
+        observe.site_result(pipe, keys, "news.example", True, at=day - i * 3600)
+        observe.site_result(pipe, keys, "steady.example", True, at=day - i * 3600)
+    for i in range(12):
+        observe.site_result(pipe, keys, "news.example", i < 3)
+        observe.site_result(pipe, keys, "steady.example", True)
+    pipe.execute()
+    r.xgroup_create("news:articles", "readers", id="$", mkstream=True)
+    out = cli("--redis-url", redis_url, "status", "--json")
+    data = _json.loads(out.stdout)
+    jsonschema.validate(data, _json.loads((ROOT / "docs" / "status.schema.json").read_text()))
+    assert data["drifting_sites"] == ["news.example"]
+    assert data["stream"]["groups"][0]["name"] == "readers"
+
+
+def test_readyz_goes_unready_when_redis_stops_and_ready_when_it_returns(tmp_path: Path) -> None:
+    from rq import Queue, Worker
+
+    from ingest.embedded import EmbeddedValkey
+
+    valkey = EmbeddedValkey(tmp_path / "v", free_port())
+    valkey.start()
+    client = redis.Redis.from_url(valkey.url, socket_timeout=2, socket_connect_timeout=2)
+    port = free_port()
+    httpd = serve(Settings(), client, port, "127.0.0.1")
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client.set("news:poller:heartbeat", f"{time.time() + 600:.0f}")
+        Worker([Queue("articles", connection=client)], connection=client).register_birth()
+        assert get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        time.sleep(1.2)  # AOF fsync is every second
+        valkey.stop()
+        status, why = get(f"http://127.0.0.1:{port}/readyz")
+        assert status == 503 and why.startswith("redis unreachable")
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200  # the process itself is up
+        valkey.start()  # same port, same append-only file: the state comes back
+        deadline = time.time() + 10
+        while get(f"http://127.0.0.1:{port}/readyz")[0] != 200 and time.time() < deadline:
+            time.sleep(0.2)
+        assert get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        valkey.stop()

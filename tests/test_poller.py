@@ -322,7 +322,7 @@ def feed_route(title: str, item: dict[str, str]) -> Route:
 
 @pytest.mark.parametrize("drop", [True, False])
 def test_syndicated_story_on_two_sites_arrives_once_and_its_correction_as_updated(
-    server: TestServer, r: redis.Redis, drop: bool
+    server: TestServer, r: redis.Redis, redis_url: str, drop: bool
 ) -> None:
     other = TestServer().start()
     try:
@@ -356,6 +356,15 @@ def test_syndicated_story_on_two_sites_arrives_once_and_its_correction_as_update
             assert second["cluster_id"] == first["cluster_id"] == first["id"]
         # whichever copy was processed first is the story's record
         original = next(rec for rec in records if rec["duplicate_of"] is None)
+        if drop:  # explain says why the other copy is not in the stream, and which one it matched
+            from tests.conftest import cli
+
+            copy_url = next(u for u in sites if u != original["url"])
+            shown = json.loads(cli("--redis-url", redis_url, "explain", copy_url).stdout)
+            assert shown["verdict"] == f"not published: near_duplicate (near:{original['id']})"
+            assert shown["trace"]["dedup"]["decision"] == "near_duplicate"
+            assert shown["trace"]["extraction"]["method"] == "trafilatura"
+            assert shown["trace"]["fetch"]["status"] == 200
         srv, path, title, body = sites[original["url"]]
 
         # it is corrected: new paragraphs on the page, new words in its feed item
