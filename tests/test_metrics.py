@@ -120,9 +120,11 @@ def test_metrics_scraped_during_a_real_run_match_what_the_run_did(
         deadline = time.time() + 60
         while time.time() < deadline:
             body = get(f"http://127.0.0.1:{port}/metrics")[1] if _up(port) else ""
-            if 'news_ingest_articles_total{outcome="published"} 3.0' in body and (
-                'news_ingest_queue_depth{queue="articles"} 0.0' in body
-            ):
+            if all(want in body for want in (
+                'news_ingest_articles_total{outcome="published"} 3.0',
+                'news_ingest_queue_depth{queue="articles"} 0.0',
+                'news_ingest_polls_total{outcome="gone"} 1.0',  # new feeds start within 30 s
+            )):  # fmt: skip
                 break
             time.sleep(0.5)
         assert 'news_ingest_articles_total{outcome="published"} 3.0' in body, body[-3000:]
