@@ -37,6 +37,7 @@ from ingest.urls import host_of, origin_of
 log = structlog.get_logger("ingest.poller")
 
 JOB_FUNC = "workers.jobs.process_batch"
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 WRITE_BATCH = 64  # feed-state saves sent per round trip (and at least once per loop tick)
 SETTLE_S = 3.0
 ERROR_BODY_BYTES = 256_000  # of an error page kept for the dead letter
@@ -81,6 +82,7 @@ class Poller:
             else None
         )
         self._paused = False
+        self._redis_down = False
         self._pending: list[tuple[float, tuple[Any, ...]]] = []
         self._writes = r.pipeline(transaction=False)
         self._buffered = 0
@@ -125,15 +127,30 @@ class Poller:
         one slow server never holds up the rest. On stop, claim nothing and let the feeds in
         progress finish (their leases cover the rest if we are killed)."""
         running: set[asyncio.Task[None]] = set()
+        pause = 0.5
         while not stop.is_set():
-            self.heartbeat()
-            self.settle()
-            self.flush()
-            room = self.settings.poll.concurrency - len(running)
-            ids: list[str] = []
-            if room > 0 and not self.backpressure():
-                ids = self.registry.claim_due(limit=room, lease=self.settings.poll.lease)
-            states = self.registry.get_many(ids) if ids else []
+            try:
+                self.heartbeat()
+                self.settle()
+                self.flush()
+                room = self.settings.poll.concurrency - len(running)
+                ids: list[str] = []
+                if room > 0 and not self.backpressure():
+                    ids = self.registry.claim_due(limit=room, lease=self.settings.poll.lease)
+                states = self.registry.get_many(ids) if ids else []
+            except REDIS_DOWN as exc:
+                # Wait it out: log the change of state once, not every attempt; feeds in
+                # progress stop at their next Redis call and their leases bring them back.
+                if not self._redis_down:
+                    log.warning("redis_unavailable", stage="poll", error=str(exc)[:200])
+                    self._redis_down = True
+                self._writes.reset()
+                await _sleep_or_stop(stop, pause)
+                pause = min(pause * 2, 30.0)
+                continue
+            if self._redis_down:
+                log.info("redis_available", stage="poll")
+                self._redis_down, pause = False, 0.5
             running.update(
                 asyncio.create_task(self.poll_feed(fid, st))
                 for fid, st in zip(ids, states, strict=True)
@@ -147,8 +164,9 @@ class Poller:
                 await _sleep_or_stop(stop, 1.0)
         if running:
             await asyncio.wait(running)
-        self.settle(force=True)
-        self.flush()
+        with contextlib.suppress(*REDIS_DOWN):
+            self.settle(force=True)
+            self.flush()
 
     def flush(self) -> None:
         """Send the buffered feed-state saves and slot releases in one round trip. Losing them
@@ -192,6 +210,11 @@ class Poller:
     # ---------------------------------------------------------------- one feed
 
     async def poll_feed(self, fid: str, state: dict[str, str]) -> None:
+        # an outage is reported by the main loop; the feed's lease brings it back
+        with contextlib.suppress(*REDIS_DOWN):
+            await self._poll_feed(fid, state)
+
+    async def _poll_feed(self, fid: str, state: dict[str, str]) -> None:
         async with self._work:
             spec = self.registry.spec_from(state)
             if spec is None:

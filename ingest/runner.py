@@ -111,7 +111,10 @@ async def _progress(poller: Poller, stop: asyncio.Event, every: float = 30.0) ->
 
     while not stop.is_set():
         await asyncio.sleep(every)
-        arts = counters.read(poller.r, poller.keys, "articles")
+        try:
+            arts = counters.read(poller.r, poller.keys, "articles")
+        except redis.RedisError:
+            continue  # the poller reports outages
         log.info("progress", feeds_polled=poller.stats.feeds, enqueued=poller.stats.enqueued,
                  published=arts.get("published", 0), duplicates=arts.get("duplicate", 0),
                  failed=sum(v for k, v in arts.items() if k not in ("published", "duplicate",
