@@ -7,6 +7,8 @@ publication in a batch of four, a poller after fetching articles and before enqu
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -101,3 +103,78 @@ def test_poller_killed_between_fetch_and_enqueue_loses_nothing(
     assert cli(*base, "run", "--once", env=env(server, **claim)).returncode == 0
     counts = published(r)
     assert len(counts) == ARTICLES and set(counts.values()) == {1}
+
+
+def run_service(
+    redis_url: str, feeds: Path, server: TestServer, log: Path
+) -> subprocess.Popen[bytes]:
+    import sys
+
+    from tests.conftest import ROOT
+
+    environment = {**env(server), "PATH": "/usr/bin:/bin"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "--log-json", "--redis-url", redis_url, "--feeds",
+         str(feeds), "run", "--workers", "2", "--metrics-port", "0"],
+        cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def wait_until(check, timeout: float = 60) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_valkey_restart_during_a_run_loses_nothing(server: TestServer, tmp_path: Path) -> None:
+    from ingest.embedded import EmbeddedValkey, free_port
+
+    feeds = site(server, tmp_path)
+    valkey = EmbeddedValkey(tmp_path / "v", free_port())
+    valkey.start()
+    proc = run_service(valkey.url, feeds, server, tmp_path / "run.log")
+    try:
+        r = redis.Redis.from_url(valkey.url)
+        assert wait_until(lambda: r.xlen("news:articles") >= 1)
+        time.sleep(1.1)  # AOF everysec
+        valkey.stop()
+        time.sleep(3)
+        valkey.start()
+        r = redis.Redis.from_url(valkey.url)
+        assert wait_until(lambda: len(published(r)) == ARTICLES, 90), published(r)
+        assert set(published(r).values()) == {1}
+        assert wait_until(
+            lambda: StartedJobRegistry(queue=Queue("articles", connection=r)).count == 0, 90
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        valkey.stop()
+    assert proc.returncode == 0, (tmp_path / "run.log").read_text()[-3000:]
+
+
+def test_sigterm_everything_then_start_again(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    feeds = site(server, tmp_path)
+    first = run_service(redis_url, feeds, server, tmp_path / "first.log")
+    assert wait_until(lambda: r.xlen("news:articles") >= 1)
+    started = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=60)
+    assert time.monotonic() - started < 30  # a bounded, graceful stop
+    assert first.returncode == 0
+    text = (tmp_path / "first.log").read_text()
+    for line in ('"poller_stopped"', '"workers_stopped"'):
+        assert line in text, text[-2000:]
+    second = run_service(redis_url, feeds, server, tmp_path / "second.log")
+    try:
+        assert wait_until(lambda: len(published(r)) == ARTICLES, 90), published(r)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+    assert set(published(r).values()) == {1}
+    assert StartedJobRegistry(queue=Queue("articles", connection=r)).count == 0
