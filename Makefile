@@ -33,6 +33,7 @@ bench: $(VENV)/.dev-stamp
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/classify.py --self-label
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -657,16 +657,29 @@ def extract(app: App, files: tuple[str, ...], url: str | None) -> None:
         sys.exit(1)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
               help="JSON lines {id, title, text}; default stdin.")  # fmt: skip
-@pass_app
-def classify(app: App, input_path: str | None) -> None:
-    """JSON lines {id, title, text} to JSON lines {id, language, topics}."""
+@click.option("--config", "config_", help="Settings TOML.")
+@click.pass_context
+def classify(ctx: click.Context, input_path: str | None, config_: str | None) -> None:
+    """JSON lines {id, title, text} to JSON lines {id, language, topics} (with the configured
+    model when classify.model is set, else the lexicon); `classify train` fits a model."""
+    if ctx.invoked_subcommand is not None:
+        return
     from workers import classify as clf
 
+    app = ctx.find_object(App)
+    assert app is not None
+    if config_:
+        app.settings = settings_mod.load(config_)
     cfg = app.settings.classify
     lexicon = clf.cached_lexicon(cfg.taxonomy)
+    model = None
+    if cfg.model:
+        from workers.topic_model import TopicModel, assign
+
+        model = TopicModel.load(cfg.model)
     stream = open(input_path, encoding="utf-8") if input_path else sys.stdin  # noqa: SIM115
     bad = 0
     with stream:
@@ -682,14 +695,80 @@ def classify(app: App, input_path: str | None) -> None:
                 bad += 1
                 continue
             title, text = str(doc.get("title") or ""), str(doc.get("text") or "")
+            tags = doc.get("tags") or []
+            if model is not None:
+                found = assign(model, lexicon, title, text, tags=tags, max_topics=cfg.max_topics,
+                               min_score=cfg.min_score, trust=cfg.model_trust)  # fmt: skip
+            else:
+                found = clf.topics(lexicon, title, text, tags=tags, max_topics=cfg.max_topics,
+                                   min_score=cfg.min_score)  # fmt: skip
             click.echo(json.dumps({
                 "id": doc.get("id"),
                 "language": clf.language(f"{title}\n{text}", allowed=tuple(cfg.languages)),
-                "topics": clf.topics(lexicon, title, text, tags=doc.get("tags") or [],
-                                     max_topics=cfg.max_topics, min_score=cfg.min_score),
+                "topics": found,
             }, ensure_ascii=False))  # fmt: skip
     if bad:
         click.echo(f"{bad} line(s) skipped", err=True)
+
+
+@classify.command("train")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", default="var/topic-model.npz", show_default=True, help="Model file.")
+@click.option(
+    "--self-label",
+    is_flag=True,
+    help="PATH is unlabelled: label it with the lexicon (confident cases) and train.",
+)
+@click.option(
+    "--min-score",
+    type=float,
+    default=0.35,
+    show_default=True,
+    help="With --self-label: the lexicon's least score to trust.",
+)
+@click.pass_context
+def classify_train(ctx: click.Context, path: str, out: str, self_label: bool,
+                   min_score: float) -> None:  # fmt: skip
+    """Fit a topic model on JSON lines {title, text, label} (label: an IPTC code, e.g.
+    medtop:04000000), or on an unlabelled archive with --self-label. Set classify.model to
+    the file written (NEWS_INGEST_CLASSIFY_MODEL) to make the workers use it."""
+    try:
+        from workers import topic_model
+    except ImportError as exc:  # depends on the install
+        raise click.ClickException("training needs scikit-learn: pip install '.[train]'") from exc
+    from workers import classify as clf
+
+    app = ctx.find_object(App)
+    assert app is not None
+    docs, bad = [], 0
+    for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+            title, text = str(doc.get("title") or ""), str(doc.get("text") or "")
+            label = str(doc.get("label") or "")
+            if not text or (not self_label and not label):
+                raise ValueError("needs text" + ("" if self_label else " and label"))
+        except (ValueError, AttributeError) as exc:
+            click.echo(f"error: line {n}: {exc}", err=True)
+            bad += 1
+            continue
+        docs.append((title, text, label))
+    if self_label:
+        lexicon = clf.cached_lexicon(app.settings.classify.taxonomy)
+        docs = topic_model.self_label(lexicon, [(t, x) for t, x, _l in docs], min_score)
+    try:
+        model = topic_model.train(docs)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    counts: dict[str, int] = {}
+    for _t, _x, label in docs:
+        counts[label] = counts.get(label, 0) + 1
+    click.echo(json.dumps({"model": out, "documents": len(docs), "skipped": bad,
+                           "labels": counts}))  # fmt: skip
 
 
 def main() -> None:

@@ -95,6 +95,8 @@ class ClassifySettings(BaseModel):
     max_topics: int = 3
     min_score: float = 0.15
     languages: Annotated[list[str], NoDecode] = []
+    model: str = ""  # a model from `news-ingest classify train`; empty: the lexicon only
+    model_trust: float = 0.5  # below this probability of its first topic, the lexicon decides
 
     _split = field_validator("languages", mode="before")(_split_commas)
 
@@ -102,6 +104,8 @@ class ClassifySettings(BaseModel):
 class StreamSettings(BaseModel):
     maxlen: int = 1_000_000
     queue: str = "articles"
+    route_topics: bool = False  # also to <prefix>articles:topic:<code>, per assigned topic
+    route_languages: bool = False  # also to <prefix>articles:lang:<code>
 
 
 class Settings(BaseSettings):

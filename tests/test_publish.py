@@ -44,3 +44,25 @@ def test_rerun_is_a_duplicate_and_a_correction_is_updated(r: redis.Redis, redis_
     entries = r.xrange("news:articles")
     assert [e[1][b"event"] for e in entries] == [b"created", b"updated"]
     assert json.loads(entries[0][1][b"data"])["id"] == json.loads(entries[1][1][b"data"])["id"]
+
+
+def test_routing_streams_carry_the_record_too(r: redis.Redis, redis_url: str) -> None:
+    settings = Settings().with_overrides(stream={"route_topics": True, "route_languages": True})
+    ctx = Context.build(settings, r)
+    assert (
+        process(ctx, payload("http://127.0.0.1/war", pages.paragraphs(pages.WAR_REPORT)))
+        == "published"
+    )
+    ((main_id, main),) = r.xrange("news:articles")
+    record = json.loads(main[b"data"])
+    assert record["topics"] and record["language"] == "en"
+    for topic in record["topics"]:
+        ((_id, routed),) = r.xrange(f"news:articles:topic:{topic['code']}")
+        assert routed[b"main_id"] == main_id and json.loads(routed[b"data"])["id"] == record["id"]
+    assert r.xlen("news:articles:lang:en") == 1
+    plain = Context.build(Settings(), r)
+    assert (
+        process(plain, payload("http://127.0.0.1/b", pages.paragraphs(pages.BOLIVIA), "g9"))
+        == "published"
+    )
+    assert r.xlen("news:articles:lang:en") == 1  # routing is off by default

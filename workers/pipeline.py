@@ -9,6 +9,7 @@ import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -38,6 +39,7 @@ class Context:
     seen: SeenStore
     publisher: Publisher
     lexicon: classify.Lexicon
+    model: Any = None  # a workers.topic_model.TopicModel when classify.model is set
 
     @classmethod
     def build(cls, settings: Settings, r: redis.Redis) -> Context:
@@ -50,7 +52,17 @@ class Context:
             seen=seen,
             publisher=Publisher(r, keys, seen, settings.stream.maxlen),
             lexicon=classify.cached_lexicon(settings.classify.taxonomy),
+            model=_model(settings.classify.model),
         )
+
+
+@lru_cache(maxsize=2)
+def _model(path: str) -> Any:
+    if not path:
+        return None
+    from workers.topic_model import TopicModel
+
+    return TopicModel.load(path)
 
 
 def same_site(a: str, b: str) -> bool:
@@ -135,6 +147,7 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
             record, url_ids=url_ids, guid=(feed["id"], payload["guid_hash"]), expected=d.expected,
             event=event, bands=fp.bands, mark=mark,
             item_version=bytes.fromhex(payload.get("item_version") or "00000000"), count_as=outcome,
+            routes=routes_for(ctx, record),
         )  # fmt: skip
         if result.outcome == "published":
             failpoints.hit("worker.after_publish")
@@ -159,6 +172,16 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
 
 
 PAGE_STEPS = ("trafilatura", "trafilatura_balanced")
+
+
+def routes_for(ctx: Context, record: dict[str, Any]) -> list[str]:
+    """The extra streams this record also goes to (settings stream.route_*)."""
+    routes = []
+    if ctx.settings.stream.route_topics:
+        routes += [ctx.keys.k("articles", "topic", t["code"]) for t in record["topics"]]
+    if ctx.settings.stream.route_languages and record["language"] != "und":
+        routes.append(ctx.keys.k("articles", "lang", record["language"]))
+    return routes
 
 
 class Seen:
@@ -290,10 +313,19 @@ def build_record(
     cfg = ctx.settings.classify
     lang = classify.language(ex.text, declared=feed.get("language", ""),
                              allowed=tuple(cfg.languages))  # fmt: skip
-    topics = classify.topics(
-        ctx.lexicon, title, ex.text, tags=item.get("tags") or [], prior=feed.get("topic", ""),
-        max_topics=cfg.max_topics, min_score=cfg.min_score,
-    )  # fmt: skip
+    if ctx.model is not None:
+        from workers.topic_model import assign
+
+        topics = assign(
+            ctx.model, ctx.lexicon, title, ex.text, tags=item.get("tags") or [],
+            prior=feed.get("topic", ""), max_topics=cfg.max_topics, min_score=cfg.min_score,
+            trust=cfg.model_trust,
+        )  # fmt: skip
+    else:
+        topics = classify.topics(
+            ctx.lexicon, title, ex.text, tags=item.get("tags") or [], prior=feed.get("topic", ""),
+            max_topics=cfg.max_topics, min_score=cfg.min_score,
+        )  # fmt: skip
     published = item.get("published_at") or iso_utc(ex.date)
     return {
         "schema": SCHEMA,

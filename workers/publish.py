@@ -37,11 +37,12 @@ from ingest.seen import (
 #   6 article id (8 bytes), 7 expire-at of the current generation, 8 maxlen, 9 event,
 #   10 article id (hex), 11 data json, 12 check content owner ('1'/'0'), 13 ids per band bucket,
 #   14 the feed item's version (the GUID mark's value), 15 the outcome to count,
-#   16.. one field per mark.
+#   16 number of routing streams (their keys come just before the two counter keys),
+#   17.. one field per mark.
 PUBLISH = """
 local n_other, n_guid, n_band = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local G = __GENERATIONS__
-local function field(m) return ARGV[16 + m] end
+local function field(m) return ARGV[17 + m] end
 local function base(m) return 2 + G * m end
 local function get(m)
   for j = 0, G - 1 do
@@ -80,6 +81,11 @@ for m = hm + n_guid + 1, hm + n_guid + n_band do
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*',
   'id', ARGV[10], 'event', ARGV[9], 'data', ARGV[11])
+local n_routes = tonumber(ARGV[16])
+for i = #KEYS - 1 - n_routes, #KEYS - 2 do
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[8], '*',
+    'id', ARGV[10], 'event', ARGV[9], 'data', ARGV[11], 'main_id', id)
+end
 redis.call('HINCRBY', KEYS[#KEYS - 1], ARGV[15], 1)
 redis.call('INCR', KEYS[#KEYS])
 redis.call('EXPIRE', KEYS[#KEYS], 86520)
@@ -115,7 +121,7 @@ class Publisher:
     def publish(
         self, record: dict[str, Any], *, url_ids: list[str], guid: tuple[str, str] | None,
         expected: bytes, event: str, bands: list[int], mark: UrlMark, item_version: bytes = b"",
-        count_as: str = "published",
+        count_as: str = "published", routes: list[str] | None = None,
     ) -> PublishResult:  # fmt: skip
         aid = record["id"]
         others = [i for i in dict.fromkeys(url_ids) if i != aid]
@@ -126,14 +132,14 @@ class Publisher:
         keys = [self.keys.articles]
         for field in fields:
             keys.extend(self.seen.read_keys(field))
-        keys += [self.keys.counters("articles"), counters.minute_bucket(self.keys)]
+        keys += [*(routes or []), self.keys.counters("articles"), counters.minute_bucket(self.keys)]
         gen = self.seen.generation()
         args: list[Any] = [
             len(others), len(guids), len(band_fields), expected, mark.pack(),
             bytes.fromhex(aid), self.seen.expire_at(gen), self.maxlen, event, aid,
             json.dumps(record, ensure_ascii=False, separators=(",", ":")),
             "1" if event == "created" else "0", BAND_MAX, item_version or b"\x00" * 4, count_as,
-            *fields,
+            len(routes or []), *fields,
         ]  # fmt: skip
         outcome, detail = self._script(keys=keys, args=args)
         outcome = as_str(outcome)

@@ -1,0 +1,112 @@
+"""Topic and language classification on ../shared/data/classification.
+
+    python bench/classify.py [--model PATH]
+
+Top-topic accuracy and macro-F1 on MasakhaNEWS English and French dev (labels mapped to IPTC
+Media Topics as the data's README says), language accuracy on the SIB-200 sentences (overall and
+on the languages py3langid supports), and articles per CPU-second, for the default lexicon and,
+with --model, for a trained model (`news-ingest classify train`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data" / "classification"
+
+from workers import classify  # noqa: E402
+
+MAPPING = {
+    "business": "medtop:04000000", "entertainment": "medtop:01000000",
+    "health": "medtop:07000000", "politics": "medtop:11000000", "sports": "medtop:15000000",
+    "technology": "medtop:13000000",
+}  # fmt: skip
+
+
+FILES = ("masakhanews_eng_dev.jsonl", "masakhanews_fra_dev.jsonl")
+
+
+def rows(name: str) -> list[dict[str, str]]:
+    return [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
+
+
+def macro_f1(gold: list[str], pred: list[str]) -> float:
+    labels = sorted(set(gold))
+    f1s = []
+    for label in labels:
+        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
+        fp = sum(p == label and g != label for g, p in zip(gold, pred, strict=True))
+        fn = sum(g == label and p != label for g, p in zip(gold, pred, strict=True))
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+    return sum(f1s) / len(f1s)
+
+
+def topics_of(predict, docs: list[dict[str, str]]) -> tuple[list[str], float]:  # type: ignore[no-untyped-def]
+    started = time.process_time()
+    out = [predict(d["title"], d["text"]) for d in docs]
+    return out, len(docs) / max(time.process_time() - started, 1e-9)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", help="a model file written by `news-ingest classify train`")
+    ap.add_argument(
+        "--self-label",
+        action="store_true",
+        help="also train on the dev texts labelled by the lexicon, and score it",
+    )
+    args = ap.parse_args()
+    lex = classify.cached_lexicon(str(ROOT / "config" / "taxonomy.yaml"))
+
+    def lexicon(title: str, text: str) -> str:
+        found = classify.topics(lex, title, text)
+        return found[0]["code"] if found else "none"
+
+    predictors = {"lexicon": lexicon}
+    if args.self_label:  # the dev texts as an unlabelled archive, labelled by the lexicon
+        from workers.topic_model import self_label, train
+
+        archive = [(d["title"], d["text"]) for f in FILES for d in rows(f)]
+        trained = train(self_label(lex, archive))
+        predictors["self-label"] = lambda title, text: trained.top(title, text) or "none"
+    if args.model:
+        from workers.topic_model import TopicModel
+
+        model = TopicModel.load(args.model)
+        predictors["model"] = lambda title, text: model.top(title, text) or lexicon(title, text)
+    for lang_name, file in (
+        ("en", "masakhanews_eng_dev.jsonl"),
+        ("fr", "masakhanews_fra_dev.jsonl"),
+    ):
+        docs = [d for d in rows(file) if d["label"] in MAPPING]
+        gold = [MAPPING[d["label"]] for d in docs]
+        for name, predict in predictors.items():
+            pred, speed = topics_of(predict, docs)
+            acc = sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
+            print(f"topics {lang_name} {name:8} n={len(docs)} accuracy {acc:.3f} "
+                  f"macro-F1 {macro_f1(gold, pred):.3f} {speed:,.0f} articles/CPU-s")  # fmt: skip
+    sents = rows("sib200_langid.jsonl")
+    started = time.process_time()
+    guesses = [classify.language(s["text"]) for s in sents]
+    speed = len(sents) / (time.process_time() - started)
+    right = [g == s["lang"] for g, s in zip(guesses, sents, strict=True)]
+    supported = set(classify._identifier(()).nb_classes) | {"nb"}
+    on_supported = [ok for ok, s in zip(right, sents, strict=True) if s["lang"] in supported]
+    misses = Counter(s["lang"] for ok, s in zip(right, sents, strict=True) if not ok)
+    print(f"language: accuracy {sum(right) / len(right):.3f} on {len(right)} sentences "
+          f"({len(set(s['lang'] for s in sents))} languages); {sum(on_supported) / len(on_supported):.3f} "
+          f"on those py3langid supports; {speed:,.0f} sentences/CPU-s; most missed: "
+          f"{misses.most_common(4)}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""`classify train` on labelled and on self-labelled archives; `classify --input` uses the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import SHARED, cli
+
+MAPPING = {"business": "medtop:04000000", "entertainment": "medtop:01000000",
+           "health": "medtop:07000000", "politics": "medtop:11000000",
+           "sports": "medtop:15000000", "technology": "medtop:13000000"}  # fmt: skip
+
+
+def masakhane() -> list[dict[str, str]]:
+    path = SHARED / "classification" / "masakhanews_eng_dev.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_train_on_labels_then_classify_with_the_model(tmp_path: Path) -> None:
+    docs = [d for d in masakhane() if d["label"] in MAPPING]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"title": d["title"], "text": d["text"],
+                                          "label": MAPPING[d["label"]]}) + "\n" for d in docs)
+                      + "not json\n")  # fmt: skip
+    model = tmp_path / "model.npz"
+    out = cli("classify", "train", str(labels), "--out", str(model))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["documents"] == len(docs) and summary["skipped"] == 1
+    assert "line" in out.stderr and model.stat().st_size < 5_000_000
+
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("".join(json.dumps({"id": i, "title": d["title"], "text": d["text"]}) + "\n"
+                              for i, d in enumerate(docs)))  # fmt: skip
+    got = cli("classify", "--input", str(inputs), env={"NEWS_INGEST_CLASSIFY_MODEL": str(model)})
+    assert got.returncode == 0, got.stderr
+    rows = [json.loads(line) for line in got.stdout.splitlines()]
+    right = sum(bool(r["topics"]) and r["topics"][0]["code"] == MAPPING[d["label"]]
+                for r, d in zip(rows, docs, strict=True))  # fmt: skip
+    assert right / len(docs) > 0.9  # in-sample: the model learnt its labels
+    assert any(t.get("source") == "model" for r in rows for t in r["topics"])
+
+
+def test_self_label_trains_from_an_unlabelled_archive(tmp_path: Path) -> None:
+    archive = tmp_path / "archive.jsonl"
+    archive.write_text("".join(json.dumps({"title": d["title"], "text": d["text"]}) + "\n"
+                               for d in masakhane()))  # fmt: skip
+    out = cli("classify", "train", "--self-label", str(archive), "--out", str(tmp_path / "m.npz"))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert 100 < summary["documents"] < len(masakhane())  # only the lexicon's confident cases
+    assert all(code.startswith("medtop:") for code in summary["labels"])
+
+
+def test_training_needs_labels(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"title": "t", "text": "some text"}) + "\n")
+    out = cli("classify", "train", str(bad), "--out", str(tmp_path / "m.npz"))
+    assert out.returncode != 0 and "at least two labels" in out.stderr
