@@ -1,0 +1,150 @@
+"""Soak: the whole service against feeds that keep publishing, watched for growth.
+
+    python bench/soak.py [--minutes 10] [--feeds 2000] [--origins 40] [--period 900]
+
+`news-ingest run` (poller + 2 workers) against a fresh embedded Valkey and bench/soakserver.py
+(FEEDS feeds over ORIGINS local sites, each with a new item every PERIOD seconds). Every 10 s it
+samples queue depth, stream length, Redis memory and the RSS of every process of the run. At the
+end: throughput, latency from an item's pubDate to its stream entry (p50/p95/p99), queue depth
+and RSS over time, and whether they stayed flat (the last quarter's mean within 25 % of the
+second quarter's, or within 2 jobs for the queue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
+
+
+def tree(pid: int) -> list[int]:
+    """pid and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def flat(series: list[float], slack: float, floor: float = 0.0) -> bool:
+    q = max(1, len(series) // 4)
+    early, late = statistics.mean(series[q : 2 * q]), statistics.mean(series[-q:])
+    return late <= early * (1 + slack) + floor
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--feeds", type=int, default=2000)
+    ap.add_argument("--origins", type=int, default=40)
+    ap.add_argument("--period", type=float, default=900, help="seconds between items of a feed")
+    args = ap.parse_args()
+
+    server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "soakserver.py"),
+                               str(args.origins), str(args.feeds), str(args.period)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert server.stdout is not None
+    ports = [int(p) for p in server.stdout.readline().split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        feeds = Path(tmp) / "feeds.yaml"
+        feeds.write_text("feeds:\n" + "".join(
+            f"  - http://127.0.0.1:{ports[n % len(ports)]}/feed/{n}.xml\n" for n in range(args.feeds)
+        ))  # fmt: skip
+        valkey = EmbeddedValkey(Path(tmp) / "v", free_port())
+        valkey.start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_INGEST_")}
+        env.update({
+            "NEWS_INGEST_FETCH_ALLOW": ",".join(f"127.0.0.1:{p}" for p in ports),
+            "NEWS_INGEST_POLL_HOST_RATE": "0", "NEWS_INGEST_POLL_HOST_INFLIGHT": "0",
+            "NEWS_INGEST_POLL_MIN_INTERVAL": "60", "NEWS_INGEST_POLL_DEFAULT_INTERVAL": "300",
+            "NEWS_INGEST_FETCH_ROBOTS": "false",
+        })  # fmt: skip
+        log = open(Path(tmp) / "run.log", "w")  # noqa: SIM115
+        run = subprocess.Popen([sys.executable, "-m", "ingest.cli", "--log-level", "warning",
+                                "--redis-url", valkey.url, "--feeds", str(feeds), "run",
+                                "--workers", "2", "--metrics-port", "0"],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        r = redis.Redis.from_url(valkey.url)
+        samples = []
+        started = time.time()
+        try:
+            while time.time() - started < args.minutes * 60:
+                time.sleep(10)
+                procs = {p: rss_mb(p) for p in tree(run.pid)}
+                samples.append({
+                    "t": round(time.time() - started), "queue": r.llen("rq:queue:articles"),
+                    "stream": r.xlen("news:articles"),
+                    "redis_mb": round(int(r.info("memory")["used_memory"]) / 2**20, 1),
+                    "rss_mb": {str(p): round(v, 1) for p, v in procs.items()},
+                })  # fmt: skip
+            entries = r.xrange("news:articles")
+        finally:
+            run.send_signal(signal.SIGTERM)
+            run.wait(timeout=60)
+            valkey.stop()
+            server.terminate()
+    latencies = []
+    for entry_id, fields in entries:
+        when = json.loads(fields[b"data"]).get("published_at")  # the item's pubDate
+        if when:
+            t_item = datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
+            latencies.append(int(entry_id.split(b"-")[0]) / 1000 - t_item)
+    total_rss = [sum(s["rss_mb"].values()) for s in samples]
+    queue = [float(s["queue"]) for s in samples]
+    lat = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
+
+    print(f"soak: {args.minutes} min, {args.feeds} feeds on {args.origins} sites, "
+          f"one item per feed every {args.period:.0f} s")  # fmt: skip
+    print(f"published {len(entries)} ({len(entries) / (args.minutes * 60):.2f}/s); latency "
+          f"item pubDate -> stream: p50 {pct(0.5):.0f} s, p95 {pct(0.95):.0f} s, "
+          f"p99 {pct(0.99):.0f} s")  # fmt: skip
+    print("queue depth over time:", [int(q) for q in queue])
+    print("total RSS of the run's processes (MB) over time:", [round(x) for x in total_rss])
+    peak: dict[str, float] = {}
+    for s in samples:
+        for p, v in s["rss_mb"].items():
+            peak[p] = max(peak.get(p, 0.0), v)
+    print("peak RSS per process (MB):", {p: round(v) for p, v in peak.items()})
+    print(f"redis memory: {samples[0]['redis_mb']} -> {samples[-1]['redis_mb']} MB")
+    print(f"flat RSS: {flat(total_rss, 0.25)}; flat queue: {flat(queue, 0.25, 2.0)}")
+
+
+if __name__ == "__main__":
+    main()
