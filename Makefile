@@ -34,6 +34,7 @@ bench: $(VENV)/.dev-stamp
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/classify.py --self-label
+	$(BIN)/python bench/soak.py --minutes 10
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -65,3 +65,13 @@ def work(settings: Settings, r: redis.Redis) -> list[str]:
         out.extend(process(ctx, payload) for payload in job.args[0])
     queue.empty()
     return out
+
+
+def wait_for(check: Any, timeout: float = 60) -> bool:
+    """Poll `check()` until it is true or `timeout` seconds pass."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False

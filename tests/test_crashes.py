@@ -19,6 +19,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from tests import pages
 from tests.conftest import cli
+from tests.helpers import wait_for
 from tests.server import TestServer
 
 ARTICLES = 8
@@ -120,15 +121,6 @@ def run_service(
     )  # fmt: skip
 
 
-def wait_until(check, timeout: float = 60) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_valkey_restart_during_a_run_loses_nothing(server: TestServer, tmp_path: Path) -> None:
     from ingest.embedded import EmbeddedValkey, free_port
 
@@ -138,15 +130,15 @@ def test_valkey_restart_during_a_run_loses_nothing(server: TestServer, tmp_path:
     proc = run_service(valkey.url, feeds, server, tmp_path / "run.log")
     try:
         r = redis.Redis.from_url(valkey.url)
-        assert wait_until(lambda: r.xlen("news:articles") >= 1)
+        assert wait_for(lambda: r.xlen("news:articles") >= 1)
         time.sleep(1.1)  # AOF everysec
         valkey.stop()
         time.sleep(3)
         valkey.start()
         r = redis.Redis.from_url(valkey.url)
-        assert wait_until(lambda: len(published(r)) == ARTICLES, 90), published(r)
+        assert wait_for(lambda: len(published(r)) == ARTICLES, 90), published(r)
         assert set(published(r).values()) == {1}
-        assert wait_until(
+        assert wait_for(
             lambda: StartedJobRegistry(queue=Queue("articles", connection=r)).count == 0, 90
         )
     finally:
@@ -161,7 +153,7 @@ def test_sigterm_everything_then_start_again(
 ) -> None:
     feeds = site(server, tmp_path)
     first = run_service(redis_url, feeds, server, tmp_path / "first.log")
-    assert wait_until(lambda: r.xlen("news:articles") >= 1)
+    assert wait_for(lambda: r.xlen("news:articles") >= 1)
     started = time.monotonic()
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=60)
@@ -172,7 +164,7 @@ def test_sigterm_everything_then_start_again(
         assert line in text, text[-2000:]
     second = run_service(redis_url, feeds, server, tmp_path / "second.log")
     try:
-        assert wait_until(lambda: len(published(r)) == ARTICLES, 90), published(r)
+        assert wait_for(lambda: len(published(r)) == ARTICLES, 90), published(r)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=60)

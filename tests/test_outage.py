@@ -16,16 +16,8 @@ from ingest.keys import Keys
 from ingest.registry import Registry
 from tests import pages
 from tests.conftest import ROOT
+from tests.helpers import wait_for
 from tests.server import TestServer
-
-
-def wait_for(check, timeout: float = 30) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_poller_rides_out_a_redis_outage(server: TestServer, tmp_path: Path) -> None:
