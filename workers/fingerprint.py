@@ -24,6 +24,8 @@ import re
 import unicodedata
 from collections import Counter
 
+import numpy as np
+
 _WORDS = re.compile(r"\w+", re.UNICODE)
 BITS = 64
 
@@ -87,21 +89,20 @@ _SEEDS = [
 ]
 
 
+_SEED_ARRAY = np.array(_SEEDS, dtype=np.uint64)
+
+
 def minhash_bands(digests: bytes) -> list[int]:
     """MH_BANDS 32-bit band keys: each hashes MH_ROWS minimums of a seeded permutation."""
     if not digests:
         return []
-    values = [int.from_bytes(digests[i : i + 8], "big") for i in range(0, len(digests), 8)]
-    # (x * odd seed) mod 2^64 is a bijection; xor-folding the high half in mixes the low bits.
-    mins = []
-    for seed in _SEEDS:
-        best = _MASK64
-        for v in values:
-            x = (v * seed) & _MASK64
-            x ^= x >> 29
-            if x < best:
-                best = x
-        mins.append(best)
+    values = np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+    # (x * odd seed) mod 2^64 is a bijection (numpy's uint64 product wraps exactly so);
+    # xor-folding the high half in mixes the low bits. All seeds at once: a seeds x shingles grid.
+    with np.errstate(over="ignore"):
+        grid = values[None, :] * _SEED_ARRAY[:, None]
+    grid ^= grid >> np.uint64(29)
+    mins = [int(m) for m in grid.min(axis=1)]
     out = []
     for b in range(MH_BANDS):
         row = b"".join(m.to_bytes(8, "big") for m in mins[b * MH_ROWS : (b + 1) * MH_ROWS])
