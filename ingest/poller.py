@@ -13,6 +13,7 @@ import hashlib
 import time
 import zlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -272,6 +273,10 @@ class Poller:
             spec.language = parsed.language
         res = await self.handle_items(spec, parsed.items, state)
         fields["guid_mode"] = res.mode
+        if not state.get("rate"):  # not watched yet: the items' own dates tell the cadence
+            fields["_dated_rate"] = schedule.rate_from_dates(
+                [_ts(i.published_at) for i in parsed.items if i.published_at], time.time()
+            )
         if res.deferred_for:
             # Items left for later: forget the validators so the next poll reads them again,
             # and come back when the host has a slot.
@@ -286,18 +291,21 @@ class Poller:
         now = time.time()
         exc = fields.pop("_exc", None)
         retry_in = fields.pop("_retry_in", None)
+        dated_rate = fields.pop("_dated_rate", None)
         errors = int(state.get("errors") or 0)
         last = float(state.get("last_polled") or 0)
         rate = float(state["rate"]) if state.get("rate") else None
         ok = outcome in ("ok", "not_modified", "unchanged")
         if ok:
             errors = 0
-            rate = schedule.update_rate(rate, new, now - last if last else 0)
+            rate = schedule.update_rate(rate if rate is not None else dated_rate, new,
+                                        now - last if last else 0)  # fmt: skip
             interval = schedule.interval_for(
                 rate, self.bounds, self.settings.poll.default_interval, hint
             )
             delay = min(interval, max(retry_in, self.bounds.min_interval)) if retry_in else interval
-            fields["rate"] = f"{rate:.4f}"
+            if rate is not None:
+                fields["rate"] = f"{rate:.4f}"
             fields["interval"] = f"{interval:.0f}"
             fields["last_error"] = ""
         else:
@@ -505,6 +513,10 @@ class Poller:
                     pipe.set(self.keys.inflight(p["claim"]), "queued", ex=inflight_ttl)
                 pipe.execute()
             self.stats.enqueued += len(batch)
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

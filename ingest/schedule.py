@@ -27,10 +27,11 @@ class Bounds:
     max_backoff: float = 86400
 
 
-def update_rate(old_rate: float | None, new_items: int, elapsed_s: float) -> float:
-    """New items per day, smoothed; the first observation has no elapsed time to go by."""
+def update_rate(old_rate: float | None, new_items: int, elapsed_s: float) -> float | None:
+    """New items per day, smoothed. The first poll has no elapsed time to go by (its items are a
+    backlog, not a rate): the rate stays unknown, or what the item dates said."""
     if elapsed_s <= 0:
-        return old_rate if old_rate is not None else float(new_items)
+        return old_rate
     observed = new_items * 86400.0 / elapsed_s
     if old_rate is None:
         return observed
@@ -50,6 +51,17 @@ def interval_for(
     if hint_s is not None and hint_s > interval:
         interval = min(hint_s, bounds.max_backoff)
     return interval
+
+
+def rate_from_dates(dates: list[float], now: float, window_s: float = 7 * 86400) -> float | None:
+    """Items per day from the items' own dates over the last `window_s` (a feed's cadence before
+    we have watched it): the span from the oldest to now holds that many items. None when fewer
+    than two dated items fall in the window."""
+    recent = sorted(d for d in dates if now - window_s <= d <= now + 3600)
+    if len(recent) < 2:
+        return None
+    span = max(now - recent[0], 3600.0)
+    return len(recent) * 86400.0 / span
 
 
 def backoff(errors: int, base: float, bounds: Bounds) -> float:

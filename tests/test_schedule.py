@@ -20,7 +20,20 @@ def test_server_hints_are_lower_bounds() -> None:
 def test_rate_is_smoothed() -> None:
     first = schedule.update_rate(None, 10, 86400)
     assert first == 10
-    assert 10 < schedule.update_rate(first, 100, 86400) < 100
+    assert 10 < (schedule.update_rate(first, 100, 86400) or 0) < 100
+
+
+def test_first_poll_is_a_backlog_not_a_rate() -> None:
+    assert schedule.update_rate(None, 10, 0) is None  # -> the default interval, not 10/day
+    assert schedule.interval_for(None, B, 900) == 900
+
+
+def test_cadence_from_the_items_own_dates() -> None:
+    now = 1_000_000.0
+    hourly = [now - h * 3600 for h in range(24)]
+    assert 23 < (schedule.rate_from_dates(hourly, now) or 0) < 26
+    assert schedule.rate_from_dates([now - 60], now) is None  # one item says nothing
+    assert schedule.rate_from_dates([now - 30 * 86400, now - 40 * 86400], now) is None  # old
 
 
 def test_backoff_grows_and_is_capped() -> None:
