@@ -11,6 +11,7 @@ finds it seen and stops).
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +107,7 @@ def _blocker(raw: Any) -> str:
         return value.hex()
     try:
         return UrlMark.unpack(value).article_id
-    except Exception:
+    except struct.error:  # neither shape: show the raw bytes
         return value.hex()
 
 
