@@ -298,8 +298,9 @@ class Poller:
         ok = outcome in ("ok", "not_modified", "unchanged")
         if ok:
             errors = 0
+            prior = schedule.default_rate(self.settings.poll.default_interval)
             rate = schedule.update_rate(rate if rate is not None else dated_rate, new,
-                                        now - last if last else 0)  # fmt: skip
+                                        now - last if last else 0, prior)  # fmt: skip
             interval = schedule.interval_for(
                 rate, self.bounds, self.settings.poll.default_interval, hint
             )

@@ -27,15 +27,27 @@ class Bounds:
     max_backoff: float = 86400
 
 
-def update_rate(old_rate: float | None, new_items: int, elapsed_s: float) -> float | None:
+def update_rate(
+    old_rate: float | None, new_items: int, elapsed_s: float, prior: float | None = None
+) -> float | None:
     """New items per day, smoothed. The first poll has no elapsed time to go by (its items are a
-    backlog, not a rate): the rate stays unknown, or what the item dates said."""
+    backlog, not a rate): the rate stays unknown, or what the item dates said. Without an
+    earlier rate, the first observation is blended with `prior` (the rate the default interval
+    implies), so one quiet window slows polling a step instead of sending the feed to the
+    maximum interval."""
     if elapsed_s <= 0:
         return old_rate
+    if old_rate is None:
+        old_rate = prior
     observed = new_items * 86400.0 / elapsed_s
     if old_rate is None:
         return observed
     return RATE_ALPHA * observed + (1 - RATE_ALPHA) * old_rate
+
+
+def default_rate(default_interval: float) -> float:
+    """The items-per-day rate for which interval_for gives `default_interval`."""
+    return 86400.0 / (2 * max(default_interval, 1.0))
 
 
 def interval_for(

@@ -23,6 +23,16 @@ def test_rate_is_smoothed() -> None:
     assert 10 < (schedule.update_rate(first, 100, 86400) or 0) < 100
 
 
+def test_one_quiet_window_slows_polling_a_step_not_to_the_maximum() -> None:
+    prior = schedule.default_rate(900)
+    assert schedule.interval_for(prior, B, 900) == 900
+    rate = schedule.update_rate(None, 0, 300, prior)
+    assert rate is not None and 900 < schedule.interval_for(rate, B, 900) < 1500
+    for _ in range(30):  # a feed that stays silent drifts to the maximum, step by step
+        rate = schedule.update_rate(rate, 0, 3600, prior)
+    assert schedule.interval_for(rate, B, 900) == 21600
+
+
 def test_first_poll_is_a_backlog_not_a_rate() -> None:
     assert schedule.update_rate(None, 10, 0) is None  # -> the default interval, not 10/day
     assert schedule.interval_for(None, B, 900) == 900
