@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from httpmini import read_request
+
 FEED = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed %d</title>'
     b"<link>http://127.0.0.1/</link><description>bench</description>"
@@ -26,12 +28,7 @@ async def handle(
     counter = 0
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            path = lines[0].split(" ")[1]
-            headers = {
-                k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
-            }
+            path, headers = await read_request(reader)
             try:
                 n = int(path.rsplit("/", 1)[1].split(".")[0])
             except ValueError:

@@ -14,6 +14,8 @@ import random
 import sys
 import time
 
+from httpmini import read_request
+
 WORDS = ["council", "market", "minister", "hospital", "school", "league", "researchers", "company", "river", "city", "budget", "election", "vaccine", "court", "festival", "energy", "farmers", "airport", "bridge", "police", "station", "museum", "treaty", "harvest", "engineers", "storm", "court", "union", "tariff", "startup"]  # fmt: skip
 T0 = time.time()
 
@@ -60,12 +62,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, por
                  feeds: int, period: float) -> None:  # fmt: skip
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            path = lines[0].split(" ")[1]
-            headers = {
-                k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
-            }
+            path, headers = await read_request(reader)
             parts = path.strip("/").split("/")
             status, extra, body = 404, "", b""
             if parts[0] == "feed":
