@@ -696,15 +696,17 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
                 continue
             title, text = str(doc.get("title") or ""), str(doc.get("text") or "")
             tags = doc.get("tags") or []
+            lang = clf.language(f"{title}\n{text}", declared=str(doc.get("language") or ""),
+                                allowed=tuple(cfg.languages))  # fmt: skip
             if model is not None:
                 found = assign(model, lexicon, title, text, tags=tags, max_topics=cfg.max_topics,
-                               min_score=cfg.min_score, trust=cfg.model_trust)  # fmt: skip
+                               min_score=cfg.min_score, trust=cfg.model_trust, lang=lang)  # fmt: skip
             else:
                 found = clf.topics(lexicon, title, text, tags=tags, max_topics=cfg.max_topics,
-                                   min_score=cfg.min_score)  # fmt: skip
+                                   min_score=cfg.min_score, lang=lang)  # fmt: skip
             click.echo(json.dumps({
                 "id": doc.get("id"),
-                "language": clf.language(f"{title}\n{text}", allowed=tuple(cfg.languages)),
+                "language": lang,
                 "topics": found,
             }, ensure_ascii=False))  # fmt: skip
     if bad:

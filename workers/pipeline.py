@@ -319,12 +319,12 @@ def build_record(
         topics = assign(
             ctx.model, ctx.lexicon, title, ex.text, tags=item.get("tags") or [],
             prior=feed.get("topic", ""), max_topics=cfg.max_topics, min_score=cfg.min_score,
-            trust=cfg.model_trust,
+            trust=cfg.model_trust, lang=lang,
         )  # fmt: skip
     else:
         topics = classify.topics(
             ctx.lexicon, title, ex.text, tags=item.get("tags") or [], prior=feed.get("topic", ""),
-            max_topics=cfg.max_topics, min_score=cfg.min_score,
+            max_topics=cfg.max_topics, min_score=cfg.min_score, lang=lang,
         )  # fmt: skip
     published = item.get("published_at") or iso_utc(ex.date)
     return {

@@ -91,7 +91,7 @@ def self_label(lex: classify.Lexicon, docs: Iterable[tuple[str, str]],
     """The lexicon's confident top topic as a label; unsure documents are left out."""
     out = []
     for title, text in docs:
-        found = classify.topics(lex, title, text)
+        found = classify.topics(lex, title, text, lang=classify.language(f"{title}\n{text}"))
         if found and found[0]["score"] >= min_score:
             out.append((title, text, found[0]["code"]))
     return out
@@ -99,14 +99,14 @@ def self_label(lex: classify.Lexicon, docs: Iterable[tuple[str, str]],
 
 def assign(model: TopicModel, lex: classify.Lexicon, title: str, text: str, *,
            tags: list[str] | None = None, prior: str = "", max_topics: int = 3,
-           min_score: float = 0.15, trust: float = 0.5) -> list[dict[str, Any]]:  # fmt: skip
+           min_score: float = 0.15, trust: float = 0.5, lang: str = "") -> list[dict[str, Any]]:  # fmt: skip
     """The model's topics when it is sure of the first (probability >= trust), else the
     lexicon's: the lexicon stays the fallback."""
     scores = model.scores(title, text)
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     if not ranked or ranked[0][1] < trust:
         return classify.topics(lex, title, text, tags=tags, prior=prior, max_topics=max_topics,
-                               min_score=min_score)  # fmt: skip
+                               min_score=min_score, lang=lang)  # fmt: skip
     return [{"code": code, "label": lex.labels.get(code, code), "score": round(p, 3),
              "source": "model"}
             for code, p in ranked[:max_topics] if p >= min_score]  # fmt: skip

@@ -1,0 +1,250 @@
+"""The default topic lexicon and language ID: one short real-looking story per IPTC topic, and
+the rules of the scorer (language-gated terms, acronyms, counter-terms, priors, calibration)."""
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from workers import classify
+
+TAXONOMY = ROOT / "config" / "taxonomy.yaml"
+LEX = classify.load_lexicon(TAXONOMY)
+
+STORIES = {
+    "medtop:01000000": (
+        "Singer's new album tops the charts ahead of world tour",
+        "The singer released her third album on Friday, with songs written during lockdown. "
+        "Critics praised the record, and the band will play concerts in twelve cities. A film "
+        "about the making of the album will premiere at a festival next month.",
+    ),
+    "medtop:02000000": (
+        "Man jailed for eight years over armed robbery",
+        "A man was sentenced to eight years in prison on Tuesday after a jury found him guilty "
+        "of robbery. Prosecutors told the court he had threatened shop staff. His lawyer said "
+        "he would appeal the verdict.",
+    ),
+    "medtop:03000000": (
+        "Earthquake kills dozens as rescuers search rubble",
+        "A magnitude 6.8 earthquake struck the mountain region overnight. Rescue teams are "
+        "digging through the rubble of collapsed buildings, and the death toll is expected to "
+        "rise. Thousands of survivors have been evacuated to shelters.",
+    ),
+    "medtop:04000000": (
+        "Central bank raises interest rates as inflation climbs",
+        "The central bank raised its main interest rate by half a point to curb inflation, "
+        "which reached 9 per cent in May. Economists expect slower growth, and shares of banks "
+        "rose on the stock exchange after the decision.",
+    ),
+    "medtop:05000000": (
+        "Exam results: more pupils pass as schools recover",
+        "More pupils passed their final exams this year, the education ministry said. Teachers "
+        "credited extra classroom hours, while headteachers warned that many secondary schools "
+        "still lack textbooks and qualified teachers.",
+    ),
+    "medtop:06000000": (
+        "Deforestation threatens endangered species, report warns",
+        "Deforestation and pollution are pushing hundreds of species towards extinction, a "
+        "biodiversity report says. Conservation groups call for protected forests and cuts in "
+        "carbon emissions to slow climate change.",
+    ),
+    "medtop:07000000": (
+        "Measles outbreak: health officials urge parents to vaccinate",
+        "Hospitals have treated 300 patients since the measles outbreak began. Doctors say the "
+        "disease spreads fast where vaccination rates are low, and the health ministry has "
+        "opened extra clinics offering the vaccine.",
+    ),
+    "medtop:08000000": (
+        "Centenarian celebrates 100th birthday with skydive",
+        "A centenarian marked her birthday with a skydive, cheered on by her twins and "
+        "great-grandchildren. The heartwarming video went viral, and she says she now wants to "
+        "set a world record.",
+    ),
+    "medtop:09000000": (
+        "Nurses' union calls strike over wages",
+        "The trade union said its members would walk out next week after pay talks failed. "
+        "Workers are demanding a wage rise in line with inflation, and the strike could close "
+        "wards. Employers said the union's demands were unaffordable.",
+    ),
+    "medtop:10000000": (
+        "Ten recipes for a summer holiday feast",
+        "Our chef shares recipes for a relaxed holiday meal: grilled fish, a fresh salad and a "
+        "light dessert. Cooking outdoors is part of the fun, and each dish pairs well with a "
+        "chilled wine.",
+    ),
+    "medtop:11000000": (
+        "Opposition wins parliamentary election as turnout rises",
+        "The opposition party won a majority in parliament after Sunday's election, the "
+        "electoral commission said. The president congratulated the winner, and the new prime "
+        "minister is expected to name a cabinet within days.",
+    ),
+    "medtop:12000000": (
+        "Pope celebrates Easter mass before thousands of pilgrims",
+        "The pope led Easter prayers at the Vatican, where pilgrims gathered from across the "
+        "world. In his sermon he called on the faithful and church leaders of every religion "
+        "to pray for peace.",
+    ),
+    "medtop:13000000": (
+        "Tech firm unveils AI chip for smartphones",
+        "The company unveiled a chip designed to run artificial intelligence software on "
+        "smartphones without an internet connection. Engineers say the device uses less "
+        "battery, and developers can download tools to build apps for it.",
+    ),
+    "medtop:14000000": (
+        "Charities warn poverty and homelessness are rising",
+        "Charities say more families are homeless than a decade ago, and refugees and migrants "
+        "are among the hardest hit. Campaigners are calling for action on inequality and "
+        "discrimination in access to social housing.",
+    ),
+    "medtop:15000000": (
+        "Striker scores twice as champions win the derby",
+        "The striker scored in each half as the champions beat their rivals 2-0 in the derby. "
+        "The coach praised his players and the fans after a match that keeps the club top of "
+        "the league with five games of the season left.",
+    ),
+    "medtop:16000000": (
+        "Rebels attack army base as ceasefire collapses",
+        "Rebel fighters attacked an army base overnight, the military said, days after a "
+        "ceasefire collapsed. Troops responded with artillery and airstrikes, and civilians "
+        "fled the fighting as the war enters its third year.",
+    ),
+    "medtop:17000000": (
+        "Heatwave to bring record temperatures this weekend",
+        "Forecasters expect temperatures above 38 degrees Celsius this weekend, with "
+        "thunderstorms and heavy rain to follow on Monday. The weather service has issued a "
+        "heat warning for the south.",
+    ),
+}
+
+
+@pytest.mark.parametrize("code", sorted(STORIES))
+def test_one_story_per_topic_lands_in_its_topic(code: str) -> None:
+    title, text = STORIES[code]
+    found = classify.topics(LEX, title, text, lang="en")
+    assert found and found[0]["code"] == code, found
+    assert sum(t["score"] for t in found) <= 1.0
+
+
+FOREIGN = [
+    (
+        "fr",
+        "Le président a dissous l'Assemblée nationale avant les élections législatives",
+        "Le chef de l'État a annoncé des élections anticipées. L'opposition dénonce une manœuvre "
+        "politique, et les partis préparent déjà leur campagne électorale.",
+        "medtop:11000000",
+    ),
+    (
+        "fr",
+        "Les Lions indomptables battus en demi-finale",
+        "L'équipe a perdu 2-1 face au Sénégal. L'entraîneur a salué ses joueurs malgré la "
+        "défaite, et les supporters ont quitté le stade déçus.",
+        "medtop:15000000",
+    ),
+    (
+        "fr",
+        "Une épidémie de choléra frappe la capitale",
+        "Les hôpitaux ont accueilli plus de 200 malades. Le ministère de la santé lance une "
+        "campagne de vaccination et appelle au respect des règles d'hygiène.",
+        "medtop:07000000",
+    ),
+    (
+        "de",
+        "Bundestag stimmt über neuen Haushalt ab",
+        "Die Regierung will die Schulden begrenzen, die Opposition kritisiert die Kürzungen. Der "
+        "Kanzler warb im Parlament für seinen Kurs.",
+        "medtop:11000000",
+    ),
+    (
+        "de",
+        "Erdbeben erschüttert die Küste",
+        "Retter suchen in den Trümmern nach Überlebenden, viele Menschen wurden verletzt. Die "
+        "Behörden sprechen von einer Katastrophe.",
+        "medtop:03000000",
+    ),
+]
+
+
+@pytest.mark.parametrize(("lang", "title", "text", "code"), FOREIGN)
+def test_french_and_german_stories(lang: str, title: str, text: str, code: str) -> None:
+    assert classify.language(f"{title}\n{text}") == lang
+    found = classify.topics(LEX, title, text, lang=lang)
+    assert found and found[0]["code"] == code, found
+
+
+def test_every_topic_has_english_french_and_german_terms() -> None:
+    topics = yaml.safe_load(TAXONOMY.read_text("utf-8"))["topics"]
+    assert len(topics) == 17
+    for code, spec in topics.items():
+        for lang in ("en", "fr", "de"):
+            assert len(spec.get(lang) or []) >= 5, (code, lang)
+
+
+def test_terms_of_one_language_do_not_fire_on_another() -> None:
+    # "but" is a goal in French and "can" the Africa Cup of Nations: not in English prose
+    text = "But the council can still decide, but only if the mayor agrees. " * 3
+    assert "medtop:15000000" not in classify.topic_scores(LEX, "Council vote", text, lang="en")
+    assert "medtop:15000000" in classify.topic_scores(LEX, "", "Il a marqué deux buts.", lang="fr")
+
+
+def test_acronyms_match_only_in_capitals() -> None:
+    who_pronoun = classify.topic_scores(LEX, "", "The man who won says who cares.", lang="en")
+    who_agency = classify.topic_scores(LEX, "", "The WHO says the WHO will help.", lang="en")
+    assert "medtop:07000000" not in who_pronoun
+    assert who_agency["medtop:07000000"] > 0
+
+
+def test_counter_terms_take_back_evidence() -> None:
+    war = classify.topic_scores(LEX, "", "The war goes on.", lang="en")["medtop:16000000"]
+    trade = classify.topic_scores(LEX, "", "The trade war goes on.", lang="en")
+    assert trade.get("medtop:16000000", 0.0) < war
+    assert trade["medtop:04000000"] > 0
+
+
+def test_a_word_counts_once_per_topic() -> None:
+    # "election" matches the word and, in other lists, stems; it must count once for politics
+    once = classify.topic_scores(LEX, "", "election", lang="")["medtop:11000000"]
+    assert once == pytest.approx(2.0)
+
+
+def test_feed_topic_and_tags_are_priors_not_overrides() -> None:
+    title, text = STORIES["medtop:15000000"]
+    found = classify.topics(LEX, title, text, prior="medtop:04000000", tags=["business"],
+                            lang="en")  # fmt: skip
+    assert found[0]["code"] == "medtop:15000000"
+    weak = classify.topics(LEX, "Weekly update", "Here is the news from this week in brief.",
+                           prior="medtop:04000000", tags=["markets"], lang="en")  # fmt: skip
+    assert weak and weak[0]["code"] == "medtop:04000000"
+
+
+def test_scores_are_shares_and_thin_evidence_gives_nothing() -> None:
+    title, text = STORIES["medtop:11000000"]
+    found = classify.topics(LEX, title, text, lang="en")
+    assert 0 < sum(t["score"] for t in found) <= 1
+    assert all(0 < t["score"] < 1 for t in found)
+    assert classify.topics(LEX, "A day out", "We went for a walk and came home.", lang="en") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Vlada je u utorak predstavila novi zakon o porezu, a oporba ga je odmah kritizirala "
+            "u Saboru.",
+            "hr",
+        ),
+        (
+            "Regjeringen la fram statsbudsjettet i dag, og opposisjonen var kritisk til kuttene i "
+            "sykehusene.",
+            "nb",
+        ),
+        ("Le gouvernement a présenté mardi son projet de budget pour l'année prochaine.", "fr"),
+    ],
+)
+def test_language_of_close_standards(text: str, expected: str) -> None:
+    assert classify.language(text) == expected
+
+
+def test_language_allow_list_and_unsure() -> None:
+    text = "Le gouvernement a présenté mardi son projet de budget pour l'année prochaine."
+    assert classify.language(text, allowed=("en", "de")) in ("en", "de", "und")
+    assert classify.language("12 34 56 78 90 ++ -- 12 34 56") == "und"
+    assert classify.language("ok", declared="de") == "de"
