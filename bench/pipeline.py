@@ -1,6 +1,6 @@
 """Cost per article of the whole service against the extraction floor, in one run.
 
-    python bench/pipeline.py [--copies 3] [--workers 1,2]
+    python bench/pipeline.py [--copies 6] [--workers 1,2]
 
 Serves the 91 pages of ../shared/data/extraction on 127.0.0.1, each `--copies` times under
 different URLs (copy k > 0 swaps " the " for a look-alike word, so its text and content hash
@@ -9,6 +9,11 @@ count, runs `news-ingest run --once` as a real process tree against a fresh embe
 measures the CPU seconds of that tree (poller, workers) plus Valkey's, per published article.
 In the same run, a plain loop calls `trafilatura.extract` on the same pages in this process:
 the floor. Prints both, their ratio (target ≤ 1.25) and throughput per worker count.
+
+Each worker count runs twice, over a third of the pages and over all of them: the difference
+is the steady-state cost of the extra articles (`marginal_ms`), without the fixed cost of
+starting the processes (imports, models: `startup_s`), which a daemon pays once. Both the
+total (`cpu_per_article_ms`, startup included) and the marginal ratio are printed.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ SHARED = ROOT.parent / "shared" / "data" / "extraction"
 
 from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
 
-LOOKALIKES = [" the ", " thе ", " thė ", " thē ", " thè "]  # Latin, Cyrillic е, ė, ē, è
+# " the " as it is, then with a look-alike e (Cyrillic е, ė, ē, è, é, ê, ë, ę): one per copy
+LOOKALIKES = [" the "] + [f" th{e} " for e in "еėēèéêëę"]
 FEEDS = 10
 
 
@@ -140,7 +146,7 @@ def floor(pages: dict[str, bytes]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--copies", type=int, default=3)
+    ap.add_argument("--copies", type=int, default=6)
     ap.add_argument("--workers", default="1,2")
     args = ap.parse_args()
     pages = build_pages(args.copies)
@@ -148,29 +154,40 @@ def main() -> None:
     httpd = serve(routes)  # the handler reads `routes`: the feeds, which need the port, go in next
     port = httpd.server_address[1]
     base = f"http://127.0.0.1:{port}"
-    routes.update(feeds_for(sorted(pages), base))
+    paths = sorted(pages)
+    small = [p for p in paths if int(p.split("/")[1][1:]) < max(1, args.copies // 3)]
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        feeds_file = Path(tmp) / "feeds.yaml"
-        feeds_file.write_text(
-            "feeds:\n" + "".join(f"  - {base}/feed{f}.xml\n" for f in range(FEEDS))
-        )
+        lists = {}
+        for name, subset in (("small", small), ("full", paths)):
+            routes.update({f"/{name}{k}": v for k, v in feeds_for(subset, base).items()})
+            lists[name] = Path(tmp) / f"{name}.yaml"
+            lists[name].write_text(
+                "feeds:\n" + "".join(f"  - {base}/{name}/feed{f}.xml\n" for f in range(FEEDS))
+            )
         floor_cpu = floor(pages)
         per_page_floor = floor_cpu / len(pages)
-        results = []
         for w in [int(x) for x in args.workers.split(",")]:
-            cpu, valkey_cpu, published, wall = service_run(port, w, feeds_file)
-            results.append((w, cpu, valkey_cpu, published, wall))
+            runs = {name: service_run(port, w, lists[name]) for name in ("small", "full")}
+            results.append((w, runs))
     httpd.shutdown()
-    print(f"pages: {len(pages)} ({args.copies} copies of the 91 benchmark pages), feeds: {FEEDS}")
+    print(f"pages: {len(pages)} ({args.copies} copies of the 91 benchmark pages), feeds: {FEEDS}; "
+          f"a first run over {len(small)} of them")  # fmt: skip
     print(f"floor: trafilatura.extract in a loop: {per_page_floor * 1000:.1f} ms CPU per page")
-    for w, cpu, valkey_cpu, published, wall in results:
+    for w, runs in results:
+        cpu, valkey_cpu, published, wall = runs["full"]
+        s_cpu, s_valkey, s_published, _s_wall = runs["small"]
         per = (cpu + valkey_cpu) / max(published, 1)
+        marginal = (cpu + valkey_cpu - s_cpu - s_valkey) / max(published - s_published, 1)
+        startup = (s_cpu + s_valkey) - marginal * s_published
         print(json.dumps({
             "workers": w, "published": published, "wall_s": round(wall, 1),
             "articles_per_s": round(published / wall, 1),
             "cpu_per_article_ms": round(per * 1000, 1),
             "of_which_valkey_ms": round(valkey_cpu / max(published, 1) * 1000, 2),
             "ratio_to_floor": round(per / per_page_floor, 2),
+            "marginal_ms": round(marginal * 1000, 1), "startup_s": round(startup, 2),
+            "marginal_ratio": round(marginal / per_page_floor, 2),
         }))  # fmt: skip
 
 

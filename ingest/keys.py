@@ -38,6 +38,9 @@ class Keys:
     def inflight(self, article_id: str) -> str:
         return self.k("inflight", article_id)
 
+    def page(self, claim: str) -> str:  # a fetched page body (zlib) waiting for its job
+        return self.k("page", claim)
+
     # outputs
     @property
     def articles(self) -> str:

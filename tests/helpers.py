@@ -16,6 +16,7 @@ from ingest.poller import Poller
 from ingest.registry import Registry
 from ingest.settings import Settings
 from tests.server import TestServer
+from workers.jobs import load_pages
 from workers.pipeline import Context, process
 
 KEYS = Keys()
@@ -62,6 +63,7 @@ def work(settings: Settings, r: redis.Redis) -> list[str]:
     queue = Queue(settings.stream.queue, connection=r)
     out = []
     for job in queue.jobs:
+        load_pages(ctx, job.args[0])  # the bodies the poller stored beside the job
         out.extend(process(ctx, payload) for payload in job.args[0])
     queue.empty()
     return out

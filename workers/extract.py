@@ -39,10 +39,14 @@ RETRY_BELOW_CHARS = 500  # a precision extract this short may have cut the artic
 
 
 def _trafilatura(tree: Any, url: str, include_tables: bool, precision: bool) -> str:
+    # The first, precision pass runs without trafilatura's fallback extractors (readability,
+    # jusText: a third of its time, and on news pages they rarely win against precision mode);
+    # the balanced retry, run on the short results only, keeps them.
     doc = trafilatura.bare_extraction(
         tree,
         url=url,
         include_comments=False,
+        fast=precision,
         favor_precision=precision,
         include_tables=include_tables,
         with_metadata=False,
@@ -96,32 +100,35 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
     )
 
 
-_FREE_FALSE = re.compile(r'"isAccessibleForFree"\s*:\s*"?false"?', re.I)
-WALL_WORDS = ("paywall", "regwall", "piano-offer", "piano-template", "subscriber-only",
-              "premium-wall", "premium-content-lock", "meter-wall", "metered-wall",
-              "article-locked")  # fmt: skip
+_FREE_FALSE = re.compile(rb'"isAccessibleForFree"\s*:\s*"?false"?', re.I)
+WALL_WORDS = (b"paywall", b"regwall", b"piano-offer", b"piano-template", b"subscriber-only",
+              b"premium-wall", b"premium-content-lock", b"meter-wall", b"metered-wall",
+              b"article-locked")  # fmt: skip
 
 
-def _in_class_or_id(html: str, at: int) -> bool:
+def _in_class_or_id(html: bytes, at: int) -> bool:
     """Is position `at` inside a class="..." or id="..." attribute value?"""
-    quote = html.rfind('"', max(0, at - 200), at)
-    if quote < 0 or any(c in html[quote + 1 : at] for c in "<>"):
+    quote = html.rfind(b'"', max(0, at - 200), at)
+    if quote < 0 or any(c in html[quote + 1 : at] for c in b"<>"):
         return False
     head = html[max(0, quote - 20) : quote].rstrip()
-    return head.endswith("=") and head[:-1].rstrip().lower().endswith(("class", "id"))
+    return head.endswith(b"=") and head[:-1].rstrip().lower().endswith((b"class", b"id"))
 
 
-def paywall_signal(html: str) -> str:
+def paywall_signal(page: bytes | str) -> str:
     """Why the page looks paywalled ('' if it does not): schema.org's isAccessibleForFree=false,
-    which publishers set for search engines, or the class names of common wall widgets."""
-    if "isAccessibleForFree" in html and _FREE_FALSE.search(html):
+    which publishers set for search engines, or the class names of common wall widgets.
+    Scans the raw bytes: every marker is ASCII, and bytes lower-case and search ten times
+    faster than a decoded page."""
+    raw = page.encode("utf-8", "replace") if isinstance(page, str) else page
+    if b"isAccessibleForFree" in raw and _FREE_FALSE.search(raw):
         return "isAccessibleForFree=false"
-    low = html.lower()
+    low = raw.lower()
     for word in WALL_WORDS:  # literal scans (fast), then a local look at the context
         at = low.find(word)
         while at >= 0:
             if _in_class_or_id(low, at):
-                return f"wall markup ({word})"
+                return f"wall markup ({word.decode()})"
             at = low.find(word, at + len(word))
     return ""
 

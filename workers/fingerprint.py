@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections import Counter
 
 import numpy as np
 
@@ -35,18 +34,21 @@ def words(text: str) -> list[str]:
 
 
 def content_hash(text: str) -> str:
-    return hashlib.sha256(" ".join(words(text)).encode()).hexdigest()[:32]
+    return hash_of(words(text))
 
 
-LANE = 20  # bits per counter lane: room for a million shingles
-# Each byte value spread into 8 lanes, one per bit, so that summing spread hashes counts,
-# for every bit position at once, how many shingles have that bit set (one big-int add each).
-_SPREAD = [sum(((b >> i) & 1) << (LANE * i) for i in range(8)) for b in range(256)]
+def hash_of(toks: list[str]) -> str:
+    return hashlib.sha256(" ".join(toks).encode()).hexdigest()[:32]
+
+
 
 
 def shingle_digests(text: str, shingle: int = 3) -> bytes:
     """8-byte hashes of the word shingles, concatenated."""
-    toks = words(text)
+    return digests_of(words(text), shingle)
+
+
+def digests_of(toks: list[str], shingle: int = 3) -> bytes:
     if not toks:
         return b""
     grams = (
@@ -62,17 +64,13 @@ def simhash(text: str, shingle: int = 3) -> int:
 
 
 def simhash_of(digests: bytes) -> int:
+    """Bit i is set when more than half of the shingle hashes have bit i set (one numpy pass:
+    the digests unpacked into a shingles x 64 bit matrix, counted per column)."""
     if not digests:
         return 0
-    grams = range(len(digests) // 8)
-    total = 0
-    for j in range(8):  # byte j of a big-endian digest holds bits 8*(7-j) .. 8*(7-j)+7
-        shift = 8 * LANE * (7 - j)
-        for byte, count in Counter(digests[j::8]).items():
-            total += count * _SPREAD[byte] << shift
-    mask = (1 << LANE) - 1
-    half = len(grams) / 2
-    return sum(1 << bit for bit in range(BITS) if (total >> (LANE * bit)) & mask > half)
+    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8).reshape(-1, 8), axis=1)
+    majority = bits.sum(axis=0, dtype=np.int64) * 2 > bits.shape[0]
+    return int.from_bytes(np.packbits(majority).tobytes(), "big")
 
 
 def distance(a: int, b: int) -> int:

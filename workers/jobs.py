@@ -59,6 +59,7 @@ def heartbeat() -> None:
 def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
     """Process a batch of fetched items; returns outcome -> count. Safe to run twice."""
     ctx = context()
+    stored = load_pages(ctx, payloads)
     tally: dict[str, int] = {}
     for payload in payloads:
         heartbeat()
@@ -69,4 +70,24 @@ def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
                           article_id=payload.get("link_id"), stage="pipeline")  # fmt: skip
             outcome = finish(ctx, payload, "failed", {}, detail=repr(exc)[:500])
         tally[outcome] = tally.get(outcome, 0) + 1
+    if stored:  # every article of the batch has its outcome: the bodies are not needed again
+        ctx.r.delete(*stored)
     return tally
+
+
+def load_pages(ctx: Context, payloads: list[dict[str, Any]]) -> list[str]:
+    """Put each payload's page body, stored beside the job by the poller, back in the payload
+    (one round trip for the batch); returns their keys. A body gone (its TTL ran out while the
+    job waited) leaves the feed's own content to the extraction ladder."""
+    keys = [ctx.keys.page(p["claim"]) for p in payloads if p["page"].get("stored")]
+    if not keys:
+        return []
+    bodies = dict(zip(keys, ctx.r.mget(keys), strict=True))
+    for p in payloads:
+        page = p["page"]
+        if page.get("stored"):
+            body = bodies.get(ctx.keys.page(p["claim"]))
+            page["html_z"] = body
+            if body is None and page.get("outcome", "ok") == "ok":
+                page.update(outcome="page_expired", error="page body expired before processing")
+    return keys

@@ -89,7 +89,7 @@ def extract_payload(
         html, charset = decode(body, ctype)
         ex = extract.from_page(html, page["url"], include_tables)
         ex.quality["charset"] = charset
-        wall = extract.paywall_signal(html)
+        wall = extract.paywall_signal(body)
         if wall:
             ex.quality["paywall"] = wall
     elif body:
@@ -110,7 +110,8 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     )
     seen.stage("extract", started)
     seen.extraction = {"method": ex.method, **ex.quality}
-    if len(fingerprint.words(ex.text)) < 5:
+    fp = Fingerprints.of(ex.text)
+    if fp.words < 5:
         reason = ex.quality.get("page_outcome") or "not_article"
         return finish(ctx, payload, reason, logctx, detail=page.get("error", ""), seen=seen)
 
@@ -121,7 +122,6 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     else:
         aid = article_id(canonical)
         url_ids = list(dict.fromkeys([aid, link_id, article_id(page["url"])]))
-    fp = Fingerprints.of(ex.text)
     logctx["article_id"] = aid
     dedup = ctx.settings.dedup
 
@@ -232,12 +232,13 @@ class Fingerprints:
 
     @classmethod
     def of(cls, text: str) -> Fingerprints:
-        digests = fingerprint.shingle_digests(text)
+        toks = fingerprint.words(text)  # normalised once for all four
+        digests = fingerprint.digests_of(toks)
         return cls(
-            fingerprint.content_hash(text),
+            fingerprint.hash_of(toks),
             fingerprint.simhash_of(digests),
             fingerprint.minhash_bands(digests),
-            len(fingerprint.words(text)),
+            len(toks),
         )
 
 

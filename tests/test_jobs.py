@@ -1,0 +1,52 @@
+"""Page bodies travel beside the RQ job, not inside it, and leave Redis with their job."""
+
+from __future__ import annotations
+
+import redis
+from rq import Queue, SimpleWorker
+
+from tests import pages
+from tests.helpers import poll, register, settings_for
+from tests.server import TestServer
+
+
+def site(server: TestServer, n: int) -> str:
+    items = []
+    for i in range(n):
+        server.add(f"/s/{i}", pages.article_page(f"Story {i}", pages.paragraphs(pages.BOLIVIA)
+                                                 + [f"Paragraph that makes story {i} its own."]))  # fmt: skip
+        items.append({"title": f"Story {i}", "link": server.url(f"/s/{i}")})
+    server.add("/feed.xml", pages.rss("Site", items), "application/rss+xml")
+    return server.url("/feed.xml")
+
+
+def test_job_carries_no_page_and_the_bodies_go_with_the_job(
+    server: TestServer, r: redis.Redis
+) -> None:
+    settings = settings_for(server)
+    register(r, site(server, 3))
+    poll(settings, r)
+    queue = Queue(settings.stream.queue, connection=r)
+    (job,) = queue.jobs
+    assert all(p["page"].get("stored") and "html_z" not in p["page"] for p in job.args[0])
+    assert len(list(r.scan_iter("news:page:*"))) == 3
+
+    SimpleWorker([queue], connection=r).work(burst=True)
+
+    assert r.xlen("news:articles") == 1  # three copies of one story: published once
+    assert list(r.scan_iter("news:page:*")) == []
+
+
+def test_a_body_that_expired_before_its_job_falls_back_to_the_feed(
+    server: TestServer, r: redis.Redis
+) -> None:
+    settings = settings_for(server)
+    register(r, site(server, 1))
+    poll(settings, r)
+    for key in r.scan_iter("news:page:*"):
+        r.delete(key)  # as if the job had waited longer than the body's TTL
+
+    SimpleWorker([Queue(settings.stream.queue, connection=r)], connection=r).work(burst=True)
+
+    assert r.xlen("news:articles") == 0  # the feed item has no text of its own to publish
+    assert int(r.hget("news:metrics:articles", "page_expired") or 0) == 1
