@@ -13,8 +13,8 @@ from tests.server import TestServer
 def site(server: TestServer, n: int) -> str:
     items = []
     for i in range(n):
-        server.add(f"/s/{i}", pages.article_page(f"Story {i}", pages.paragraphs(pages.BOLIVIA)
-                                                 + [f"Paragraph that makes story {i} its own."]))  # fmt: skip
+        paras = [*pages.paragraphs(pages.BOLIVIA), f"Paragraph that makes story {i} its own."]
+        server.add(f"/s/{i}", pages.article_page(f"Story {i}", paras))
         items.append({"title": f"Story {i}", "link": server.url(f"/s/{i}")})
     server.add("/feed.xml", pages.rss("Site", items), "application/rss+xml")
     return server.url("/feed.xml")

@@ -41,8 +41,6 @@ def hash_of(toks: list[str]) -> str:
     return hashlib.sha256(" ".join(toks).encode()).hexdigest()[:32]
 
 
-
-
 def shingle_digests(text: str, shingle: int = 3) -> bytes:
     """8-byte hashes of the word shingles, concatenated."""
     return digests_of(words(text), shingle)
