@@ -190,6 +190,10 @@ def test_acronyms_match_only_in_capitals() -> None:
     who_agency = classify.topic_scores(LEX, "", "The WHO says the WHO will help.", lang="en")
     assert "medtop:07000000" not in who_pronoun
     assert who_agency["medtop:07000000"] > 0
+    # an all-capitals headline still reads its words and phrases
+    shouted = classify.topic_scores(LEX, "PRIME MINISTER QUITS", "", lang="en")
+    quiet = classify.topic_scores(LEX, "Prime minister quits", "", lang="en")
+    assert shouted == quiet
 
 
 def test_counter_terms_take_back_evidence() -> None:

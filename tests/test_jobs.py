@@ -10,6 +10,14 @@ from tests.helpers import poll, register, settings_for
 from tests.server import TestServer
 
 
+def queued(server: TestServer, r: redis.Redis, n: int) -> Queue:
+    """A site of `n` stories polled once: its articles queue."""
+    settings = settings_for(server)
+    register(r, site(server, n))
+    poll(settings, r)
+    return Queue(settings.stream.queue, connection=r)
+
+
 def site(server: TestServer, n: int) -> str:
     items = []
     for i in range(n):
@@ -23,10 +31,7 @@ def site(server: TestServer, n: int) -> str:
 def test_job_carries_no_page_and_the_bodies_go_with_the_job(
     server: TestServer, r: redis.Redis
 ) -> None:
-    settings = settings_for(server)
-    register(r, site(server, 3))
-    poll(settings, r)
-    queue = Queue(settings.stream.queue, connection=r)
+    queue = queued(server, r, 3)
     (job,) = queue.jobs
     assert all(p["page"].get("stored") and "html_z" not in p["page"] for p in job.args[0])
     assert len(list(r.scan_iter("news:page:*"))) == 3
@@ -35,18 +40,18 @@ def test_job_carries_no_page_and_the_bodies_go_with_the_job(
 
     assert r.xlen("news:articles") == 1  # three copies of one story: published once
     assert list(r.scan_iter("news:page:*")) == []
+    # the finished job, saved again by RQ, still holds no page (bodies were read beside it)
+    assert len(r.hget(job.key, "data") or b"") < 2000
 
 
 def test_a_body_that_expired_before_its_job_falls_back_to_the_feed(
     server: TestServer, r: redis.Redis
 ) -> None:
-    settings = settings_for(server)
-    register(r, site(server, 1))
-    poll(settings, r)
+    queue = queued(server, r, 1)
     for key in r.scan_iter("news:page:*"):
         r.delete(key)  # as if the job had waited longer than the body's TTL
 
-    SimpleWorker([Queue(settings.stream.queue, connection=r)], connection=r).work(burst=True)
+    SimpleWorker([queue], connection=r).work(burst=True)
 
     assert r.xlen("news:articles") == 0  # the feed item has no text of its own to publish
     assert int(r.hget("news:metrics:articles", "page_expired") or 0) == 1

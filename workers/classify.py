@@ -113,9 +113,11 @@ class Terms:
         for i, tok in enumerate(toks):
             for topic, term, w in self.word_hits(tok):
                 found[topic, term] = (found.get((topic, term), (0, w))[0] + 1, w)
-            if tok in self.phrase_starts and i + 1 < len(toks):  # (phrases are lower case)
-                pair = tok + " " + toks[i + 1]
-                grams = [pair] + ([pair + " " + toks[i + 2]] if i + 2 < len(toks) else [])
+            if tok.isupper():  # phrases are lower case: "PRIME MINISTER" is "prime minister"
+                tok = tok.lower()
+            if tok in self.phrase_starts and i + 1 < len(toks):
+                pair = tok + " " + toks[i + 1].lower()
+                grams = [pair] + ([pair + " " + toks[i + 2].lower()] if i + 2 < len(toks) else [])
                 for gram in grams:
                     for topic, w in self.phrases.get(gram, ()):
                         found[topic, gram] = (found.get((topic, gram), (0, w))[0] + 1, w)

@@ -79,15 +79,13 @@ def load_pages(ctx: Context, payloads: list[dict[str, Any]]) -> list[str]:
     """Put each payload's page body, stored beside the job by the poller, back in the payload
     (one round trip for the batch); returns their keys. A body gone (its TTL ran out while the
     job waited) leaves the feed's own content to the extraction ladder."""
-    keys = [ctx.keys.page(p["claim"]) for p in payloads if p["page"].get("stored")]
-    if not keys:
+    stored = [p for p in payloads if p["page"].get("stored")]
+    if not stored:
         return []
-    bodies = dict(zip(keys, ctx.r.mget(keys), strict=True))
-    for p in payloads:
+    keys = [ctx.keys.page(p["claim"]) for p in stored]
+    for p, body in zip(stored, ctx.r.mget(keys), strict=True):
         page = p["page"]
-        if page.get("stored"):
-            body = bodies.get(ctx.keys.page(p["claim"]))
-            page["html_z"] = body
-            if body is None and page.get("outcome", "ok") == "ok":
-                page.update(outcome="page_expired", error="page body expired before processing")
+        page["html_z"] = body
+        if body is None and page.get("outcome", "ok") == "ok":
+            page.update(outcome="page_expired", error="page body expired before processing")
     return keys
