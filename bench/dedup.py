@@ -18,6 +18,7 @@ seen state (stream and queues excluded) per article remembered.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import html
 import json
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,20 @@ from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 from ingest.urls import article_id  # noqa: E402
 from workers import pipeline  # noqa: E402
+
+
+@contextlib.contextmanager
+def fresh_service() -> Iterator[tuple[redis.Redis, pipeline.Context]]:
+    """A worker context on an empty embedded Valkey, stopped afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        valkey = EmbeddedValkey(Path(tmp), free_port())
+        valkey.start()
+        try:
+            r = redis.Redis.from_url(valkey.url)
+            yield r, pipeline.Context.build(Settings(), r)
+        finally:
+            valkey.stop()
+
 
 TEMPLATE = """<!doctype html><html><head><title>{title} | {site}</title>
 <meta property="og:site_name" content="{site}"></head><body>
@@ -95,7 +111,9 @@ def copies(title: str, paras: list[str]) -> dict[str, tuple[str, list[str]]]:
 
 
 def seen_memory(r: redis.Redis) -> int:
-    for pattern in ("news:inflight:*", "news:metrics:*"):
+    """Valkey's memory without what is not seen state: in-flight markers, metrics, the
+    per-article traces (observability, 3 days), the stream and dead letters."""
+    for pattern in ("news:inflight:*", "news:metrics:*", "news:trace:*"):
         keys = r.keys(pattern)
         if keys:
             r.delete(*keys)
@@ -119,49 +137,42 @@ def main() -> None:
             row = json.loads(line)
             unrelated.append((row["title"], [p for p in row["text"].split("\n") if p.strip()]))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        valkey = EmbeddedValkey(Path(tmp), free_port())
-        valkey.start()
-        try:
-            r = redis.Redis.from_url(valkey.url)
-            ctx = pipeline.Context.build(Settings(), r)
-            base_mem = seen_memory(r)
-            ids: dict[str, str] = {}
-            for doc_id, url, raw, _paras in originals:
-                out = pipeline.process(ctx, payload(url, raw, "", "origin"))
-                ids[doc_id] = article_id(url) if out == "published" else ""
-            published = sum(1 for v in ids.values() if v)
+    with fresh_service() as (r, ctx):
+        base_mem = seen_memory(r)
+        ids: dict[str, str] = {}
+        for doc_id, url, raw, _paras in originals:
+            out = pipeline.process(ctx, payload(url, raw, "", "origin"))
+            ids[doc_id] = article_id(url) if out == "published" else ""
+        published = sum(1 for v in ids.values() if v)
 
-            hits: dict[str, list[bool]] = {}
-            decide_s: list[float] = []
-            original_decide = pipeline.decide
+        hits: dict[str, list[bool]] = {}
+        decide_s: list[float] = []
+        original_decide = pipeline.decide
 
-            def timed(*args: Any) -> Any:
-                t = time.perf_counter()
-                try:
-                    return original_decide(*args)
-                finally:
-                    decide_s.append(time.perf_counter() - t)
+        def timed(*args: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return original_decide(*args)
+            finally:
+                decide_s.append(time.perf_counter() - t)
 
-            pipeline.decide = timed  # type: ignore[assignment]
-            for n, (doc_id, _url, _raw, paras) in enumerate(originals):
-                if not ids[doc_id]:
-                    continue
-                for kind, (title, body) in copies(paras[0][:60], paras).items():
-                    site = f"copy{n}-{kind}.example"
-                    url = f"https://{site}/story/{n}?utm_source=feed&utm_medium=rss&fbclid=x{n}"
-                    out = pipeline.process(ctx, payload(url, page(title, body, site), title, kind))
-                    hits.setdefault(kind, []).append(out in ("near_duplicate", "duplicate"))
-            false_pos = 0
-            for i, (title, paras) in enumerate(unrelated):
-                url = f"https://unrelated{i}.example/news/{i}"
-                out = pipeline.process(ctx, payload(url, page(title, paras, "other"), title, "u"))
-                false_pos += out in ("near_duplicate", "duplicate")
-            pipeline.decide = original_decide  # type: ignore[assignment]
-            remembered = published + len(unrelated) - false_pos
-            mem = seen_memory(r) - base_mem
-        finally:
-            valkey.stop()
+        pipeline.decide = timed  # type: ignore[assignment]
+        for n, (doc_id, _url, _raw, paras) in enumerate(originals):
+            if not ids[doc_id]:
+                continue
+            for kind, (title, body) in copies(paras[0][:60], paras).items():
+                site = f"copy{n}-{kind}.example"
+                url = f"https://{site}/story/{n}?utm_source=feed&utm_medium=rss&fbclid=x{n}"
+                out = pipeline.process(ctx, payload(url, page(title, body, site), title, kind))
+                hits.setdefault(kind, []).append(out in ("near_duplicate", "duplicate"))
+        false_pos = 0
+        for i, (title, paras) in enumerate(unrelated):
+            url = f"https://unrelated{i}.example/news/{i}"
+            out = pipeline.process(ctx, payload(url, page(title, paras, "other"), title, "u"))
+            false_pos += out in ("near_duplicate", "duplicate")
+        pipeline.decide = original_decide  # type: ignore[assignment]
+        remembered = published + len(unrelated) - false_pos
+        mem = seen_memory(r) - base_mem
 
     copies_total = sum(len(v) for v in hits.values())
     found = sum(sum(v) for v in hits.values())
@@ -188,32 +199,25 @@ def at_scale(n: int = 100_000) -> tuple[int, float, float]:
     from ingest.seen import UrlMark
 
     rng = random.Random(7)
-    with tempfile.TemporaryDirectory() as tmp:
-        valkey = EmbeddedValkey(Path(tmp), free_port())
-        valkey.start()
-        try:
-            r = redis.Redis.from_url(valkey.url)
-            ctx = pipeline.Context.build(Settings(), r)
-            base = seen_memory(r)
-            for i in range(n):
-                aid, alias, chash = (f"{rng.getrandbits(64):016x}" for _ in range(3))
-                sim = rng.getrandbits(64)
-                bands = [rng.getrandbits(32) for _ in range(4)]
-                ctx.publisher.publish(
-                    {"id": aid}, url_ids=[aid, alias], guid=("feed", f"g{i}"), expected=b"",
-                    event="created", bands=bands, mark=UrlMark(aid, chash, sim, 500, aid),
-                    item_version=b"v001",
-                )  # fmt: skip
-                if i % 20_000 == 0:
-                    r.delete("news:articles")
-            mem = seen_memory(r) - base
-            fp = pipeline.Fingerprints("ab" * 16, 1, [1, 2, 3, 4], 500)
-            started = time.perf_counter()
-            for i in range(2000):
-                pipeline.decide(ctx, f"{i:016x}", [f"{i:016x}"], fp)
-            lookup = (time.perf_counter() - started) / 2000 * 1e6
-        finally:
-            valkey.stop()
+    with fresh_service() as (r, ctx):
+        base = seen_memory(r)
+        for i in range(n):
+            aid, alias, chash = (f"{rng.getrandbits(64):016x}" for _ in range(3))
+            sim = rng.getrandbits(64)
+            bands = [rng.getrandbits(32) for _ in range(4)]
+            ctx.publisher.publish(
+                {"id": aid}, url_ids=[aid, alias], guid=("feed", f"g{i}"), expected=b"",
+                event="created", bands=bands, mark=UrlMark(aid, chash, sim, 500, aid),
+                item_version=b"v001",
+            )  # fmt: skip
+            if i % 20_000 == 0:
+                r.delete("news:articles")
+        mem = seen_memory(r) - base
+        fp = pipeline.Fingerprints("ab" * 16, 1, [1, 2, 3, 4], 500)
+        started = time.perf_counter()
+        for i in range(2000):
+            pipeline.decide(ctx, f"{i:016x}", [f"{i:016x}"], fp)
+        lookup = (time.perf_counter() - started) / 2000 * 1e6
     return n, mem / n, lookup
 
 

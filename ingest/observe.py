@@ -121,7 +121,10 @@ def site_rates(
 
 def trace(pipe: Any, keys: Keys, article_id: str, fields: dict[str, Any],
           ttl: int = TRACE_TTL) -> None:  # fmt: skip
-    """Add to an article's trace (JSON-encoded values), refreshing its TTL."""
+    """Add to an article's trace (JSON-encoded values), refreshing its TTL (none if ttl <= 0:
+    traces switched off)."""
+    if ttl <= 0:
+        return
     key = keys.k("trace", article_id)
     pipe.hset(key, mapping={k: json.dumps(v, ensure_ascii=False) for k, v in fields.items()})
     pipe.expire(key, ttl)

@@ -491,7 +491,7 @@ class Poller:
             "listed_at": time.time(), "feed_url": spec.url, "link": link,
             "fetch": {"outcome": exc.outcome, "error": str(exc)}, "outcome": exc.outcome,
             "detail": str(exc), "at": time.time(),
-        })  # fmt: skip
+        }, int(self.settings.stream.trace_days * 86400))  # fmt: skip
         counters.deadletter(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url,
                             article_id=aid, detail=str(exc))  # fmt: skip
         pipe.execute()

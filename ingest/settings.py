@@ -106,6 +106,7 @@ class StreamSettings(BaseModel):
     queue: str = "articles"
     route_topics: bool = False  # also to <prefix>articles:topic:<code>, per assigned topic
     route_languages: bool = False  # also to <prefix>articles:lang:<code>
+    trace_days: float = 3.0  # per-article traces for `explain` (1-2 KB each); 0 keeps none
 
 
 class Settings(BaseSettings):

@@ -66,3 +66,17 @@ def test_routing_streams_carry_the_record_too(r: redis.Redis, redis_url: str) ->
         == "published"
     )
     assert r.xlen("news:articles:lang:en") == 1  # routing is off by default
+
+
+def test_traces_keep_their_setting_and_can_be_switched_off(r: redis.Redis, redis_url: str) -> None:
+    paras = pages.paragraphs(pages.BOLIVIA)
+    ctx = Context.build(Settings().with_overrides(stream={"trace_days": 1}), r)
+    assert process(ctx, payload("http://127.0.0.1/kept", paras)) == "published"
+    (key,) = r.keys("news:trace:*")
+    assert 0 < r.ttl(key) <= 86400
+
+    r.flushall()
+    quiet = Context.build(Settings().with_overrides(stream={"trace_days": 0}), r)
+    assert process(quiet, payload("http://127.0.0.1/quiet", paras, guid="g2")) == "published"
+    assert r.keys("news:trace:*") == []
+    assert r.xlen("news:articles") == 1  # publication itself does not depend on traces

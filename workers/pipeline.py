@@ -104,7 +104,7 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     feed, _item, page = payload["feed"], payload["item"], payload["page"]
     link_id = payload["link_id"]
     logctx = {"feed_url": feed["url"], "article_id": link_id}
-    seen = Seen(payload)
+    seen = Seen(payload, trace_ttl(ctx))
     ex = extract_payload(
         payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables
     )
@@ -184,12 +184,17 @@ def routes_for(ctx: Context, record: dict[str, Any]) -> list[str]:
     return routes
 
 
+def trace_ttl(ctx: Context) -> int:
+    return int(ctx.settings.stream.trace_days * 86400)
+
+
 class Seen:
     """What one article's trip through the worker leaves for operators: stage timings, the
     site's extraction result, and the trace `explain` prints."""
 
-    def __init__(self, payload: dict[str, Any]) -> None:
+    def __init__(self, payload: dict[str, Any], trace_ttl: int = observe.TRACE_TTL) -> None:
         self.payload = payload
+        self.trace_ttl = trace_ttl
         self.timings: dict[str, float] = {}
         fetch_ms = payload["page"].get("fetch_ms")
         if fetch_ms is not None:
@@ -220,7 +225,7 @@ class Seen:
             "outcome": outcome, "at": time.time(), **extra,
         }  # fmt: skip
         for aid in dict.fromkeys([self.payload["link_id"], *(ids or [])]):
-            observe.trace(pipe, keys, aid, fields)
+            observe.trace(pipe, keys, aid, fields, self.trace_ttl)
 
 
 @dataclass(frozen=True)
@@ -370,7 +375,7 @@ def finish(
     """A terminal outcome other than publication: counted, remembered, dead-lettered if failed."""
     ttl = int(ctx.settings.dedup.window_days * 86400)
     pipe = ctx.r.pipeline()
-    (seen or Seen(payload)).write(pipe, ctx.keys, outcome, {"detail": detail})
+    (seen or Seen(payload, trace_ttl(ctx))).write(pipe, ctx.keys, outcome, {"detail": detail})
     pipe.set(ctx.keys.inflight(payload.get("claim") or payload["link_id"]), outcome, ex=ttl)
     counters.incr(pipe, ctx.keys, "articles", outcome)
     skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
