@@ -33,6 +33,7 @@ bench: $(VENV)/.dev-stamp
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/stages.py
 	$(BIN)/python bench/classify.py --self-label
 	$(BIN)/python bench/soak.py --minutes 10
 

@@ -106,6 +106,12 @@ WALL_WORDS = (b"paywall", b"regwall", b"piano-offer", b"piano-template", b"subsc
               b"article-locked")  # fmt: skip
 
 
+# One scan per shared root instead of one per marker (five "...wall" markers, one scan of the
+# page for "wall"): each scan of a 140 KB page costs about 50 us.
+_ROOTS = (b"wall", b"piano-", b"subscriber-only", b"content-lock", b"article-locked")
+_ROOT_OF = {w: next(r for r in _ROOTS if r in w) for w in WALL_WORDS}
+
+
 def _in_class_or_id(html: bytes, at: int) -> bool:
     """Is position `at` inside a class="..." or id="..." attribute value?"""
     quote = html.rfind(b'"', max(0, at - 200), at)
@@ -124,7 +130,10 @@ def paywall_signal(page: bytes | str) -> str:
     if b"isAccessibleForFree" in raw and _FREE_FALSE.search(raw):
         return "isAccessibleForFree=false"
     low = raw.lower()
+    roots = {root for root in _ROOTS if root in low}
     for word in WALL_WORDS:  # literal scans (fast), then a local look at the context
+        if _ROOT_OF[word] not in roots:
+            continue
         at = low.find(word)
         while at >= 0:
             if _in_class_or_id(low, at):

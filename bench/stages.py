@@ -1,0 +1,72 @@
+"""Where a worker's CPU goes, stage by stage, on the 91 extraction pages: one process, no Redis.
+
+    python bench/stages.py
+
+Times each step the worker runs on a page (decompress, decode, parse, metadata, anchors,
+trafilatura's precision pass, paywall scan, cleaner, fingerprints, language, topics) with
+`time.process_time`, next to `trafilatura.extract` on the same page (the floor of
+bench/pipeline.py), and prints milliseconds per page, largest first. What bench/pipeline.py
+measures beyond their sum is Redis, RQ and the poller.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trafilatura
+from trafilatura.utils import load_html
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from workers import classify, extract, metadata  # noqa: E402
+from workers.decode import decode  # noqa: E402
+from workers.pipeline import Fingerprints  # noqa: E402
+
+PAGES = ROOT.parent / "shared" / "data" / "extraction" / "html"
+
+
+def main() -> None:
+    pages = [gzip.decompress(p.read_bytes()) for p in sorted(PAGES.glob("*.html.gz"))]
+    lexicon = classify.cached_lexicon(str(ROOT / "config" / "taxonomy.yaml"))
+    classify.language("A first call loads the language model, outside the timings.")
+    spent: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        started = time.process_time()
+        out = fn(*args)
+        spent[name] = spent.get(name, 0.0) + time.process_time() - started
+        return out
+
+    for body_z in (zlib.compress(p, 3) for p in pages):
+        body = timed("decompress", zlib.decompress, body_z)
+        html, _charset = timed("decode", decode, body, "text/html")
+        tree = timed("parse (load_html)", load_html, html)
+        timed("metadata", metadata.read, tree)
+        timed("anchors", extract.anchor_texts, tree)
+        raw = timed("trafilatura precision pass", extract._trafilatura, tree, "", True, True)
+        timed("paywall scan", extract.paywall_signal, body)
+        text, _removed = timed("cleaner", extract.clean, raw)
+        timed("fingerprints", Fingerprints.of, text)
+        lang = timed("language", classify.language, text)
+        timed("topics", lambda t, lg: classify.topics(lexicon, "", t, lang=lg), text, lang)
+        timed("FLOOR trafilatura.extract", trafilatura.extract, html)
+    floor = spent.pop("FLOOR trafilatura.extract")
+    n = len(pages)
+    print(f"{n} pages; ms CPU per page")
+    for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:28} {seconds / n * 1000:6.2f}")
+    total = sum(spent.values())
+    print(f"  {'sum of the stages':28} {total / n * 1000:6.2f}")
+    print(f"  {'floor: trafilatura.extract':28} {floor / n * 1000:6.2f}  "
+          f"(stages / floor: {total / floor:.2f})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
