@@ -247,6 +247,14 @@ def test_language_of_close_standards(text: str, expected: str) -> None:
     assert classify.language(text) == expected
 
 
+def test_declared_language_wins_within_close_standards_only() -> None:
+    croatian = ("Vlada je u utorak predstavila novi zakon o porezu, a oporba ga je odmah "
+                "kritizirala u Saboru.")  # fmt: skip
+    assert classify.language(croatian, declared="bs") == "bs"
+    english = "The government presented its budget on Tuesday and the opposition criticised it."
+    assert classify.language(english, declared="fr") == "en"
+
+
 def test_language_allow_list_and_unsure() -> None:
     text = "Le gouvernement a présenté mardi son projet de budget pour l'année prochaine."
     assert classify.language(text, allowed=("en", "de")) in ("en", "de", "und")

@@ -253,6 +253,8 @@ def language(text: str, *, declared: str = "", allowed: tuple[str, ...] = (),
         lang = standard
     group = next((g for g in CLOSE_GROUPS if lang in g), {lang})
     prob = sum(p for code, p in probs.items() if code in group)
+    if declared in group and prob >= min_prob:
+        return declared  # within close standards the feed knows which one it writes
     if declared and declared != lang and prob < 0.95 and probs.get(declared, 0.0) >= 0.1:
         return declared
     return lang if prob >= min_prob else "und"
