@@ -24,7 +24,6 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 STAGES = ("fetch", "extract", "classify", "publish", "end_to_end")
 SITE_DAYS = 9
 BASELINE_DAYS = 7
-TRACE_TTL = 3 * 86400
 
 
 def _bucket(seconds: float) -> str:
@@ -120,7 +119,7 @@ def site_rates(
 
 
 def trace(pipe: Any, keys: Keys, article_id: str, fields: dict[str, Any],
-          ttl: int = TRACE_TTL) -> None:  # fmt: skip
+          ttl: int) -> None:  # fmt: skip
     """Add to an article's trace (JSON-encoded values), refreshing its TTL (none if ttl <= 0:
     traces switched off)."""
     if ttl <= 0:

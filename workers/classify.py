@@ -230,7 +230,8 @@ def _identifier(languages: tuple[str, ...]) -> Any:
 
 # Written standards so close that a short text often cannot tell them apart: the decision to
 # answer at all is taken on the group's total probability, and the answer is the best member.
-CLOSE_GROUPS = ({"hr", "bs", "sr"}, {"no", "nb", "nn", "da"}, {"id", "ms"}, {"zh", "wuu", "yue"},
+# (Codes after ISO_639_1: py3langid's "no" is already "nb" here.)
+CLOSE_GROUPS = ({"hr", "bs", "sr"}, {"nb", "nn", "da"}, {"id", "ms"}, {"zh", "wuu", "yue"},
                 {"cs", "sk"}, {"bg", "mk"})  # fmt: skip
 # A regional variant the model knows but news is rarely written in: the standard it is written
 # like wins unless the variant leads clearly (twice the standard's probability).

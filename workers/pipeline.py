@@ -192,7 +192,7 @@ class Seen:
     """What one article's trip through the worker leaves for operators: stage timings, the
     site's extraction result, and the trace `explain` prints."""
 
-    def __init__(self, payload: dict[str, Any], trace_ttl: int = observe.TRACE_TTL) -> None:
+    def __init__(self, payload: dict[str, Any], trace_ttl: int) -> None:
         self.payload = payload
         self.trace_ttl = trace_ttl
         self.timings: dict[str, float] = {}
