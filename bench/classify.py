@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -75,19 +76,25 @@ def main() -> None:
         return found[0]["code"] if found else "none"
 
     predictors = {"lexicon": lexicon}
+
+    def with_model(model: Any) -> Any:  # as the workers use it (workers.topic_model.assign)
+        from workers.topic_model import assign
+
+        def predict(title: str, text: str, lang: str) -> str:
+            found = assign(model, lex, title, text, lang=lang)
+            return found[0]["code"] if found else "none"
+
+        return predict
+
     if args.self_label:  # the dev texts as an unlabelled archive, labelled by the lexicon
         from workers.topic_model import self_label, train
 
         archive = [(d["title"], d["text"]) for f in FILES for d in rows(f)]
-        trained = train(self_label(lex, archive))
-        predictors["self-label"] = lambda title, text, _lang: trained.top(title, text) or "none"
+        predictors["self-label"] = with_model(train(self_label(lex, archive), self_labelled=True))
     if args.model:
         from workers.topic_model import TopicModel
 
-        model = TopicModel.load(args.model)
-        predictors["model"] = lambda title, text, lang: (
-            model.top(title, text) or lexicon(title, text, lang)
-        )
+        predictors["model"] = with_model(TopicModel.load(args.model))
     for lang_name, file in (
         ("en", "masakhanews_eng_dev.jsonl"),
         ("fr", "masakhanews_fra_dev.jsonl"),

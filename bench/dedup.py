@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
+from ingest import bodies  # noqa: E402
 from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 from ingest.urls import article_id  # noqa: E402
@@ -82,7 +82,7 @@ def payload(url: str, body: str, title: str, feed: str) -> dict[str, Any]:
                  "tags": [], "summary": "", "content": "", "image": ""},
         "link": url, "link_id": article_id(url), "guid_hash": article_id(url),
         "page": {"url": url, "status": 200, "content_type": "text/html; charset=utf-8",
-                 "outcome": "ok", "html_z": zlib.compress(body.encode()), "error": ""},
+                 "outcome": "ok", "html_z": bodies.pack(body.encode()), "error": ""},
         "discovered_at": time.time(), "fetched_at": "2026-11-27T00:00:00Z",
     }  # fmt: skip
 

@@ -2,11 +2,11 @@
 
     python bench/stages.py
 
-Times each step the worker runs on a page (decompress, decode, parse, metadata, anchors,
+Times each step the worker runs on a page (unpack, decode, parse, metadata, anchors,
 trafilatura's precision pass, paywall scan, cleaner, fingerprints, language, topics) with
-`time.process_time`, next to `trafilatura.extract` on the same page (the floor of
+`time.process_time`, and the poller's packing of the page body, next to `trafilatura.extract` on the same page (the floor of
 bench/pipeline.py), and prints milliseconds per page, largest first. What bench/pipeline.py
-measures beyond their sum is Redis, RQ and the poller.
+measures beyond their sum is Redis, RQ and the poller's fetch and feed parsing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from trafilatura.utils import load_html
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ingest import bodies  # noqa: E402
 from workers import classify, extract, metadata  # noqa: E402
 from workers.decode import decode  # noqa: E402
 from workers.pipeline import Fingerprints  # noqa: E402
@@ -44,8 +44,9 @@ def main() -> None:
         spent[name] = spent.get(name, 0.0) + time.process_time() - started
         return out
 
-    for body_z in (zlib.compress(p, 3) for p in pages):
-        body = timed("decompress", zlib.decompress, body_z)
+    for page in pages:
+        body_z = timed("pack (poller)", bodies.pack, page)
+        body = timed("unpack", bodies.unpack, body_z)
         html, _charset = timed("decode", decode, body, "text/html")
         tree = timed("parse (load_html)", load_html, html)
         timed("metadata", metadata.read, tree)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 import redis
 
-from ingest import logs
+from ingest import bodies, logs
 from ingest import settings as settings_mod
 from ingest.connection import connect, redis_url
 from ingest.feedlist import FeedListError, FeedSpec, dump_opml, load
@@ -575,8 +575,6 @@ def deadletter_list(app: App, since: str | None, site: str, reason: str,
 @pass_app
 def deadletter_show(app: App, entry_id: str, body: bool) -> None:
     """One dead letter in full (by its stream id)."""
-    import zlib
-
     from workers.replay import DeadLetter
 
     with app.redis() as (_url, r):
@@ -587,7 +585,7 @@ def deadletter_show(app: App, entry_id: str, body: bool) -> None:
     if body:
         if not letter.body_z:
             raise click.ClickException(f"dead letter {entry_id} has no stored body")
-        sys.stdout.buffer.write(zlib.decompress(letter.body_z))
+        sys.stdout.buffer.write(bodies.unpack(letter.body_z))
         return
     click.echo(json.dumps(letter.summary(), indent=2))
 
@@ -761,7 +759,7 @@ def classify_train(ctx: click.Context, path: str, out: str, self_label: bool,
         lexicon = clf.cached_lexicon(app.settings.classify.taxonomy)
         docs = topic_model.self_label(lexicon, [(t, x) for t, x, _l in docs], min_score)
     try:
-        model = topic_model.train(docs)
+        model = topic_model.train(docs, self_labelled=self_label)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,6 @@ def deadletter(
         "detail": detail[:2000],
         "at": f"{time.time():.3f}",
     }
-    if body_z:  # zlib-compressed raw body, as the poller stored it
+    if body_z:  # the raw body as the poller packed it (ingest.bodies)
         fields["body_z"] = body_z
     r.xadd(keys.deadletter, fields, maxlen=DEADLETTER_MAXLEN, approximate=True)

@@ -38,7 +38,7 @@ class Keys:
     def inflight(self, article_id: str) -> str:
         return self.k("inflight", article_id)
 
-    def page(self, claim: str) -> str:  # a fetched page body (zlib) waiting for its job
+    def page(self, claim: str) -> str:  # a fetched page body (ingest.bodies) waiting for its job
         return self.k("page", claim)
 
     # outputs

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import hashlib
 import time
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,7 @@ import redis
 import structlog
 from rq import Queue, Retry
 
-from ingest import counters, failpoints, feedparse, observe, outcomes, schedule
+from ingest import bodies, counters, failpoints, feedparse, observe, outcomes, schedule
 from ingest.egress import NETWORK_OUTCOMES, EgressMonitor
 from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
@@ -443,7 +442,7 @@ class Poller:
             page["fetch_ms"] = round(resp.elapsed * 1000)
             classify_status(resp)
             check_article(resp.content_type, resp.body, resp.url)
-            page["html_z"] = zlib.compress(resp.body, 3)
+            page["html_z"] = bodies.pack(resp.body)
         except outcomes.HostDeferred as exc:  # busy host, unanswered robots.txt: later, not lost
             return exc.retry_after
         except outcomes.RateLimited as exc:
@@ -456,7 +455,7 @@ class Poller:
                 return None
             if resp is not None and resp.body and not isinstance(exc, outcomes.NotHTML):
                 # the error page itself (a challenge, a 500 page) goes to the dead letter
-                page["error_z"] = zlib.compress(resp.body[:ERROR_BODY_BYTES], 3)
+                page["error_z"] = bodies.pack(resp.body[:ERROR_BODY_BYTES])
         log.debug("article_fetched", feed_url=spec.url, article_id=aid, stage="fetch",
                   outcome=page["outcome"])  # fmt: skip
         return {

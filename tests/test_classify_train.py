@@ -46,11 +46,29 @@ def test_self_label_trains_from_an_unlabelled_archive(tmp_path: Path) -> None:
     archive = tmp_path / "archive.jsonl"
     archive.write_text("".join(json.dumps({"title": d["title"], "text": d["text"]}) + "\n"
                                for d in masakhane()))  # fmt: skip
-    out = cli("classify", "train", "--self-label", str(archive), "--out", str(tmp_path / "m.npz"))
+    model = tmp_path / "m.npz"
+    out = cli("classify", "train", "--self-label", str(archive), "--out", str(model))
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert 100 < summary["documents"] < len(masakhane())  # only the lexicon's confident cases
     assert all(code.startswith("medtop:") for code in summary["labels"])
+
+    # the self-labelled model is blended with the lexicon, and the blend does better than it
+    docs = [d for d in masakhane() if d["label"] in MAPPING]
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("".join(json.dumps({"id": i, "title": d["title"], "text": d["text"]}) + "\n"
+                              for i, d in enumerate(docs)))  # fmt: skip
+    accuracy = {}
+    for name, env in (("lexicon", {}), ("blend", {"NEWS_INGEST_CLASSIFY_MODEL": str(model)})):
+        got = cli("classify", "--input", str(inputs), env=env)
+        assert got.returncode == 0, got.stderr
+        rows = [json.loads(line) for line in got.stdout.splitlines()]
+        accuracy[name] = sum(bool(r["topics"]) and r["topics"][0]["code"] == MAPPING[d["label"]]
+                             for r, d in zip(rows, docs, strict=True)) / len(docs)  # fmt: skip
+        if name == "blend":
+            assert all(t["source"] == "model+lexicon" for r in rows for t in r["topics"])
+            assert all(sum(t["score"] for t in r["topics"]) <= 1.0 + 1e-6 for r in rows)
+    assert accuracy["blend"] > accuracy["lexicon"]
 
 
 def test_training_needs_labels(tmp_path: Path) -> None:

@@ -55,3 +55,14 @@ def test_a_body_that_expired_before_its_job_falls_back_to_the_feed(
 
     assert r.xlen("news:articles") == 0  # the feed item has no text of its own to publish
     assert int(r.hget("news:metrics:articles", "page_expired") or 0) == 1
+
+
+def test_a_damaged_body_is_counted_not_retried_forever(server: TestServer, r: redis.Redis) -> None:
+    queue = queued(server, r, 1)
+    for key in r.scan_iter("news:page:*"):
+        r.setrange(key, 20, b"\0" * 64)  # a body damaged in storage
+
+    SimpleWorker([queue], connection=r).work(burst=True)
+
+    assert int(r.hget("news:metrics:articles", "body_unreadable") or 0) == 1
+    assert queue.failed_job_registry.count == 0  # an outcome, not a crashing job

@@ -6,7 +6,6 @@ turns every failure into a named, counted outcome (and a dead letter when there 
 from __future__ import annotations
 
 import time
-import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,7 +14,7 @@ from typing import Any
 import redis
 import structlog
 
-from ingest import counters, failpoints, observe
+from ingest import bodies, counters, failpoints, observe
 from ingest.feedparse import iso_utc
 from ingest.keys import Keys
 from ingest.seen import SeenStore, UrlMark, hash_field, url_field
@@ -82,8 +81,11 @@ def extract_payload(
 ) -> extract.Extracted:
     page = payload["page"]
     item = payload["item"]
-    body = zlib.decompress(page["html_z"]) if page.get("html_z") else b""
     ex = extract.Extracted()
+    try:
+        body = bodies.unpack(page["html_z"]) if page.get("html_z") else b""
+    except bodies.Unreadable:  # the feed's own content still makes the article
+        body, page["outcome"] = b"", "body_unreadable"
     ctype = (page.get("content_type") or "").lower()
     if body and (not ctype or any(t in ctype for t in HTML_TYPES)):
         html, charset = decode(body, ctype)

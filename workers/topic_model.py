@@ -4,7 +4,10 @@ load). The lexicon stays the fallback when the model is unsure or not configured
 
 `--self-label` trains on an unlabelled archive labelled by the lexicon where it is confident:
 the model then learns the vocabulary that co-occurs with the lexicon's terms in the operator's
-own sources, which generalises past the hand-written terms.
+own sources, which generalises past the hand-written terms. Such a model is an extension of the
+lexicon, not a replacement: its probabilities are averaged with the lexicon's scores (measured
++2 to +3 points over either alone; docs/benchmarks.md). A model trained on the operator's own
+labels answers alone when it is sure, and is never pulled towards the lexicon.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class TopicModel:
     coef: np.ndarray
     intercept: np.ndarray
     n_features: int = N_FEATURES
+    self_labelled: bool = False  # trained on the lexicon's labels: blended with it
 
     def __post_init__(self) -> None:
         self._vec = _vectorizer(self.n_features)
@@ -58,17 +62,21 @@ class TopicModel:
     def save(self, path: str | Path) -> None:
         np.savez_compressed(path, classes=np.array(self.classes), coef=self.coef.astype(np.float32),
                             intercept=self.intercept.astype(np.float32),
-                            n_features=np.array([self.n_features]))  # fmt: skip
+                            n_features=np.array([self.n_features]),
+                            self_labelled=np.array([int(self.self_labelled)]))  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path) -> TopicModel:
         with np.load(path, allow_pickle=False) as data:
+            self_labelled = "self_labelled" in data and bool(data["self_labelled"][0])
             return cls([str(c) for c in data["classes"]], data["coef"], data["intercept"],
-                       int(data["n_features"][0]))  # fmt: skip
+                       int(data["n_features"][0]), self_labelled)  # fmt: skip
 
 
-def train(docs: Iterable[tuple[str, str, str]], n_features: int = N_FEATURES) -> TopicModel:
-    """Fit on (title, text, label) triples; labels are IPTC codes (or any strings)."""
+def train(docs: Iterable[tuple[str, str, str]], n_features: int = N_FEATURES, *,
+          self_labelled: bool = False) -> TopicModel:  # fmt: skip
+    """Fit on (title, text, label) triples; labels are IPTC codes (or any strings).
+    Labels from the lexicon are noisy: such a model is regularised harder (C=1, not 10)."""
     from sklearn.linear_model import LogisticRegression
 
     triples = list(docs)
@@ -77,13 +85,13 @@ def train(docs: Iterable[tuple[str, str, str]], n_features: int = N_FEATURES) ->
         raise ValueError("training needs at least two labels")
     x = _vectorizer(n_features).transform(document(t, x) for t, x, _l in triples)
     y = [label for _t, _x, label in triples]
-    clf = LogisticRegression(max_iter=1000, C=10.0)
+    clf = LogisticRegression(max_iter=1000, C=1.0 if self_labelled else 10.0)
     clf.fit(x, y)
     coef, intercept = clf.coef_, clf.intercept_
     if len(clf.classes_) == 2:  # scikit-learn keeps one row for two classes
         coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
     return TopicModel([str(c) for c in clf.classes_], coef.astype(np.float32),
-                      intercept.astype(np.float32), n_features)  # fmt: skip
+                      intercept.astype(np.float32), n_features, self_labelled)  # fmt: skip
 
 
 def self_label(lex: classify.Lexicon, docs: Iterable[tuple[str, str]],
@@ -100,9 +108,19 @@ def self_label(lex: classify.Lexicon, docs: Iterable[tuple[str, str]],
 def assign(model: TopicModel, lex: classify.Lexicon, title: str, text: str, *,
            tags: list[str] | None = None, prior: str = "", max_topics: int = 3,
            min_score: float = 0.15, trust: float = 0.5, lang: str = "") -> list[dict[str, Any]]:  # fmt: skip
-    """The model's topics when it is sure of the first (probability >= trust), else the
-    lexicon's: the lexicon stays the fallback."""
+    """A self-labelled model's probabilities averaged with the lexicon's scores (each sums to at
+    most 1, so the blend does too). A model trained on the operator's labels: its topics when it
+    is sure of the first (probability >= trust), else the lexicon's, which stays the fallback."""
     scores = model.scores(title, text)
+    if model.self_labelled:
+        found = classify.topics(lex, title, text, tags=tags, prior=prior, max_topics=len(lex.labels),
+                                min_score=0.0, lang=lang)  # fmt: skip
+        blend = {code: p / 2 for code, p in scores.items()}
+        for topic in found:
+            blend[topic["code"]] = blend.get(topic["code"], 0.0) + topic["score"] / 2
+        best = sorted(blend.items(), key=lambda kv: -kv[1])[:max_topics]
+        return [{"code": code, "label": lex.labels.get(code, code), "score": round(s, 3),
+                 "source": "model+lexicon"} for code, s in best if s >= min_score]  # fmt: skip
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     if not ranked or ranked[0][1] < trust:
         return classify.topics(lex, title, text, tags=tags, prior=prior, max_topics=max_topics,
