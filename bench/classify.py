@@ -111,7 +111,7 @@ def main() -> None:
     guesses = [classify.language(s["text"]) for s in sents]
     speed = len(sents) / (time.process_time() - started)
     right = [g == s["lang"] for g, s in zip(guesses, sents, strict=True)]
-    supported = set(classify._identifier(()).nb_classes) | {"nb"}
+    supported = set(classify.identifier(()).nb_classes) | {"nb"}
     on_supported = [ok for ok, s in zip(right, sents, strict=True) if s["lang"] in supported]
     misses = Counter(s["lang"] for ok, s in zip(right, sents, strict=True) if not ok)
     print(f"language: accuracy {sum(right) / len(right):.3f} on {len(right)} sentences "

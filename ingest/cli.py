@@ -161,8 +161,9 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int,
                                    "enqueued": stats.enqueued, "polls": stats.by_outcome,
                                    "articles": arts}))  # fmt: skip
         else:
-            httpd = None
-            if metrics_port:
+            servers = []
+
+            def serve_metrics() -> None:
                 import threading
 
                 from ingest.metrics import serve
@@ -170,10 +171,12 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int,
                 # its own connection: the endpoint answers from another thread
                 httpd = serve(app.settings, connect(url), metrics_port, metrics_host)
                 threading.Thread(target=httpd.serve_forever, daemon=True).start()
+                servers.append(httpd)
+
             try:
-                runner.run_forever(app.settings, r, url)
+                runner.run_forever(app.settings, r, url, serve_metrics if metrics_port else None)
             finally:
-                if httpd is not None:
+                for httpd in servers:
                     httpd.shutdown()
 
 

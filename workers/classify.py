@@ -219,7 +219,7 @@ def topics(
 
 
 @lru_cache(maxsize=8)
-def _identifier(languages: tuple[str, ...]) -> Any:
+def identifier(languages: tuple[str, ...]) -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
@@ -246,7 +246,7 @@ def language(text: str, *, declared: str = "", allowed: tuple[str, ...] = (),
     sample = text[:1000]
     if len(sample.strip()) < 20:
         return declared or "und"
-    ident = _identifier(tuple(sorted(allowed)))
+    ident = identifier(tuple(sorted(allowed)))
     probs = {ISO_639_1.get(str(code), str(code)): float(p) for code, p in ident.rank(sample)[:8]}
     lang = max(probs, key=probs.__getitem__)
     standard = RARE_VARIANT.get(lang)

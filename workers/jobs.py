@@ -17,7 +17,7 @@ log = structlog.get_logger("workers.jobs")
 
 
 @lru_cache(maxsize=1)
-def _settings() -> settings.Settings:
+def worker_settings() -> settings.Settings:
     return settings.load()
 
 
@@ -32,7 +32,7 @@ def context(r: redis.Redis | None = None) -> Context:
         r = job.connection
     ctx = _contexts.get(id(r))
     if ctx is None:
-        ctx = _contexts[id(r)] = Context.build(_settings(), r)
+        ctx = _contexts[id(r)] = Context.build(worker_settings(), r)
     return ctx
 
 

@@ -55,6 +55,13 @@ class Context:
         )
 
 
+def warm(settings: Settings) -> None:
+    """Load the lexicon and topic model a Context will use (a parent does this before forking
+    its workers)."""
+    classify.cached_lexicon(settings.classify.taxonomy)
+    _model(settings.classify.model)
+
+
 @lru_cache(maxsize=2)
 def _model(path: str) -> Any:
     if not path:
