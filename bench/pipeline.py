@@ -184,10 +184,15 @@ def main() -> None:
             (Path(tmp) / p.strip("/").replace("/", "-")).write_bytes(pages[p])
         rounds = []
         for _ in range(args.repeat):  # the machine is shared: the median of a few rounds
-            floors = {name: floor_run(listings[name]) for name in ("small", "full")}
             for w in [int(x) for x in args.workers.split(",")]:
-                runs = {name: service_run(port, w, lists[name]) for name in ("small", "full")}
+                # each service run right after the floor on the same pages: the machine's speed
+                # drifts, and the ratio should compare runs made under the same conditions
+                floors, runs = {}, {}
+                for name in ("small", "full"):
+                    floors[name] = floor_run(listings[name])
+                    runs[name] = service_run(port, w, lists[name])
                 rounds.append(summary(w, runs, floors))
+                print("round:", json.dumps(rounds[-1]), file=sys.stderr)
     httpd.shutdown()
     print(f"pages: {len(pages)} ({args.copies} copies of the 91 benchmark pages), feeds: {FEEDS}; "
           f"a first run over {len(small)} of them; median of {args.repeat} rounds")  # fmt: skip

@@ -65,6 +65,19 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size: pages shared with other processes (the workers are forked from
+    the run process and share its libraries and models) counted once across them, so the sum
+    over the tree is the memory the service really holds."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def flat(series: list[float], slack: float, floor: float = 0.0) -> bool:
     q = max(1, len(series) // 4)
     early, late = statistics.mean(series[q : 2 * q]), statistics.mean(series[-q:])
@@ -116,6 +129,7 @@ def main() -> None:
                     "due_now": r.zcount("news:feeds:due", "-inf", time.time()),
                     "redis_mb": round(int(r.info("memory")["used_memory"]) / 2**20, 1),
                     "rss_mb": {str(p): round(v, 1) for p, v in procs.items()},
+                    "pss_mb": round(sum(pss_mb(p) for p in procs), 1),
                 })  # fmt: skip
             entries = r.xrange("news:articles")
             tallies = {key.decode(): {k.decode(): int(v) for k, v in r.hgetall(key).items()}
@@ -149,6 +163,7 @@ def main() -> None:
           f"p99 {pct(0.99):.0f} s")  # fmt: skip
     print("queue depth over time:", [int(q) for q in queue])
     print("total RSS of the run's processes (MB) over time:", [round(x) for x in total_rss])
+    print("total PSS (shared pages counted once) over time:", [round(s["pss_mb"]) for s in samples])
     peak: dict[str, float] = {}
     for s in samples:
         for p, v in s["rss_mb"].items():

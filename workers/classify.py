@@ -220,9 +220,9 @@ def topics(
 
 @lru_cache(maxsize=8)
 def identifier(languages: tuple[str, ...]) -> Any:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from workers import langid_model
 
-    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident = langid_model.load(norm_probs=True)
     if languages:
         ident.set_languages(list(languages))
     return ident
