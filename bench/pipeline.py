@@ -1,6 +1,6 @@
 """Cost per article of the whole service against the extraction floor, in one run.
 
-    python bench/pipeline.py [--copies 6] [--workers 1,2] [--repeat 3]
+    python bench/pipeline.py [--copies 6] [--workers 1,2] [--repeat 5]
 
 Serves the 91 pages of ../shared/data/extraction on 127.0.0.1, each `--copies` times under
 different URLs (copy k > 0 swaps " the " for a look-alike word, so its text and content hash
@@ -158,7 +158,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--copies", type=int, default=6)
     ap.add_argument("--workers", default="1,2")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     pages = build_pages(args.copies)
     routes = dict(pages)

@@ -1,5 +1,6 @@
 """/metrics, /healthz and /readyz served for real, reading counters a real run produced."""
 
+import os
 import threading
 import time
 import urllib.request
@@ -137,10 +138,50 @@ def test_metrics_scraped_during_a_real_run_match_what_the_run_did(
         assert 'news_ingest_site_extraction_success{site="127.0.0.1"} 1.0' in body
         assert "news_ingest_workers 1.0" in body
         assert get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        # the worker is forked from the run process before the endpoint opens: it holds no
+        # copy of the listening socket (which would outlive the run, port still taken)
+        listening = listening_inode(port)
+        workers = children(proc.pid)
+        assert len(workers) == 1
+        assert listening in socket_inodes(proc.pid)
+        assert listening not in socket_inodes(workers[0])
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()[-2000:]
+
+
+def listening_inode(port: int) -> str:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+            return fields[9]
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[len("socket:[") : -1])
+    return found
 
 
 def _up(port: int) -> bool:
