@@ -55,27 +55,26 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def rss_mb(pid: int) -> float:
+def proc_mb(pid: int, source: str, field: str) -> float:
+    """A kB field of /proc/<pid>/<source>, in MB (0 once the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/{source}").read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    return proc_mb(pid, "status", "VmRSS:")
 
 
 def pss_mb(pid: int) -> float:
     """Proportional set size: pages shared with other processes (the workers are forked from
     the run process and share its libraries and models) counted once across them, so the sum
     over the tree is the memory the service really holds."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return proc_mb(pid, "smaps_rollup", "Pss:")
 
 
 def flat(series: list[float], slack: float, floor: float = 0.0) -> bool:
