@@ -53,8 +53,10 @@ def _worker_main(settings: Settings, url: str, burst: bool) -> None:
 def spawn_workers(settings: Settings, url: str, count: int, burst: bool) -> list[BaseProcess]:
     preload(settings)
     fork = multiprocessing.get_context("fork")
-    procs: list[BaseProcess] = [fork.Process(target=_worker_main, args=(settings, url, burst), name=f"worker-{n}")
-             for n in range(count)]  # fmt: skip
+    procs: list[BaseProcess] = [
+        fork.Process(target=_worker_main, args=(settings, url, burst), name=f"worker-{n}")
+        for n in range(count)
+    ]
     for p in procs:
         p.start()
     return procs
