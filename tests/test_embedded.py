@@ -51,7 +51,8 @@ def test_cli_starts_finds_and_stops_the_embedded_server(tmp_path: Path) -> None:
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text("feeds: []\n")
     base = [sys.executable, "-m", "ingest.cli", "--log-json"]
-    add = subprocess.run([*base, "feeds", "add", "--no-check", "https://example.org/rss"], cwd=ROOT, env=env,
+    # a loopback feed the fetch guard refuses (not allowed): this test sends no traffic at all
+    add = subprocess.run([*base, "feeds", "add", "--no-check", "http://127.0.0.1:9/rss"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert add.returncode == 0, add.stderr
     proc = subprocess.Popen([*base, "--feeds", str(feeds), "run", "--metrics-port", "0"], cwd=ROOT, env=env,
@@ -63,7 +64,7 @@ def test_cli_starts_finds_and_stops_the_embedded_server(tmp_path: Path) -> None:
     server_pid = int(pidfile.read_text())
     listing = subprocess.run([*base, "feeds", "list", "--json"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert "https://example.org/rss" in listing.stdout  # adopted the running server, saw the data
+    assert "http://127.0.0.1:9/rss" in listing.stdout  # adopted the running server, saw the data
     time.sleep(1)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=40) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
