@@ -1,6 +1,6 @@
 """Cost per article of the whole service against the extraction floor, in one run.
 
-    python bench/pipeline.py [--copies 6] [--workers 1,2] [--repeat 5]
+    python bench/pipeline.py [--copies 9] [--workers 1,2] [--repeat 3]
 
 Serves the 91 pages of ../shared/data/extraction on 127.0.0.1, each `--copies` times under
 different URLs (copy k > 0 swaps " the " for a look-alike word, so its text and content hash
@@ -8,7 +8,8 @@ differ and it is published as its own article), listed by 10 RSS feeds. Then, fo
 count, runs `news-ingest run --once` as a real process tree against a fresh embedded Valkey and
 measures the CPU seconds of that tree (poller, workers) plus Valkey's, per published article.
 In the same run, a plain loop calling `trafilatura.extract` on the same pages, as a program of
-its own, is the floor, also per published article: the ratio is the CPU of the service over
+its own (split over as many processes at once as the service has workers), run right before
+and right after each service run (the two averaged), is the floor, also per published article: the ratio is the CPU of the service over
 the CPU of the floor on the same pages, each a whole program, start-up included. Prints both,
 their ratio (target ≤ 1.25) and throughput per worker count.
 
@@ -140,25 +141,32 @@ def service_run(port: int, workers: int, feeds_file: Path) -> tuple[float, float
 
 FLOOR_PROGRAM = """
 import sys, trafilatura
-for path in open(sys.argv[1]).read().split():
+paths = open(sys.argv[1]).read().split()
+for path in paths[int(sys.argv[2])::int(sys.argv[3])]:
     trafilatura.extract(open(path, "rb").read().decode("utf-8", "replace"))
 """
 
 
-def floor_run(listing: Path) -> float:
+def floor_run(listing: Path, processes: int = 1) -> float:
     """CPU seconds of the floor as a program of its own, start-up included like the service's:
-    a plain loop calling `trafilatura.extract` on the pages listed."""
+    a plain loop calling `trafilatura.extract` on the pages listed, split over as many
+    processes running at once as the service has workers. Busy cores slow each other down
+    (shared caches, a shared host): compared with a single floor process, two workers would
+    pay for that contention and the floor would not."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-c", FLOOR_PROGRAM, str(listing)], check=True)
+    procs = [subprocess.Popen([sys.executable, "-c", FLOOR_PROGRAM, str(listing), str(k),
+                               str(processes)]) for k in range(processes)]  # fmt: skip
+    if any(p.wait() != 0 for p in procs):
+        raise RuntimeError("the floor program failed")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--copies", type=int, default=6)
+    ap.add_argument("--copies", type=int, default=9)  # every look-alike: the most pages
     ap.add_argument("--workers", default="1,2")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     pages = build_pages(args.copies)
     routes = dict(pages)
@@ -185,12 +193,14 @@ def main() -> None:
         rounds = []
         for _ in range(args.repeat):  # the machine is shared: the median of a few rounds
             for w in [int(x) for x in args.workers.split(",")]:
-                # each service run right after the floor on the same pages: the machine's speed
-                # drifts, and the ratio should compare runs made under the same conditions
+                # each service run between two runs of the floor on the same pages, averaged: the
+                # machine's speed drifts, and the ratio should compare runs made under the same
+                # conditions (a linear drift cancels out)
                 floors, runs = {}, {}
                 for name in ("small", "full"):
-                    floors[name] = floor_run(listings[name])
+                    before = floor_run(listings[name], w)
                     runs[name] = service_run(port, w, lists[name])
+                    floors[name] = (before + floor_run(listings[name], w)) / 2
                 rounds.append(summary(w, runs, floors))
                 print("round:", json.dumps(rounds[-1]), file=sys.stderr)
     httpd.shutdown()
