@@ -39,8 +39,9 @@ def preload(settings: Settings) -> None:
     """What every worker loads, loaded once here before the fork."""
     from workers import classify, jobs, pipeline
 
-    pipeline.warm(jobs.worker_settings())
-    classify.identifier(tuple(sorted(settings.classify.languages)))
+    worker_settings = jobs.worker_settings()  # what the workers' pipeline will read
+    pipeline.warm(worker_settings)
+    classify.identifier(tuple(sorted(worker_settings.classify.languages)))
     gc.freeze()
 
 
