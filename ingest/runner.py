@@ -52,6 +52,8 @@ def _worker_main(settings: Settings, url: str, burst: bool) -> None:
 
 
 def spawn_workers(settings: Settings, url: str, count: int, burst: bool) -> list[BaseProcess]:
+    if count < 1:  # workers run elsewhere (worker.count = 0): nothing to load here
+        return []
     preload(settings)
     fork = multiprocessing.get_context("fork")
     procs: list[BaseProcess] = [
