@@ -1,7 +1,7 @@
 """Page bodies as they are kept in Redis (beside their job, in dead letters): zstd-compressed.
 
 zstd at its default level packs the extraction pages 4.6:1 against zlib level 3's 4.2:1, in a
-third of the CPU, and unpacks three times faster (docs/benchmarks.md, "Page transport"). The
+third of the CPU, and unpacks three times faster (docs/benchmarks.md, "Cost per article"). The
 poller packs every fetched page and a worker unpacks it, so this is per-article cost. Bodies
 written by earlier versions (zlib) still read: the formats are told apart by zstd's frame magic.
 """

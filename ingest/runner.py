@@ -35,7 +35,7 @@ from ingest.settings import Settings
 log = structlog.get_logger("ingest.runner")
 
 
-def preload(settings: Settings) -> None:
+def preload() -> None:
     """What every worker loads, loaded once here before the fork."""
     from workers import classify, jobs, pipeline
 
@@ -54,7 +54,7 @@ def _worker_main(settings: Settings, url: str, burst: bool) -> None:
 def spawn_workers(settings: Settings, url: str, count: int, burst: bool) -> list[BaseProcess]:
     if count < 1:  # workers run elsewhere (worker.count = 0): nothing to load here
         return []
-    preload(settings)
+    preload()
     fork = multiprocessing.get_context("fork")
     procs: list[BaseProcess] = [
         fork.Process(target=_worker_main, args=(settings, url, burst), name=f"worker-{n}")
