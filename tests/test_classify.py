@@ -196,6 +196,24 @@ def test_acronyms_match_only_in_capitals() -> None:
     assert shouted == quiet
 
 
+def test_elided_articles_and_possessives_do_not_hide_the_word() -> None:
+    assert classify.tokens("L'économie de l'hôpital qu'il dirige, L'ONU") == [
+        "économie", "de", "hôpital", "il", "dirige", "ONU"]  # fmt: skip
+    # words whose apostrophe is their own stay whole; an English possessive is the noun
+    assert classify.tokens("aujourd'hui O'Brien don't the hospital's WHO's") == [
+        "aujourd'hui", "o'brien", "don't", "the", "hospital", "WHO"]  # fmt: skip
+    elided = classify.topic_scores(LEX, "", "Les chiffres de l'économie et d'entreprises.",
+                                   lang="fr")  # fmt: skip
+    assert elided["medtop:04000000"] > 0
+
+
+def test_a_stem_does_not_catch_unrelated_words() -> None:
+    # "important" is not an import, "quartier" not a quarter-final, a charge not a tank
+    text = "Il est important de charger le quartier et de parler de la charia en Europe."
+    assert classify.topic_scores(LEX, "", text, lang="fr") == {}
+    assert classify.topic_scores(LEX, "", "Stealth hospitality was hailed.", lang="en") == {}
+
+
 def test_counter_terms_take_back_evidence() -> None:
     war = classify.topic_scores(LEX, "", "The war goes on.", lang="en")["medtop:16000000"]
     trade = classify.topic_scores(LEX, "", "The trade war goes on.", lang="en")

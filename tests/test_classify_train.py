@@ -12,9 +12,12 @@ MAPPING = {"business": "medtop:04000000", "entertainment": "medtop:01000000",
            "sports": "medtop:15000000", "technology": "medtop:13000000"}  # fmt: skip
 
 
-def masakhane() -> list[dict[str, str]]:
-    path = SHARED / "classification" / "masakhanews_eng_dev.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def masakhane(*langs: str) -> list[dict[str, str]]:
+    out = []
+    for lang in langs or ("eng",):
+        path = SHARED / "classification" / f"masakhanews_{lang}_dev.jsonl"
+        out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return out
 
 
 def test_train_on_labels_then_classify_with_the_model(tmp_path: Path) -> None:
@@ -43,18 +46,19 @@ def test_train_on_labels_then_classify_with_the_model(tmp_path: Path) -> None:
 
 
 def test_self_label_trains_from_an_unlabelled_archive(tmp_path: Path) -> None:
+    both = masakhane("eng", "fra")  # English and French, as in bench/classify.py --self-label
     archive = tmp_path / "archive.jsonl"
     archive.write_text("".join(json.dumps({"title": d["title"], "text": d["text"]}) + "\n"
-                               for d in masakhane()))  # fmt: skip
+                               for d in both))  # fmt: skip
     model = tmp_path / "m.npz"
     out = cli("classify", "train", "--self-label", str(archive), "--out", str(model))
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    assert 100 < summary["documents"] < len(masakhane())  # only the lexicon's confident cases
+    assert 100 < summary["documents"] < len(both)  # only the lexicon's confident cases
     assert all(code.startswith("medtop:") for code in summary["labels"])
 
     # the self-labelled model is blended with the lexicon, and the blend does better than it
-    docs = [d for d in masakhane() if d["label"] in MAPPING]
+    docs = [d for d in both if d["label"] in MAPPING]
     inputs = tmp_path / "in.jsonl"
     inputs.write_text("".join(json.dumps({"id": i, "title": d["title"], "text": d["text"]}) + "\n"
                               for i, d in enumerate(docs)))  # fmt: skip

@@ -27,6 +27,9 @@ PRIOR = 2.0  # the feed's configured topic
 MIN_RAW = 2.0  # below this raw score a topic is not evidence at all
 BODY_WORDS = 1500
 _TOKEN = re.compile(r"[\w'’-]+", re.UNICODE)
+# French (and Italian) elided articles and pronouns: "l'économie" is the word "économie", or
+# every noun starting with a vowel would miss its term. English "'s" is a possessive.
+_ELISION = re.compile(r"^(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)", re.I)
 
 
 def tokens(text: str) -> list[str]:
@@ -36,6 +39,10 @@ def tokens(text: str) -> list[str]:
     out = []
     for raw in _TOKEN.findall(text):
         t = raw.strip("'-")
+        if "'" in t:
+            t = _ELISION.sub("", t)
+            if t.endswith(("'s", "'S")) and len(t) > 3:
+                t = t[:-2]
         if t:
             out.append(t if len(t) <= 5 and t.isupper() else t.lower())
     return out
