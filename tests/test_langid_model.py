@@ -55,3 +55,14 @@ def test_an_unwritable_cache_still_loads(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("NEWS_INGEST_CACHE_DIR", str(blocker / "cache"))
     ident = langid_model.load()
     assert ident.classify("Le gouvernement a annoncé mardi un nouveau budget.")[0] == "fr"
+
+
+def test_a_new_cache_file_removes_those_of_earlier_versions(cache: Path) -> None:
+    cache.mkdir(parents=True)
+    stale = cache / "py3langid-0.2.0-4500000-1.npz"
+    stale.write_bytes(b"an earlier version's tables")
+    unrelated = cache / "notes.txt"
+    unrelated.write_text("not ours to remove")
+    langid_model.load()
+    current = langid_model.cache_path(Path(MODEL_DIR) / MODEL_FILE)
+    assert sorted(cache.iterdir()) == sorted([current, unrelated])

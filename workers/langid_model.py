@@ -8,7 +8,7 @@ or foreign file, a model layout that changed) falls back to py3langid's own load
 can only make start-up faster, never change an answer.
 
 The cache lives in `$NEWS_INGEST_CACHE_DIR`, else `$XDG_CACHE_HOME/news-ingest`, else
-`~/.cache/news-ingest`.
+`~/.cache/news-ingest`. Writing a new one removes the files of earlier versions.
 """
 
 from __future__ import annotations
@@ -72,6 +72,17 @@ def _write(path: Path, parts: Parts) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _remove_stale(path)
+
+
+def _remove_stale(current: Path) -> None:
+    """A new cache file means py3langid or its model changed: the old 68 MB files are dead."""
+    for old in current.parent.glob("py3langid-*.npz"):
+        if old != current:
+            try:
+                old.unlink()
+            except OSError as exc:  # another user's file, or already gone: not ours to insist
+                log.info("langid_cache_stale_kept", path=str(old), error=str(exc))
 
 
 def load(norm_probs: bool = True) -> Any:
