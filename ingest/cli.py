@@ -659,8 +659,8 @@ def extract(app: App, files: tuple[str, ...], url: str | None) -> None:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
-              help="JSON lines {id, title, text}; default stdin.")  # fmt: skip
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="JSON lines {id, title, text}; default (or -) stdin.")  # fmt: skip
 @click.option("--config", "config_", help="Settings TOML.")
 @click.pass_context
 def classify(ctx: click.Context, input_path: str | None, config_: str | None) -> None:
@@ -681,7 +681,8 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
         from workers.topic_model import TopicModel, assign
 
         model = TopicModel.load(cfg.model)
-    stream = open(input_path, encoding="utf-8") if input_path else sys.stdin  # noqa: SIM115
+    stream = (open(input_path, encoding="utf-8")  # noqa: SIM115
+              if input_path and input_path != "-" else sys.stdin)  # fmt: skip
     bad = 0
     with stream:
         for n, line in enumerate(stream, 1):

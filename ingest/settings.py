@@ -19,7 +19,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+PROJECT = Path(__file__).resolve().parent.parent  # the checkout: config/ and var/ live here
 DEFAULT_CONFIG = Path("config/settings.toml")
+
+
+def locate(path: str | Path, *, create: bool = False) -> Path:
+    """A relative path from the settings, so that `news-ingest` works from any directory: as
+    given when it exists from the working directory, else the project's own (config/,
+    var/valkey). A path found in neither stays as given, unless it is one to `create`."""
+    given = Path(path)
+    if given.is_absolute() or given.exists():
+        return given
+    ours = PROJECT / given
+    return ours if create or ours.exists() else given
 
 
 def _split_commas(value: Any) -> Any:
@@ -33,6 +45,11 @@ class RedisSettings(BaseModel):
     prefix: str = "news:"
     embedded_port: int = 6399
     data_dir: str = "var/valkey"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, value: str) -> str:
+        return str(locate(value, create=True))
 
 
 class HostLimit(BaseModel):
@@ -100,6 +117,11 @@ class ClassifySettings(BaseModel):
 
     _split = field_validator("languages", mode="before")(_split_commas)
 
+    @field_validator("taxonomy", "model")
+    @classmethod
+    def _files(cls, value: str) -> str:
+        return str(locate(value)) if value else value
+
 
 class StreamSettings(BaseModel):
     maxlen: int = 1_000_000
@@ -135,7 +157,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = Path(os.environ.get("NEWS_INGEST_CONFIG", DEFAULT_CONFIG))
+        given = os.environ.get("NEWS_INGEST_CONFIG", "")
+        path = Path(given) if given else locate(DEFAULT_CONFIG)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
