@@ -10,6 +10,19 @@ from ingest.settings import FetchSettings
 from tests.server import TestServer
 
 
+def fetch_once(settings: FetchSettings, url: str) -> None:
+    """One GET through a fresh Fetcher, closed afterwards; raises what the fetch raises."""
+    fetcher = Fetcher(settings)
+
+    async def go() -> None:
+        try:
+            await fetcher.get(url)
+        finally:
+            await fetcher.aclose()
+
+    asyncio.run(go())
+
+
 @pytest.mark.parametrize(
     "addr",
     ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
@@ -38,17 +51,9 @@ def test_odd_notations_of_loopback_are_refused_at_connect_time(
     server: TestServer, host: str
 ) -> None:
     server.add("/x", "secret")
-    fetcher = Fetcher(FetchSettings())
-
-    async def go() -> None:
-        try:
-            await fetcher.get(f"http://{host}:{server.port}/x")
-        finally:
-            await fetcher.aclose()
-
     refused = (outcomes.BlockedAddress, outcomes.BadURL, outcomes.ConnectError, outcomes.DNSError)
     with pytest.raises(refused) as info:
-        asyncio.run(go())
+        fetch_once(FetchSettings(), f"http://{host}:{server.port}/x")
     assert not isinstance(info.value, outcomes.ConnectError) or "non-public" in str(info.value)
     assert server.hits("/x") == []
 
@@ -56,16 +61,8 @@ def test_odd_notations_of_loopback_are_refused_at_connect_time(
 def test_redirect_to_a_private_address_is_refused_on_the_hop(server: TestServer) -> None:
     """The first hop is allowed; the redirect to a port not on the list is not followed."""
     server.add("/r", "", status=302, headers={"Location": "http://127.0.0.1:9/private"})
-    fetcher = Fetcher(FetchSettings(allow=[server.allow]))
-
-    async def go() -> None:
-        try:
-            await fetcher.get(server.url("/r"))
-        finally:
-            await fetcher.aclose()
-
     with pytest.raises(outcomes.BlockedAddress):
-        asyncio.run(go())
+        fetch_once(FetchSettings(allow=[server.allow]), server.url("/r"))
     assert len(server.hits("/r")) == 1
 
 
@@ -73,31 +70,18 @@ def test_body_cap_and_redirect_limit(server: TestServer) -> None:
     server.add("/big", b"x" * 5000)
     for i in range(8):
         server.add(f"/loop{i}", "", status=301, headers={"Location": f"/loop{i + 1}"})
-    fetcher = Fetcher(FetchSettings(allow=[server.allow], max_bytes=1000, max_redirects=5))
-
-    async def go(path: str) -> None:
-        await fetcher.get(server.url(path))
-
+    settings = FetchSettings(allow=[server.allow], max_bytes=1000, max_redirects=5)
     with pytest.raises(outcomes.TooLarge):
-        asyncio.run(go("/big"))
-    fetcher = Fetcher(FetchSettings(allow=[server.allow], max_bytes=1000, max_redirects=5))
+        fetch_once(settings, server.url("/big"))
     with pytest.raises(outcomes.TooManyRedirects):
-        asyncio.run(go("/loop0"))
+        fetch_once(settings, server.url("/loop0"))
     assert len([h for h in server.requests if h.path.startswith("/loop")]) == 6
 
 
 def test_userinfo_does_not_smuggle_a_private_host(server: TestServer) -> None:
     server.add("/x", "secret")
-    fetcher = Fetcher(FetchSettings())
-
-    async def go() -> None:
-        try:
-            await fetcher.get(f"http://news.example.org@127.0.0.1:{server.port}/x")
-        finally:
-            await fetcher.aclose()
-
     with pytest.raises(outcomes.BlockedAddress):
-        asyncio.run(go())
+        fetch_once(FetchSettings(), f"http://news.example.org@127.0.0.1:{server.port}/x")
     assert server.hits("/x") == []
 
 

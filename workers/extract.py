@@ -21,16 +21,10 @@ from workers.clean import clean
 
 
 @dataclass
-class Extracted:
+class Extracted(metadata.PageMeta):
+    """What the page declares (title, authors, date...) and the body extracted from it."""
+
     text: str = ""
-    title: str = ""
-    authors: list[str] = field(default_factory=list)
-    date: str | None = None
-    site_name: str = ""
-    image: str = ""
-    canonical_url: str = ""
-    description: str = ""
-    language: str = ""
     method: str = "none"
     quality: dict[str, Any] = field(default_factory=dict)
 
@@ -86,15 +80,8 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
         return Extracted()
     text, removed = clean(raw)
     return Extracted(
+        **vars(meta),
         text=text,
-        title=meta.title,
-        authors=meta.authors,
-        date=meta.date,
-        site_name=meta.site_name,
-        image=meta.image,
-        canonical_url=meta.canonical_url,
-        description=meta.description,
-        language=meta.language,
         method=method,
         quality={"removed": len(removed), "link_share": round(link_share(text, anchors), 2)},
     )
