@@ -3,7 +3,7 @@
 The model ships LZMA-compressed (4.5 MB, 68 MB unpacked); unpacking it costs about 0.5 s of CPU
 in every process that starts, most of a worker's start-up after its imports. The first load
 writes the unpacked arrays to a cache file, named for py3langid's version and the model file's
-size and mtime; later loads read that. Any problem with the cache (a read-only home, a damaged
+size; later loads read that. Any problem with the cache (a read-only home, a damaged
 or foreign file, a model layout that changed) falls back to py3langid's own loader: the cache
 can only make start-up faster, never change an answer.
 
@@ -40,7 +40,9 @@ def cache_dir() -> Path:
 def cache_path(source: Path) -> Path:
     stat = source.stat()
     version = metadata.version("py3langid")
-    return cache_dir() / f"py3langid-{version}-{stat.st_size}-{stat.st_mtime_ns}.npz"
+    # not the mtime: two virtualenvs with the same py3langid share one file instead of each
+    # removing the other's as stale
+    return cache_dir() / f"py3langid-{version}-{stat.st_size}.npz"
 
 
 def _as_array(values: np.ndarray) -> array[int]:
