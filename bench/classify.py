@@ -68,6 +68,14 @@ def main() -> None:
         action="store_true",
         help="also train on the dev texts labelled by the lexicon, and score it",
     )
+    ap.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="with --self-label: K >= 2 trains K models, each scoring only the texts it was not "
+        "trained on (as in service, where today's articles are not in the archive); "
+        "default: one model trained on all the texts",
+    )
     args = ap.parse_args()
     lex = classify.cached_lexicon(str(ROOT / "config" / "taxonomy.yaml"))
 
@@ -90,7 +98,21 @@ def main() -> None:
         from workers.topic_model import self_label, train
 
         archive = [(d["title"], d["text"]) for f in FILES for d in rows(f)]
-        predictors["self-label"] = with_model(train(self_label(lex, archive), self_labelled=True))
+        if args.folds < 2:
+            predictors["self-label"] = with_model(
+                train(self_label(lex, archive), self_labelled=True)
+            )
+        else:
+            k = args.folds
+            held_out = [with_model(train(self_label(lex, [a for i, a in enumerate(archive)
+                                                          if i % k != fold]), self_labelled=True))
+                        for fold in range(k)]  # fmt: skip
+            fold_of = {doc: i % k for i, doc in enumerate(archive)}
+
+            def crossfit(title: str, text: str, lang: str) -> str:
+                return str(held_out[fold_of[title, text]](title, text, lang))
+
+            predictors[f"self-label {k}-fold"] = crossfit
     if args.model:
         from workers.topic_model import TopicModel
 
