@@ -115,19 +115,28 @@ class Terms:
         return found
 
     def hits(self, toks: list[str]) -> dict[tuple[str, str], tuple[int, float]]:
-        """(topic, term) -> (count, weight)."""
+        """(topic, term) -> (count, weight). The inner loop of topic scoring: names bound
+        locally, the memo read inline."""
         found: dict[tuple[str, str], tuple[int, float]] = {}
+        memo, starts, phrases, end = self._memo, self.phrase_starts, self.phrases, len(toks)
         for i, tok in enumerate(toks):
-            for topic, term, w in self.word_hits(tok):
-                found[topic, term] = (found.get((topic, term), (0, w))[0] + 1, w)
-            if tok.isupper():  # phrases are lower case: "PRIME MINISTER" is "prime minister"
-                tok = tok.lower()
-            if tok in self.phrase_starts and i + 1 < len(toks):
+            entries = memo.get(tok)
+            if entries is None:
+                entries = self.word_hits(tok)
+            for topic, term, w in entries:
+                seen = found.get((topic, term))
+                found[topic, term] = (seen[0] + 1 if seen else 1, w)
+            if tok not in starts:
+                if not tok.isupper() or tok.lower() not in starts:
+                    continue
+                tok = tok.lower()  # phrases are lower case: "PRIME MINISTER" is "prime minister"
+            if i + 1 < end:
                 pair = tok + " " + toks[i + 1].lower()
-                grams = [pair] + ([pair + " " + toks[i + 2].lower()] if i + 2 < len(toks) else [])
+                grams = [pair] + ([pair + " " + toks[i + 2].lower()] if i + 2 < end else [])
                 for gram in grams:
-                    for topic, w in self.phrases.get(gram, ()):
-                        found[topic, gram] = (found.get((topic, gram), (0, w))[0] + 1, w)
+                    for topic, w in phrases.get(gram, ()):
+                        seen = found.get((topic, gram))
+                        found[topic, gram] = (seen[0] + 1 if seen else 1, w)
         return found
 
 
