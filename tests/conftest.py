@@ -52,15 +52,15 @@ def server() -> Iterator[TestServer]:
 
 
 def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Run `news-ingest` as a real process, from the repository root."""
+        timeout: float = 120, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run `news-ingest` as a real process, from the repository root unless told."""
     full_env = {
         k: v for k, v in os.environ.items() if not k.startswith(("NEWS_INGEST_", "REDIS_URL"))
     }
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "ingest.cli", "--log-json", *args],
-        cwd=ROOT, env=full_env, input=input, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=full_env, input=input, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
 
