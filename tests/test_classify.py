@@ -212,6 +212,9 @@ def test_a_stem_does_not_catch_unrelated_words() -> None:
     text = "Il est important de charger le quartier et de parler de la charia en Europe."
     assert classify.topic_scores(LEX, "", text, lang="fr") == {}
     assert classify.topic_scores(LEX, "", "Stealth hospitality was hailed.", lang="en") == {}
+    # "handelt" is not trade, the United States not a club, "glauben" not faith
+    text = "Es handelt sich um die Vereinigten Staaten, glauben wir; Christian gewinnt."
+    assert classify.topic_scores(LEX, "", text, lang="de") == {}
 
 
 def test_counter_terms_take_back_evidence() -> None:
