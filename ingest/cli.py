@@ -665,7 +665,9 @@ def extract(app: App, files: tuple[str, ...], url: str | None) -> None:
 @click.pass_context
 def classify(ctx: click.Context, input_path: str | None, config_: str | None) -> None:
     """JSON lines {id, title, text} to JSON lines {id, language, topics} (with the configured
-    model when classify.model is set, else the lexicon); `classify train` fits a model."""
+    model when classify.model is set, else the lexicon); `classify train` fits a model.
+    Optional fields, as a worker has them: language (the feed's declared one), tags (the
+    item's feed tags), topic (the feed's configured IPTC code, a prior)."""
     if ctx.invoked_subcommand is not None:
         return
     from workers import classify as clf
@@ -697,15 +699,21 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
                 bad += 1
                 continue
             title, text = str(doc.get("title") or ""), str(doc.get("text") or "")
-            tags = doc.get("tags") or []
+            # as the worker sees an item: its feed tags, and its feed's configured topic (prior)
+            raw_tags = doc.get("tags") or []
+            tags = [raw_tags] if isinstance(raw_tags, str) else (
+                [str(t) for t in raw_tags] if isinstance(raw_tags, list) else [])  # fmt: skip
+            prior = str(doc.get("topic") or "")
             lang = clf.language(f"{title}\n{text}", declared=str(doc.get("language") or ""),
                                 allowed=tuple(cfg.languages))  # fmt: skip
             if model is not None:
-                found = assign(model, lexicon, title, text, tags=tags, max_topics=cfg.max_topics,
-                               min_score=cfg.min_score, trust=cfg.model_trust, lang=lang)  # fmt: skip
+                found = assign(model, lexicon, title, text, tags=tags, prior=prior,
+                               max_topics=cfg.max_topics, min_score=cfg.min_score,
+                               trust=cfg.model_trust, lang=lang)  # fmt: skip
             else:
-                found = clf.topics(lexicon, title, text, tags=tags, max_topics=cfg.max_topics,
-                                   min_score=cfg.min_score, lang=lang)  # fmt: skip
+                found = clf.topics(lexicon, title, text, tags=tags, prior=prior,
+                                   max_topics=cfg.max_topics, min_score=cfg.min_score,
+                                   lang=lang)  # fmt: skip
             click.echo(json.dumps({
                 "id": doc.get("id"),
                 "language": lang,

@@ -89,3 +89,32 @@ def test_classify_works_from_any_directory(tmp_path: Path) -> None:
     got = cli("classify", "--input", "-", input=json.dumps(story) + "\n", cwd=tmp_path)
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout)["topics"][0]["code"] == "medtop:15000000"
+
+
+def test_classify_takes_what_a_worker_knows_and_skips_bad_lines() -> None:
+    story = "The council met on Tuesday and the mayor spoke about the new plan."
+    lines = [
+        json.dumps({"id": "plain", "title": "Council meeting", "text": story}),
+        "not json",
+        json.dumps({"id": "prior", "title": "Council meeting", "text": story,
+                    "topic": "medtop:15000000", "tags": "Football"}),  # one tag as a string
+        json.dumps(["a", "list"]),
+        json.dumps({"id": "declared", "title": "", "text": "Kurz und bündig.",
+                    "language": "de"}),
+        json.dumps({"id": "odd types", "title": None, "text": 42, "tags": {"not": "a list"}}),
+    ]  # fmt: skip
+    got = cli("classify", input="\n".join(lines) + "\n")
+    assert got.returncode == 0, got.stderr
+    rows = {r["id"]: r for r in map(json.loads, got.stdout.splitlines())}
+    assert list(rows) == ["plain", "prior", "declared", "odd types"]
+    assert "error: line 2:" in got.stderr and "error: line 4:" in got.stderr
+    assert "2 line(s) skipped" in got.stderr
+
+    def codes(row: dict[str, object]) -> list[str]:
+        return [t["code"] for t in row["topics"]]  # type: ignore[attr-defined]
+
+    # the feed's topic and its tags are priors: sport gains on a story about a council
+    assert "medtop:15000000" not in codes(rows["plain"])
+    assert codes(rows["prior"])[0] == "medtop:15000000"
+    assert rows["declared"]["language"] == "de"
+    assert rows["odd types"]["topics"] == []
