@@ -490,7 +490,7 @@ class Poller:
             "listed_at": time.time(), "feed_url": spec.url, "link": link,
             "fetch": {"outcome": exc.outcome, "error": str(exc)}, "outcome": exc.outcome,
             "detail": str(exc), "at": time.time(),
-        }, int(self.settings.stream.trace_days * 86400))  # fmt: skip
+        }, self.settings.stream.trace_ttl)  # fmt: skip
         counters.deadletter(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url,
                             article_id=aid, detail=str(exc))  # fmt: skip
         pipe.execute()

@@ -130,6 +130,11 @@ class StreamSettings(BaseModel):
     route_languages: bool = False  # also to <prefix>articles:lang:<code>
     trace_days: float = 3.0  # per-article traces for `explain` (1-2 KB each); 0 keeps none
 
+    @property
+    def trace_ttl(self) -> int:
+        """Seconds a trace is kept (0: none)."""
+        return int(self.trace_days * 86400)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

@@ -113,7 +113,7 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     feed, _item, page = payload["feed"], payload["item"], payload["page"]
     link_id = payload["link_id"]
     logctx = {"feed_url": feed["url"], "article_id": link_id}
-    seen = Seen(payload, trace_ttl(ctx))
+    seen = Seen(payload, ctx.settings.stream.trace_ttl)
     ex = extract_payload(
         payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables
     )
@@ -191,10 +191,6 @@ def routes_for(ctx: Context, record: dict[str, Any]) -> list[str]:
     if ctx.settings.stream.route_languages and record["language"] != "und":
         routes.append(ctx.keys.k("articles", "lang", record["language"]))
     return routes
-
-
-def trace_ttl(ctx: Context) -> int:
-    return int(ctx.settings.stream.trace_days * 86400)
 
 
 class Seen:
@@ -384,7 +380,9 @@ def finish(
     """A terminal outcome other than publication: counted, remembered, dead-lettered if failed."""
     ttl = int(ctx.settings.dedup.window_days * 86400)
     pipe = ctx.r.pipeline()
-    (seen or Seen(payload, trace_ttl(ctx))).write(pipe, ctx.keys, outcome, {"detail": detail})
+    (seen or Seen(payload, ctx.settings.stream.trace_ttl)).write(
+        pipe, ctx.keys, outcome, {"detail": detail}
+    )
     pipe.set(ctx.keys.inflight(payload.get("claim") or payload["link_id"]), outcome, ex=ttl)
     counters.incr(pipe, ctx.keys, "articles", outcome)
     skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already

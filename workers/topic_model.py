@@ -6,7 +6,7 @@ load). The lexicon stays the fallback when the model is unsure or not configured
 the model then learns the vocabulary that co-occurs with the lexicon's terms in the operator's
 own sources, which generalises past the hand-written terms. Such a model is an extension of the
 lexicon, not a replacement: its probabilities are averaged with the lexicon's scores (alone it
-measured no better than the lexicon; blended, +0.2 to +3.3 points; docs/benchmarks.md). A
+measured no better than the lexicon; blended, +0.4 to +3.4 points; docs/benchmarks.md). A
 model trained on the operator's own labels answers alone when it is sure, and is never pulled
 towards the lexicon.
 """
