@@ -65,6 +65,7 @@ class PollSettings(BaseModel):
     concurrency: int = 50
     lease: float = 300
     max_items: int = 200
+    parse_threads: int = 2  # feed documents are parsed in these threads, off the event loop
     queue_high_water: int = 5000
     lag_high_water: int = 100_000
     fetch_claim: int = 600  # an item claimed for fetching by a poller that died is free after this
