@@ -97,6 +97,8 @@ class WorkerSettings(BaseModel):
 class ExtractSettings(BaseModel):
     min_chars: int = 250
     include_tables: bool = True
+    max_tags: int = 200_000  # more '<' than this: `too_complex` before extraction (0: no cap)
+    cpu_limit: float = 10  # CPU seconds one page may take to extract (0: no limit)
 
 
 class DedupSettings(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 import redis
 import structlog
 from rq import get_current_job
+from rq.timeouts import JobTimeoutException
 
 from ingest import settings
 from workers.pipeline import Context, finish, process
@@ -60,7 +61,8 @@ def heartbeat() -> None:
     key = job.started_job_registry.key
     members = members or [m for m, _score in job.connection.zscan_iter(key, match=f"{job.id}:*")]
     if members:
-        deadline = time.time() + HEARTBEAT_S
+        # one article may take extract.cpu_limit of CPU (more wall time on a busy host)
+        deadline = time.time() + HEARTBEAT_S + 3 * worker_settings().extract.cpu_limit
         job.connection.zadd(key, dict.fromkeys(members, deadline), xx=True)
         _beats[job.id] = (now, members)
 
@@ -75,6 +77,8 @@ def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
         heartbeat()
         try:
             outcome = process(ctx, payload)
+        except JobTimeoutException:  # RQ's job timeout: it must end the job, not one article
+            raise
         except Exception as exc:  # one bad article must not sink its batch-mates
             log.exception("article_crashed", feed_url=payload.get("feed", {}).get("url"),
                           article_id=payload.get("link_id"), stage="pipeline")  # fmt: skip
