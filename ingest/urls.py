@@ -85,3 +85,15 @@ def resolve_amp(url: str) -> str:
     if host.startswith("amp."):
         host = host[4:]
     return urlunsplit((parts.scheme, host, path, parts.query, parts.fragment))
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) shown as ***, for messages and logs. Everything up to
+    the last `@` after the scheme is the user info, as urlsplit reads it; when unsure, hide more."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _at, host = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+    shown = f"{user}:***" if ":" in userinfo else "***"
+    return f"{scheme}://{shown}@{host}"

@@ -279,3 +279,38 @@ def test_a_huge_feed_parses_off_the_loop(server: TestServer, r: redis.Redis) -> 
     assert done[big] - started > 1.5  # the parse really is long...
     assert max(gaps) < 1.0, max(gaps)  # ...and the loop never waited a second for it
     assert done[small] < done[big]  # the other feed finished while the big one parsed
+
+
+# ------------------------------------------------------------- 10: the smaller ones
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+def test_br_and_zstd_bodies_that_cannot_be_decoded_are_decode_errors(
+    encoding: str, server: TestServer
+) -> None:
+    from ingest import outcomes
+    from ingest.fetch import Fetcher
+    from ingest.settings import FetchSettings
+
+    url = server.add("/enc", b"\x00not compressed" * 20, headers={"Content-Encoding": encoding})
+
+    async def main() -> None:
+        fetcher = Fetcher(FetchSettings(allow=[server.allow]))
+        try:
+            with pytest.raises(outcomes.DecodeError):
+                await fetcher.get(url)
+        finally:
+            await fetcher.aclose()
+
+    asyncio.run(main())
+
+
+def test_site_local_ipv6_is_refused() -> None:
+    import ipaddress
+
+    from ingest.netguard import AddressPolicy, BlockedSocket, is_public
+
+    for addr in ("fec0::1", "fed0:1::2", "feff:ffff::1"):
+        assert not is_public(ipaddress.ip_address(addr)), addr
+    with pytest.raises(BlockedSocket):
+        AddressPolicy().socket_factory((10, 1, 6, "", ("fec0::1", 80, 0, 0)))
