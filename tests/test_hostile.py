@@ -134,10 +134,12 @@ def entity_bomb(size: int) -> bytes:
         ents.append(f'<!ENTITY {name} "' + f"&{prev};" * 10 + '">')
         prev = name
     item = "<item><title>&f;</title><link>http://127.0.0.1:9/bomb</link></item>"
-    head = '<?xml version="1.0"?>\n<!DOCTYPE rss [\n' + "\n".join(ents) + "\n]>\n"
-    doc = head + '<rss version="2.0"><channel><title>bomb</title>' + item * 3
-    pad = size - len(doc) - 40
-    return (doc + "<!--" + "p" * pad + "--></channel></rss>").encode()
+    # feedparser strips entity declarations from the prolog up to the first `<` + letter: the
+    # comment's `<x` ends that early, so as found the DTD reached expat intact
+    head = '<?xml version="1.0"?>\n<!-- <x -->\n<!DOCTYPE rss [\n' + "\n".join(ents) + "\n]>\n"
+    # expat's ratio is of the bytes read so far: the padding comes before the references
+    doc = head + '<rss version="2.0"><channel><title>bomb</title><!--' + "p" * size + "-->"
+    return (doc[: size - len(item) * 3 - 20] + "-->" + item * 3 + "</channel></rss>").encode()
 
 
 def test_nested_entities_are_refused_with_bounded_memory(
