@@ -23,8 +23,7 @@ def feed(n: int) -> bytes:
         for i in range(n)
     )
     return (
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>f</title>{items}'
-        "</channel></rss>"
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>f</title>{items}</channel></rss>'
     ).encode()
 
 
