@@ -84,3 +84,34 @@ def test_markup_cap_counts_tags_before_parsing() -> None:
     with pytest.raises(limits.TooComplex, match="tags > cap"):
         limits.check_markup(b"<p>a</p>" * 11, max_tags=20)
     limits.check_markup(MILLION_P, max_tags=0)  # 0: no cap
+
+
+def report_deadline() -> float:
+    """An RQ job: beat as process_batch does before each article; how far out is its deadline?"""
+    from rq import get_current_job
+
+    from workers import jobs
+
+    jobs._beats.clear()
+    jobs.heartbeat()
+    job = get_current_job()
+    assert job is not None
+    key = job.started_job_registry.key
+    scores = [s for _m, s in job.connection.zscan_iter(key, match=f"{job.id}:*")]
+    return max(scores) - time.time()
+
+
+def test_a_running_jobs_deadline_covers_one_articles_limit(r: redis.Redis) -> None:
+    """The registry entry must not expire while one article uses its whole CPU limit (more wall
+    time on a busy host): before, it was 30 s out while an article could run for minutes."""
+    from rq import SimpleWorker
+
+    from workers import jobs
+
+    queue = Queue("limits-test", connection=r)
+    job = queue.enqueue(report_deadline, job_timeout=60)
+    SimpleWorker([queue], connection=r).work(burst=True, with_scheduler=False)
+    job.refresh()
+    limit = jobs.worker_settings().extract.cpu_limit
+    assert limit > 0
+    assert job.return_value() >= jobs.HEARTBEAT_S + 3 * limit - 2
