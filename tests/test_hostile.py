@@ -316,3 +316,13 @@ def test_site_local_ipv6_is_refused() -> None:
         assert not is_public(ipaddress.ip_address(addr)), addr
     with pytest.raises(BlockedSocket):
         AddressPolicy().socket_factory((10, 1, 6, "", ("fec0::1", 80, 0, 0)))
+
+
+def test_autodiscovery_keeps_only_http_links() -> None:
+    from ingest.probe import discover
+
+    page = b"""<html><head>
+<link rel="alternate" type="application/rss+xml" href="http://[::1">
+<link rel="alternate" type="application/rss+xml" href="file:///etc/passwd">
+<link rel="alternate" type="application/rss+xml" href="/rss.xml"></head><body>x</body></html>"""
+    assert discover(page, "http://127.0.0.1/home") == ["http://127.0.0.1/rss.xml"]
