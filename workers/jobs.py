@@ -12,6 +12,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from ingest import settings
+from workers import limits
 from workers.pipeline import Context, finish, process
 
 log = structlog.get_logger("workers.jobs")
@@ -61,10 +62,12 @@ def heartbeat() -> None:
     key = job.started_job_registry.key
     members = members or [m for m, _score in job.connection.zscan_iter(key, match=f"{job.id}:*")]
     if members:
-        # one article may take extract.cpu_limit of CPU (more wall time on a busy host)
-        deadline = time.time() + HEARTBEAT_S + 3 * worker_settings().extract.cpu_limit
+        deadline = time.time() + HEARTBEAT_S
         job.connection.zadd(key, dict.fromkeys(members, deadline), xx=True)
         _beats[job.id] = (now, members)
+
+
+limits.keep_alive = heartbeat  # also beaten while a long page is being extracted
 
 
 def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:

@@ -9,8 +9,10 @@ lxml even builds its tree; the time limit catches whatever slips under the count
 The limit is CPU time (ITIMER_PROF, SIGPROF), not wall time: RQ's own job timeout is SIGALRM,
 the one real-time timer a process has, and an article that waits for the CPU on a busy host is
 not too complex. `TooComplex` is a BaseException so that no `except Exception` inside a library
-swallows it, and the timer keeps firing every `REPEAT_S` until the block is left. Signals reach
-only the main thread: elsewhere (a worker running jobs in a thread) only the markup cap applies.
+swallows it, and the timer fires every `TICK_S` of CPU until the block is left. Each tick before
+the limit calls `keep_alive` (the worker sets it to its job heartbeat), so the job's entry in
+RQ's started registry does not expire while one long page is extracted. Signals reach only the
+main thread: elsewhere (a worker running jobs in a thread) only the markup cap applies.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from types import FrameType
 
-REPEAT_S = 0.25  # after the first expiry: a library that caught one interrupt gets another
+TICK_S = 0.25  # CPU seconds between checks; after the limit, a library that caught one
+# interrupt gets another at the next tick
+keep_alive: Callable[[], None] | None = None  # called on each tick before the limit
 
 
 class TooComplex(BaseException):
@@ -45,11 +50,17 @@ def cpu_limit(seconds: float) -> Iterator[None]:
         yield
         return
 
-    def expired(_signum: int, _frame: FrameType | None) -> None:
-        raise TooComplex(f"extraction used more than {seconds:g} s of CPU")
+    started = time.process_time()
 
-    previous = signal.signal(signal.SIGPROF, expired)
-    signal.setitimer(signal.ITIMER_PROF, seconds, REPEAT_S)
+    def tick(_signum: int, _frame: FrameType | None) -> None:
+        if time.process_time() - started >= seconds:
+            raise TooComplex(f"extraction used more than {seconds:g} s of CPU")
+        if keep_alive is not None:
+            with contextlib.suppress(Exception):  # a beat lost is not an article lost
+                keep_alive()
+
+    previous = signal.signal(signal.SIGPROF, tick)
+    signal.setitimer(signal.ITIMER_PROF, min(seconds, TICK_S), TICK_S)
     try:
         yield
     finally:
