@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from ingest.embedded import free_port
+from tests import pages
 from tests.conftest import cli
+from tests.server import TestServer
 
 
 def one_line_error(out: object) -> str:
@@ -57,6 +60,19 @@ def test_one_bad_url_in_a_feed_list_does_not_sink_it(tmp_path: Path, redis_url: 
         assert "feed_list_entry_skipped" in out.stderr
         listed = cli("--redis-url", redis_url, "feeds", "list", "--json", timeout=60).stdout
         assert good in listed and "[::1" not in listed
+
+
+def test_run_feeds_with_a_bad_entry_runs_the_rest(
+    tmp_path: Path, redis_url: str, server: TestServer
+) -> None:
+    good = server.add("/good.xml", pages.rss("Good", []), "application/rss+xml")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - http://[::1\n  - {good}\n")
+    out = cli("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once",
+              env={"NEWS_INGEST_FETCH_ALLOW": server.allow}, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and "feed_list_entry_skipped" in out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["polls"] == {"ok": 1}
 
 
 def test_run_feeds_with_only_bad_entries_is_a_clear_error(tmp_path: Path, redis_url: str) -> None:
