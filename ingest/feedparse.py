@@ -7,7 +7,8 @@ document it cannot read at all is `malformed_feed`, not an exception.
 Hostile documents (docs/security.md): feedparser is only ever handed a file-like object of the
 bytes we fetched (given bytes or str it opens them as a path or fetches them as a URL when they
 look like one); a DTD that declares entities is refused before any parser sees it (no real feed
-needs one, and nested internal entities expand by gigabytes under expat's ratio limit); item
+needs one, and nested internal entities expand to hundreds of MB or GB within expat's ratio
+limit: tests/test_hostile.py::test_nested_entities_are_refused_with_bounded_memory); item
 links are http(s) or nothing, in every format, before any id is derived from them.
 """
 
@@ -93,8 +94,10 @@ def declares_entities(body: bytes) -> bool:
     """Does the document carry a DTD that declares entities (general or parameter)?
 
     Searched from the DOCTYPE to the end, not just to the apparent end of the internal subset:
-    an entity value may itself contain `]>`. UTF-16/32 documents are searched with their zero
-    bytes taken out (the markup is ASCII); every ASCII-compatible charset spells it as is."""
+    an entity value, comment or processing instruction in it may contain `]>` or `<p`. The price:
+    a feed with a DOCTYPE *and* the literal text `<!ENTITY` in a CDATA section is refused too
+    (rare; the safe side). UTF-16/32 documents are searched with their zero bytes taken out (the
+    markup is ASCII); every ASCII-compatible charset spells it as is."""
     if b"\x00" in body[:4]:
         body = body.replace(b"\x00", b"")
     doctype = _DOCTYPE.search(body)
