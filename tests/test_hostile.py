@@ -127,7 +127,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 
 def entity_bomb(size: int) -> bytes:
     """Nested internal entities, padded by a comment so that expat's 100x amplification ratio
-    never trips (the attack as found: 1.6-3.8 GB of RSS, 20-40 s of a blocked loop)."""
+    never trips (the attack as found: 1.6-3.8 GB of RSS, 20-40 s of a blocked loop). Before the
+    fix, this 4.5 MB one parsed into three 100-million-character titles: +576 MB of peak RSS."""
     ents = ['<!ENTITY a "' + "x" * 1000 + '">']
     prev = "a"
     for name in "bcdef":
