@@ -19,7 +19,7 @@ from ingest import feedparse
 from ingest.poller import Poller
 from tests import pages
 from tests.conftest import ROOT, cli
-from tests.helpers import poll, register, settings_for, state, work
+from tests.helpers import KEYS, poll, register, settings_for, state, work
 from tests.server import TestServer
 
 STORY = [
@@ -240,24 +240,29 @@ def big_feed(n: int) -> bytes:
 
 
 def test_a_huge_feed_parses_off_the_loop(server: TestServer, r: redis.Redis) -> None:
-    """While a 165,000-item feed parses (seconds), the loop keeps ticking and other feeds finish."""
+    """While a 165,000-item feed parses (seconds), the running poller keeps ticking, its heartbeat
+    stays fresh and another feed finishes (before: the loop stopped for the whole parse)."""
     server.add("/big.xml", big_feed(BIG_ITEMS), "application/rss+xml")
     big, small = register(r, server.url("/big.xml"), server.url("/small.xml"))
+    r.zadd(KEYS.due, {big: 0, small: 0})  # both due now
     server.add("/small.xml", pages.rss("small", []), "application/rss+xml", delay=0.3)
     settings = settings_for(server, max_items=5)
     gaps: list[float] = []
+    beat_lag: list[float] = []
     done: dict[str, float] = {}
 
     async def main() -> float:
         poller = Poller(settings, r)
         original = poller._finish
+        stop = asyncio.Event()
 
         def finish(fid: str, *args: object) -> None:
             done[fid] = time.monotonic()
             original(fid, *args)  # type: ignore[arg-type]
+            if len(done) == 2:
+                stop.set()
 
         poller._finish = finish  # type: ignore[method-assign]
-        stop = asyncio.Event()
 
         async def ticker() -> None:
             last = time.monotonic()
@@ -266,11 +271,14 @@ def test_a_huge_feed_parses_off_the_loop(server: TestServer, r: redis.Redis) -> 
                 now = time.monotonic()
                 gaps.append(now - last)
                 last = now
+                beat = r.get(KEYS.k("poller", "heartbeat"))
+                if beat is not None:
+                    beat_lag.append(time.time() - float(beat))
 
         tick = asyncio.create_task(ticker())
         started = time.monotonic()
         try:
-            await poller.run_once()
+            await asyncio.wait_for(poller.run_forever(stop), timeout=100)
         finally:
             stop.set()
             await tick
@@ -281,6 +289,7 @@ def test_a_huge_feed_parses_off_the_loop(server: TestServer, r: redis.Redis) -> 
     assert state(r, big)["last_outcome"] == "ok"
     assert done[big] - started > 1.5  # the parse really is long...
     assert max(gaps) < 1.0, max(gaps)  # ...and the loop never waited a second for it
+    assert max(beat_lag) < 3.0, max(beat_lag)  # beats each loop pass (about 1 s), whole seconds
     assert done[small] < done[big]  # the other feed finished while the big one parsed
 
 
