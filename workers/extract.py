@@ -16,7 +16,7 @@ import trafilatura
 from lxml import etree
 from trafilatura.utils import load_html
 
-from workers import metadata
+from workers import limits, metadata
 from workers.clean import clean
 
 
@@ -136,7 +136,7 @@ def html_to_text(fragment: str) -> str:
     if "<" not in fragment:
         return fragment.strip()
     try:
-        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+        root = lxml.html.fragment_fromstring(limits.bounded_html(fragment), create_parent="div")
     except (etree.ParserError, ValueError):
         return fragment.strip()
     for bad in root.xpath("//script|//style|//iframe|//form"):
