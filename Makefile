@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-FEEDS ?= config/feeds.yaml
+FEEDS ?= ingest/defaults/feeds.yaml
 
 .PHONY: run test lint bench clean
 

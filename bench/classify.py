@@ -77,7 +77,7 @@ def main() -> None:
         "default: one model trained on all the texts",
     )
     args = ap.parse_args()
-    lex = classify.cached_lexicon(str(ROOT / "config" / "taxonomy.yaml"))
+    lex = classify.cached_lexicon(str(ROOT / "ingest" / "defaults" / "taxonomy.yaml"))
 
     def lexicon(title: str, text: str, lang: str) -> str:
         found = classify.topics(lex, title, text, lang=lang)

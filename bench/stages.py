@@ -34,7 +34,7 @@ PAGES = ROOT.parent / "shared" / "data" / "extraction" / "html"
 
 def main() -> None:
     pages = [gzip.decompress(p.read_bytes()) for p in sorted(PAGES.glob("*.html.gz"))]
-    lexicon = classify.cached_lexicon(str(ROOT / "config" / "taxonomy.yaml"))
+    lexicon = classify.cached_lexicon(str(ROOT / "ingest" / "defaults" / "taxonomy.yaml"))
     classify.language("A first call loads the language model, outside the timings.")
     spent: dict[str, float] = {}
 

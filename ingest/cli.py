@@ -24,8 +24,6 @@ from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.settings import Settings
 
-DEFAULT_FEEDS = Path("config/feeds.yaml")
-
 
 class App:
     def __init__(self, settings: Settings, feeds: str | None, redis_override: str = "") -> None:
@@ -47,10 +45,9 @@ class App:
                 r.close()
 
     def feed_specs(self) -> list[FeedSpec] | None:
-        """The --feeds file's feeds, or config/feeds.yaml's when present, else None."""
-        path = (
-            Path(self.feeds) if self.feeds else (DEFAULT_FEEDS if DEFAULT_FEEDS.exists() else None)
-        )
+        """The --feeds file's feeds, else config/feeds.yaml's (the working directory's, else the
+        packaged example), else None."""
+        path = Path(self.feeds) if self.feeds else settings_mod.default_file("feeds.yaml")
         if path is None:
             return None
         try:
@@ -93,10 +90,10 @@ def pass_app(f: Any) -> Any:
 
 @click.group()
 @click.option("--redis-url", envvar="NEWS_INGEST_REDIS_URL", help="Redis/Valkey URL "
-              "(else REDIS_URL, else the embedded server under var/).")  # fmt: skip
+              "(else REDIS_URL, else the embedded server under $NEWS_INGEST_HOME).")  # fmt: skip
 @click.option("--feeds", "feeds", envvar="NEWS_INGEST_FEEDS", type=click.Path(),
               help="A YAML feed list or an OPML file.")  # fmt: skip
-@click.option("--config", type=click.Path(), help="Settings TOML (default config/settings.toml).")
+@click.option("--config", type=click.Path(), help="Settings TOML (default: $NEWS_INGEST_CONFIG, else config/settings.toml, over the packaged defaults).")
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a TTY.")
 @click.pass_context
