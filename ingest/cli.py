@@ -18,7 +18,7 @@ import redis
 
 from ingest import bodies, logs
 from ingest import settings as settings_mod
-from ingest.connection import connect, redis_url
+from ingest.connection import connect, redact, redis_url
 from ingest.feedlist import FeedListError, FeedSpec, dump_opml, load
 from ingest.keys import Keys
 from ingest.registry import Registry
@@ -34,11 +34,16 @@ class App:
     @contextlib.contextmanager
     def redis(self) -> Iterator[tuple[str, redis.Redis]]:
         with redis_url(self.settings) as url:
-            r = connect(url)
+            try:
+                r = connect(url)
+            except ValueError as exc:  # a malformed redis+sentinel:// URL
+                raise click.ClickException(f"bad Redis URL: {exc}") from exc
             try:
                 r.ping()
             except redis.ConnectionError as exc:
-                raise click.ClickException(f"Redis at {url} is not reachable: {exc}") from exc
+                raise click.ClickException(
+                    f"Redis at {redact(url)} is not reachable: {exc}"
+                ) from exc
             try:
                 yield url, r
             finally:
@@ -56,6 +61,16 @@ class App:
             raise click.ClickException(str(exc)) from exc
 
 
+def load_settings(config: str | None) -> Settings:
+    """The settings, resolved once (the App hands them to every role), or a one-line error."""
+    if config and not Path(config).is_file():
+        raise click.BadParameter(f"no such file: {config}", param_hint="--config")
+    try:
+        return settings_mod.load(config)
+    except ValueError as exc:
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+
+
 _pass_app = click.make_pass_decorator(App)
 
 
@@ -70,8 +85,9 @@ def pass_app(f: Any) -> Any:
         redis_url, feeds, config = (kwargs.pop(k) for k in ("redis_url_", "feeds_", "config_"))
         if app is not None:
             if config:
-                app.settings = settings_mod.load(config)
-            if redis_url or config:
+                app.settings = load_settings(config)
+            # a URL given on the command line (either side) beats the file's redis.url
+            if redis_url or (config and app.redis_override):
                 app.settings = app.settings.with_overrides(
                     redis={"url": redis_url or app.redis_override}
                 )
@@ -89,6 +105,7 @@ def pass_app(f: Any) -> Any:
 
 
 @click.group()
+@click.version_option(package_name="news-ingest", prog_name="news-ingest")
 @click.option("--redis-url", envvar="NEWS_INGEST_REDIS_URL", help="Redis/Valkey URL "
               "(else REDIS_URL, else the embedded server under $NEWS_INGEST_HOME).")  # fmt: skip
 @click.option("--feeds", "feeds", envvar="NEWS_INGEST_FEEDS", type=click.Path(),
@@ -103,12 +120,7 @@ def cli(
 ) -> None:  # fmt: skip
     """Feeds in, clean deduplicated classified articles out, in a Redis Stream."""
     logs.configure(log_level, log_json)
-    if config and not Path(config).is_file():
-        raise click.BadParameter(f"no such file: {config}", param_hint="--config")
-    try:
-        settings = settings_mod.load(config)
-    except ValueError as exc:
-        raise click.ClickException(f"invalid settings: {exc}") from exc
+    settings = load_settings(config)
     if redis_url:
         settings = settings.with_overrides(redis={"url": redis_url})
     ctx.obj = App(settings, feeds, redis_url or "")
@@ -672,7 +684,7 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
     app = ctx.find_object(App)
     assert app is not None
     if config_:
-        app.settings = settings_mod.load(config_)
+        app.settings = load_settings(config_)
     cfg = app.settings.classify
     lexicon = clf.cached_lexicon(cfg.taxonomy)
     model = None

@@ -35,13 +35,13 @@ from ingest.settings import Settings
 log = structlog.get_logger("ingest.runner")
 
 
-def preload() -> None:
+def preload(settings: Settings) -> None:
     """What every worker loads, loaded once here before the fork."""
     from workers import classify, jobs, pipeline
 
-    worker_settings = jobs.worker_settings()  # what the workers' pipeline will read
-    pipeline.warm(worker_settings)
-    classify.identifier(tuple(sorted(worker_settings.classify.languages)))
+    jobs.configure(settings)  # what the workers' pipeline will read
+    pipeline.warm(settings)
+    classify.identifier(tuple(sorted(settings.classify.languages)))
     gc.freeze()
 
 
@@ -54,7 +54,7 @@ def _worker_main(settings: Settings, url: str, burst: bool) -> None:
 def spawn_workers(settings: Settings, url: str, count: int, burst: bool) -> list[BaseProcess]:
     if count < 1:  # workers run elsewhere (worker.count = 0): nothing to load here
         return []
-    preload()
+    preload(settings)
     fork = multiprocessing.get_context("fork")
     procs: list[BaseProcess] = [
         fork.Process(target=_worker_main, args=(settings, url, burst), name=f"worker-{n}")
@@ -79,6 +79,9 @@ def stop_workers(procs: Sequence[BaseProcess], timeout: float = 30) -> None:
 
 
 def run_worker(settings: Settings, r: redis.Redis, burst: bool = False) -> None:
+    from workers import jobs
+
+    jobs.configure(settings)  # passed in, never re-read from the environment
     queue = Queue(settings.stream.queue, connection=r)
     # maintenance every 30 s: a job whose worker died (no heartbeat for ~65 s) is retried soon
     worker = SimpleWorker([queue], connection=r, job_monitoring_interval=5, maintenance_interval=30)

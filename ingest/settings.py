@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+PROJECT_URL = "https://github.com/news-ingest/news-ingest"
 LOCAL_CONFIG = Path("config")  # a config/ in the working directory overrides the packaged defaults
 _files = contextlib.ExitStack()  # packaged files extracted to disk (only for zipped installs)
 atexit.register(_files.close)
@@ -122,16 +123,29 @@ class PollSettings(BaseModel):
 
 
 class FetchSettings(BaseModel):
+    model_config = ConfigDict(validate_default=True)  # an empty user_agent means ours
+
     allow: Annotated[list[str], NoDecode] = []
     max_bytes: int = 10_000_000
     timeout: float = 20
     connect_timeout: float = 10
     max_redirects: int = 5
-    user_agent: str = "news-ingest/0.1"
+    user_agent: str = ""  # empty: news-ingest/<version> (+project URL)
     robots: bool = True  # obey robots.txt for article pages (feeds are exempt)
     robots_ttl: float = 86400
 
     _split = field_validator("allow", mode="before")(_split_commas)
+
+    @field_validator("user_agent")
+    @classmethod
+    def _user_agent(cls, value: str) -> str:
+        return value or default_user_agent()
+
+
+def default_user_agent() -> str:
+    from ingest import __version__
+
+    return f"news-ingest/{__version__} (+{PROJECT_URL})"
 
 
 class WorkerSettings(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Any
 
 import redis
@@ -16,12 +15,23 @@ from workers.pipeline import Context, finish, process
 log = structlog.get_logger("workers.jobs")
 
 
-@lru_cache(maxsize=1)
-def worker_settings() -> settings.Settings:
-    return settings.load()
-
-
+_settings: list[settings.Settings] = []  # the one this worker process runs with
 _contexts: dict[int, Context] = {}
+
+
+def configure(resolved: settings.Settings) -> None:
+    """Hand this process the settings its jobs run with (`run_worker` does, before any job), so
+    that what the command line resolved (flags, --config) reaches the pipeline."""
+    _settings[:] = [resolved]
+    _contexts.clear()
+
+
+def worker_settings() -> settings.Settings:
+    """The configured settings; a worker started without `configure` (plain `rq worker`) resolves
+    its own from the environment and config/, once."""
+    if not _settings:
+        configure(settings.load())
+    return _settings[0]
 
 
 def context(r: redis.Redis | None = None) -> Context:
