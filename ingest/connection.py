@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, unquote
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.connection import SSLConnection
+from redis.utils import SENTINEL
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
@@ -137,12 +138,30 @@ def failover_retry() -> Retry:
 
 
 class FollowingConnection(SentinelManagedConnection):
-    """A Sentinel-managed connection that asks the Sentinels again on every reconnect.
+    """redis-py's Sentinel-managed connection, with two of its defects mended:
 
-    redis-py's own asks them only in `connect()`; a command that finds its socket closed
-    reconnects through `connect_check_health`, to the address it had: the dead primary, for the
-    whole retry budget. Here that path goes through the Sentinels too (once per attempt: the
-    command's retry, `failover_retry`, does the waiting)."""
+    * it asks the Sentinels only in `connect()`; a command that finds its socket closed
+      reconnects through `connect_check_health`, to the address it had: the dead primary, for
+      the whole retry budget. Here that path asks the Sentinels too (once per attempt: the
+      command's retry, `failover_retry`, does the waiting);
+    * its `read_response` does not drop the connection when a read is interrupted (a plain
+      connection does): after RQ's SIGTERM handler interrupts a blocking dequeue, the unread
+      reply stays in the socket and the worker's next command waits forever for its own."""
+
+    def read_response(
+        self,
+        disable_decoding: Any = False,
+        *,
+        timeout: float | object = SENTINEL,
+        disconnect_on_error: bool | None = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        return super().read_response(
+            disable_decoding,
+            timeout=timeout,
+            disconnect_on_error=disconnect_on_error,
+            push_request=push_request,
+        )
 
     def connect_check_health(
         self, check_health: bool = True, retry_socket_connect: bool = True

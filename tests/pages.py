@@ -1,4 +1,5 @@
-"""Builders for test pages and feeds (our own markup around texts read from ../shared)."""
+"""Builders for test pages and feeds: our own markup around our own texts (tests/data/articles.json,
+written for these tests, so that a bare clone needs nothing beside it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import html
 import json
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+ARTICLES = Path(__file__).resolve().parent / "data" / "articles.json"
 WAR_REPORT = "a1fca19b884e"  # Taliban prisoners flown to Qatar for a hostage swap (nypost, 2019)
 BOLIVIA = "4a44ab3e4c41"
 AUSTRIA = "5a822960e9a2"
@@ -35,7 +36,7 @@ BOILERPLATE = """
 
 
 def ground_truth(doc_id: str) -> dict[str, str]:
-    data = json.loads((SHARED / "extraction" / "ground-truth.json").read_text("utf-8"))
+    data = json.loads(ARTICLES.read_text("utf-8"))
     for key, value in data.items():
         if key.startswith(doc_id):
             return dict(value)

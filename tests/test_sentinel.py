@@ -103,6 +103,29 @@ def test_a_sentinel_client_follows_a_failover(tmp_path: Path) -> None:
         trio.stop()
 
 
+def test_a_sentinel_worker_stops_at_once_on_sigterm(tmp_path: Path) -> None:
+    """RQ's SIGTERM handler interrupts a blocking dequeue; redis-py's Sentinel connection kept the
+    unread reply and the worker then waited forever in its teardown (FollowingConnection)."""
+    trio = SentinelTrio(tmp_path / "redis").start()
+    env = {"PATH": "/usr/bin:/bin", "NEWS_INGEST_REDIS_URL": trio.url,
+           "NEWS_INGEST_HOME": str(tmp_path / "home")}  # fmt: skip
+    log = (tmp_path / "worker.log").open("w+")
+    worker = subprocess.Popen([sys.executable, "-m", "ingest.cli", "--log-json", "worker"],
+                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        assert wait_for(lambda: "worker_started" in _tail(log), timeout=30)
+        time.sleep(1)  # in its blocking dequeue
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        trio.stop()
+    assert worker.returncode == 0, _tail(log)
+    assert "worker_stopped" in _tail(log)
+
+
 def _site(server: TestServer, feeds: int, per_feed: int) -> list[str]:
     urls = []
     for f in range(feeds):
@@ -180,6 +203,7 @@ def test_daemon_publishes_every_story_once_across_a_failover(
         # the consumer group read every story (at least once: see README, Sentinel)
         assert wait_for(lambda: set(urls) <= _tailed(tail_out), timeout=30)
     finally:
+        stopping = time.monotonic()
         for proc in (tail, run):
             proc.send_signal(signal.SIGTERM)
         for proc in (tail, run):
@@ -187,11 +211,13 @@ def test_daemon_publishes_every_story_once_across_a_failover(
                 proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        stopped_in = time.monotonic() - stopping
         trio.stop()
     log.seek(0)
     text = log.read()
     assert "Traceback" not in text, text[-3000:]
     assert run.returncode == 0, text[-3000:]
+    assert "worker_kill" not in text and stopped_in < 20, text[-3000:]  # idle workers stop now
 
 
 def _tail(log) -> str:  # type: ignore[no-untyped-def]
