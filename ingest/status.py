@@ -60,7 +60,7 @@ def live_workers(
         if beat is not None and beat.tzinfo is None:
             beat = beat.replace(tzinfo=UTC)  # RQ stores UTC without a zone
         age = (at - beat).total_seconds() if beat is not None else None
-        if worker_is_fresh(str(w.get_state()), age, job_timeout):
+        if worker_is_fresh(w.get_state(), age, job_timeout):
             live.append(w)
     return live
 
