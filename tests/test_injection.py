@@ -155,7 +155,7 @@ def test_feeds_export_with_control_characters_in_a_title(
     assert added.returncode == 0, added.stderr
     assert_clean(added.stdout)
     (fid,) = [x.decode() for x in r.smembers(KEYS.feeds)]
-    assert r.hget(KEYS.feed(fid), "title") == "Evil\x01Feed\x1b[31m\x0c".encode()
+    assert r.hget(KEYS.feed(fid), "title") == b"Evil\x01Feed\x1b[31m\x0c"
     r.hset(KEYS.feed(fid), "tags", json.dumps(["a\x02b"]))
 
     out = cli("--redis-url", redis_url, "feeds", "export", env=env)
