@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import structlog
+
 from ingest.deadletters import FETCH_FAILURES, DeadLetter
 from workers.pipeline import Context, process
+
+log = structlog.get_logger("workers.replay")
 
 
 def skip_reason(letter: DeadLetter) -> str | None:
@@ -53,5 +57,15 @@ def plan(chosen: list[DeadLetter]) -> Plan:
 
 
 def replay(ctx: Context, chosen: list[DeadLetter]) -> list[tuple[DeadLetter, str]]:
-    """Re-run each letter (as chosen by `plan`); the outcome of each."""
-    return [(letter, process(ctx, letter.payload())) for letter in chosen]
+    """Re-run each letter (as chosen by `plan`); the outcome of each (`crashed` for a bug, logged
+    with its traceback, so that one letter cannot stop the rest)."""
+    results = []
+    for letter in chosen:
+        try:
+            outcome = process(ctx, letter.payload())
+        except Exception:
+            log.exception("replay_crashed", letter=letter.id, article_id=letter.article_id,
+                          feed_url=letter.feed_url, stage="replay")  # fmt: skip
+            outcome = "crashed"
+        results.append((letter, outcome))
+    return results
