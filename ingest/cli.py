@@ -260,6 +260,7 @@ def feeds_import(app: App, path: str) -> None:
 def feeds_add(app: App, url: str, title: str, tags: tuple[str, ...], language: str, topic: str,
               check: bool) -> None:  # fmt: skip
     """Register one feed (after checking that it is one)."""
+    from ingest.escape import terminal
     from ingest.feedlist import check_url
     from ingest.outcomes import FetchError
     from ingest.probe import probe
@@ -272,9 +273,11 @@ def feeds_add(app: App, url: str, title: str, tags: tuple[str, ...], language: s
         try:
             found = asyncio.run(probe(url, app.settings.fetch, app.settings.poll.max_items))
         except FetchError as exc:
-            raise click.ClickException(f"{url} is not a usable feed: {exc.outcome}: {exc}") from exc
+            raise click.ClickException(
+                terminal(f"{url} is not a usable feed: {exc.outcome}: {exc}")
+            ) from exc
         if found.discovered_from:
-            click.echo(f"{url} is a page; it announces the feed {found.url}")
+            click.echo(terminal(f"{url} is a page; it announces the feed {found.url}"))
         url = found.url
         title = title or found.title
         language = language or found.language
