@@ -31,9 +31,10 @@ from ingest.settings import Settings
 from ingest.streams import stream_groups
 
 HEARTBEAT_MAX_AGE = 120.0  # the poller beats every loop tick; two minutes of silence is a stop
-# The RQ worker_ttl our workers run with: an idle worker heartbeats every WORKER_TTL - 15 s (its
-# blocking dequeue's timeout), so an idle registration older than WORKER_TTL is a dead worker.
-WORKER_TTL = 60
+# The RQ worker_ttl our workers run with: an idle worker heartbeats every WORKER_TTL - 15 s = 20 s
+# (its blocking dequeue's timeout), so an idle one silent for IDLE_MAX_AGE has missed two beats.
+WORKER_TTL = 35
+IDLE_MAX_AGE = 60.0
 # A SimpleWorker heartbeats when it takes a job and when it is done; RQ gives it the job's timeout
 # plus this much (`SimpleWorker.get_heartbeat_ttl`).
 BUSY_GRACE = 60
@@ -42,10 +43,10 @@ RATE_WINDOW = 60  # seconds behind "published in the last ..." (status, --json l
 
 def worker_is_fresh(state: str, heartbeat_age: float | None, job_timeout: float) -> bool:
     """Whether a worker registration belongs to a live worker: its last heartbeat is younger than
-    the next one is due (idle: WORKER_TTL; busy: the job's timeout + BUSY_GRACE)."""
+    the next one is due (idle: IDLE_MAX_AGE; busy: the job's timeout + BUSY_GRACE)."""
     if heartbeat_age is None:
         return False
-    limit = job_timeout + BUSY_GRACE if state == "busy" else WORKER_TTL
+    limit = job_timeout + BUSY_GRACE if state == "busy" else IDLE_MAX_AGE
     return heartbeat_age <= limit
 
 

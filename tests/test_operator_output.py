@@ -32,7 +32,7 @@ from tests.server import Route, TestServer
 
 def test_worker_freshness_rule() -> None:
     assert worker_is_fresh("idle", 10, job_timeout=300)
-    assert not worker_is_fresh("idle", status.WORKER_TTL + 1, job_timeout=300)
+    assert not worker_is_fresh("idle", status.IDLE_MAX_AGE + 1, job_timeout=300)
     assert worker_is_fresh("busy", 300, job_timeout=300)  # a job in hand does not heartbeat
     assert not worker_is_fresh("busy", 300 + status.BUSY_GRACE + 1, job_timeout=300)
     assert not worker_is_fresh("idle", None, job_timeout=300)
@@ -50,7 +50,7 @@ def _dead_registration(r: redis.Redis, age: float) -> Worker:
 def test_status_and_readiness_count_only_workers_with_a_fresh_heartbeat(
     r: redis.Redis, redis_url: str
 ) -> None:
-    _dead_registration(r, age=status.WORKER_TTL + 30)
+    _dead_registration(r, age=status.IDLE_MAX_AGE + 30)
     r.set("news:poller:heartbeat", f"{time.time():.0f}")
     assert Worker.count(connection=r) == 1  # RQ still lists it: the key lives ~8 minutes
     down = cli("--redis-url", redis_url, "status", "--json")
@@ -70,6 +70,26 @@ def test_status_and_readiness_count_only_workers_with_a_fresh_heartbeat(
         assert len(names) == 1 and "killed-worker" not in names
         text = cli("--redis-url", redis_url, "status", env={"COLUMNS": "200"})
         assert "1 live (fresh heartbeat)" in text.stdout
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def test_an_idle_worker_beats_often_enough_to_stay_live(r: redis.Redis, redis_url: str) -> None:
+    """The rule holds for a real idle worker: it beats every WORKER_TTL - 15 s (20 s)."""
+    worker = subprocess.Popen([sys.executable, "-m", "ingest.cli", "--redis-url", redis_url,
+                               "worker"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert wait_for(lambda: Worker.count(connection=r) == 1, 30)
+        (registered,) = Worker.all(connection=r)
+        born = registered.birth_date
+        assert born is not None
+        time.sleep(status.WORKER_TTL - 15 + 5)
+        (now,) = Worker.all(connection=r)
+        assert now.last_heartbeat is not None
+        assert (now.last_heartbeat - born).total_seconds() >= status.WORKER_TTL - 15 - 1
+        assert len(live_workers(r)) == 1
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -117,9 +137,7 @@ def test_published_per_window_falls_to_zero_within_a_minute_of_the_last_publicat
     assert counters.published_since(r, keys, 86400, now=t0 + 86400) == 0
 
 
-def test_status_table_shows_counts_and_windows_not_raw_json(
-    r: redis.Redis, redis_url: str
-) -> None:
+def test_status_table_shows_counts_and_windows_not_raw_json(r: redis.Redis, redis_url: str) -> None:
     keys = Keys()
     counters.incr(r, keys, "articles", "published", 3)
     counters.incr(r, keys, "articles", "duplicate", 1)
