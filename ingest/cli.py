@@ -393,8 +393,8 @@ def _print_status(data: dict[str, Any]) -> None:
     t = data["throughput"]
     row("published", f"{t['last_minute']} in the last {t['window_s']} s  {t['last_hour']} in "
                      f"the last hour  {t['last_day']} in the last day")  # fmt: skip
-    row("articles", count_line(data["articles"]) or "none yet")
-    row("polls", count_line(data["polls"]) or "none yet")
+    row("articles (all)", count_line(data["articles"]) or "none yet")
+    row("polls (all)", count_line(data["polls"]) or "none yet")
     row("dead letters", str(data["deadletters"]))
     f = data["feeds"]
     row("feeds", f"{f['total']}: {count_line(f['by_health']) or 'none'}  stale {len(f['stale'])}")

@@ -109,7 +109,9 @@ def test_titles_with_escapes_never_reach_the_terminal_raw(
     why = cli(*base, "explain", server.url("/story"), env=env)
     assert why.returncode == 0
     assert_clean(why.stdout)
-    (letter,) = [json.loads(x) for x in cli(*base, "deadletter", "list", env=env).stdout.splitlines()]
+    listed = cli(*base, "deadletter", "list", env=env).stdout
+    assert_clean(listed)
+    (letter,) = [json.loads(x) for x in listed.splitlines()]
     shown = cli(*base, "deadletter", "show", letter["id"], env=env)
     assert_clean(shown.stdout)
 

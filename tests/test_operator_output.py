@@ -57,6 +57,7 @@ def test_status_and_readiness_count_only_workers_with_a_fresh_heartbeat(
     assert down.returncode == 1
     data = json.loads(down.stdout)
     assert data["workers"] == 0 and data["problems"] == ["no live workers"]
+    assert status.problems(r, Keys()) == ["no live workers"]  # what /readyz answers with
 
     worker = subprocess.Popen([sys.executable, "-m", "ingest.cli", "--redis-url", redis_url,
                                "worker"], cwd=ROOT, stdout=subprocess.DEVNULL,
