@@ -166,3 +166,17 @@ def test_feeds_export_with_control_characters_in_a_title(
     (outline,) = root.iter("outline")
     assert outline.get("title") == "EvilFeed[31m" and outline.get("category") == "ab"
     assert outline.get("xmlUrl") == server.url("/f.json")
+
+
+def test_console_logs_show_escapes_in_values() -> None:
+    """On a console (`--log-console`, a TTY), log values from outside are shown, not obeyed;
+    JSON logs escape them as JSON does."""
+    code = ("import sys, structlog; from ingest import logs; logs.configure('info', sys.argv[1] == 'json');"
+            "structlog.get_logger('t').warning('article_failed', detail=sys.argv[2])")  # fmt: skip
+    for mode in ("console", "json"):
+        out = subprocess.run([sys.executable, "-c", code, mode, HOSTILE], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert "pwned" in out.stderr, out.stderr
+        # the console renderer colours with its own escapes; the attacker's must not pass
+        for raw in ("\x1b]0;pwned", "\x07", "\rFORGED", "\x9b", "\u202e"):
+            assert raw not in out.stderr, (mode, raw)
