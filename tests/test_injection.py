@@ -173,8 +173,10 @@ def test_console_logs_show_escapes_in_values() -> None:
     JSON logs escape them as JSON does."""
     code = ("import sys, structlog; from ingest import logs; logs.configure('info', sys.argv[1] == 'json');"
             "structlog.get_logger('t').warning('article_failed', detail=sys.argv[2])")  # fmt: skip
-    for mode in ("console", "json"):
-        out = subprocess.run([sys.executable, "-c", code, mode, HOSTILE], cwd=ROOT,
+    # structlog's console repr()s a value with spaces in it, not one without
+    for mode, value in (("console", HOSTILE.replace(" ", "")), ("console", HOSTILE),
+                        ("json", HOSTILE)):  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", code, mode, value], cwd=ROOT,
                              capture_output=True, text=True, timeout=60)  # fmt: skip
         assert "pwned" in out.stderr, out.stderr
         # the console renderer colours with its own escapes; the attacker's must not pass
