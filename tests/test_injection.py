@@ -173,8 +173,9 @@ def test_console_logs_show_escapes_in_values() -> None:
     JSON logs escape them as JSON does."""
     code = ("import sys, structlog; from ingest import logs; logs.configure('info', sys.argv[1] == 'json');"
             "structlog.get_logger('t').warning('article_failed', detail=sys.argv[2])")  # fmt: skip
-    # structlog's console repr()s a value with spaces in it, not one without
-    for mode, value in (("console", HOSTILE.replace(" ", "")), ("console", HOSTILE),
+    # structlog's console repr()s a value with white space (\r too) in it, not one without
+    bare = "x\x1b]0;pwned\x07\x9b31m\u202e"
+    for mode, value in (("console", bare), ("console", HOSTILE),
                         ("json", HOSTILE)):  # fmt: skip
         out = subprocess.run([sys.executable, "-c", code, mode, value], cwd=ROOT,
                              capture_output=True, text=True, timeout=60)  # fmt: skip
