@@ -654,8 +654,8 @@ def replay(app: App, since: str | None, site: str, reason: str, dry_run: bool) -
 
     if reason and refused_reason(reason):
         raise click.BadParameter(
-            f"{reason!r} letters are failed fetches: the stored body is the server's answer, "
-            "not the page, and no fix changes it (the next poll fetches new items again)",
+            f"{reason!r} letters are failed fetches: the stored body, if any, is the server's "
+            "answer, not the page, and replay re-runs stored pages only",
             param_hint="--reason",
         )
     with app.redis() as (_url, r):
