@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import redis
 from rq import Queue, Worker
@@ -197,7 +196,7 @@ def test_a_poll_is_counted_once_it_has_an_outcome_in_every_report(
 
 
 def test_feeds_list_json_is_typed_and_next_says_due(
-    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
+    server: TestServer, r: redis.Redis, redis_url: str
 ) -> None:
     server.add("/f.xml", pages.rss("F", [{"title": "One", "link": server.url("/1")}]),
                "application/rss+xml")  # fmt: skip
