@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from ingest import bodies
+from ingest import bodies, counters
 from ingest.deadletters import DeadLetter, Fetch
 from tests import pages
 from tests.conftest import cli
@@ -103,6 +103,7 @@ def test_dead_letters_keep_the_fetch_facts_and_replay_publishes_no_error_page(
     assert now == {"go": "published", "nav": "not_article"}
     published = [json.loads(f[b"data"]) for _id, f in r.xrange(KEYS.articles)]
     assert [p["url"] for p in published] == [server.url("/locked")]
+    assert counters.published_since(r, KEYS, 60) == 1  # the publish script's 10 s bucket
     assert not any("Internal error" in p["text"] or "Checking your browser" in p["text"]
                    for p in published)  # fmt: skip
     assert r.xlen(KEYS.deadletter) == 5  # no new letter
