@@ -269,6 +269,7 @@ def feeds_import(app: App, path: str) -> None:
 def feeds_add(app: App, url: str, title: str, tags: tuple[str, ...], language: str, topic: str,
               check: bool) -> None:  # fmt: skip
     """Register one feed (after checking that it is one)."""
+    from ingest.escape import terminal
     from ingest.feedlist import check_url
     from ingest.outcomes import FetchError
     from ingest.probe import probe
@@ -281,9 +282,11 @@ def feeds_add(app: App, url: str, title: str, tags: tuple[str, ...], language: s
         try:
             found = asyncio.run(probe(url, app.settings.fetch, app.settings.poll.max_items))
         except FetchError as exc:
-            raise click.ClickException(f"{url} is not a usable feed: {exc.outcome}: {exc}") from exc
+            raise click.ClickException(
+                terminal(f"{url} is not a usable feed: {exc.outcome}: {exc}")
+            ) from exc
         if found.discovered_from:
-            click.echo(f"{url} is a page; it announces the feed {found.url}")
+            click.echo(terminal(f"{url} is a page; it announces the feed {found.url}"))
         url = found.url
         title = title or found.title
         language = language or found.language
@@ -310,25 +313,33 @@ def feeds_remove(app: App, url_or_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def feeds_list(app: App, as_json: bool) -> None:
-    """Feeds with their state: next poll, interval, health, last error, items seen."""
+    """Feeds with their state: next poll, interval, health, last error, items seen. With
+    --json, one object per feed with typed values (ints, floats, lists; `next_in` seconds, 0
+    when due, and `due`)."""
+    from ingest.escape import terminal
+    from ingest.status import feed_view, next_label
+
     with app.redis() as (_url, r):
         rows = Registry(r, Keys(app.settings.redis.prefix)).all()
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row))
-        return
     now = time.time()
-    for row in rows:
-        nxt = f"{(row['next_poll'] or now) - now:+.0f}s" if row.get("next_poll") else "-"
-        click.echo(f"{row.get('health') or 'new':9} next {nxt:>8}  every {row.get('interval') or '-':>6}s"
-                   f"  seen {row.get('items_seen') or 0:>5}  {row['url']}"
-                   + (f"  [{row['last_error']}]" if row.get("last_error") else ""))  # fmt: skip
+    for view in (feed_view(row, now) for row in rows):
+        if as_json:
+            click.echo(json.dumps(view))
+            continue
+        every = f"{view['interval']}s" if view["interval"] is not None else "-"
+        click.echo(
+            terminal(
+                f"{view['health']:9} next {next_label(view):>8}  every {every:>7}"
+                f"  seen {view['items_seen'] or 0:>5}  {view['url']}"
+                + (f"  [{view['last_error']}]" if view.get("last_error") else "")
+            )
+        )
 
 
 @feeds.command("export")
 @pass_app
 def feeds_export(app: App) -> None:
-    """The registry as OPML on stdout."""
+    """The registry as OPML on stdout (characters XML cannot hold are dropped)."""
     with app.redis() as (_url, r):
         registry = Registry(r, Keys(app.settings.redis.prefix))
         specs = [s for fid in registry.ids() if (s := registry.spec(fid)) is not None]
@@ -367,37 +378,45 @@ def status(app: App, as_json: bool, watch: float | None) -> None:
 
 
 def _print_status(data: dict[str, Any]) -> None:
+    """The status screen. Every cell goes through `markup`: feed URLs, errors and site names come
+    from outside, and Rich would read `[/]` in them as markup (MarkupError) and pass escapes."""
     from rich.console import Console
     from rich.table import Table
 
+    from ingest.escape import markup
+    from ingest.status import count_line
+
     console = Console()
     table = Table(title="news-ingest", show_header=False)
-    table.add_row("ready", "yes" if data["ready"] else "NO: " + "; ".join(data["problems"]))
+
+    def row(label: str, value: str) -> None:
+        table.add_row(markup(label), markup(value))
+
+    row("ready", "yes" if data["ready"] else "NO: " + "; ".join(data["problems"]))
     for name, q in data["queues"].items():
-        table.add_row(
-            f"queue {name}", f"depth {q['depth']}  started {q['started']}  failed {q['failed']}"
-        )
-    table.add_row("workers", str(data["workers"]))
+        row(f"queue {name}", f"depth {q['depth']}  started {q['started']}  failed {q['failed']}")
+    row("workers", f"{data['workers']} live (fresh heartbeat)")
     s = data["stream"]
     lag = ", ".join(f"{g['name']}: {g['lag']}" for g in s["groups"]) or "no consumer groups"
-    table.add_row("stream", f"{s['key']}  length {s['length']}  lag {lag}")
+    row("stream", f"{s['key']}  length {s['length']}  lag {lag}")
     t = data["throughput"]
-    table.add_row("published", f"{t['last_minute']}/min  {t['last_hour']}/h  {t['last_day']}/day")
-    table.add_row("articles", json.dumps(data["articles"]))
-    table.add_row("polls", json.dumps(data["polls"]))
-    table.add_row("dead letters", str(data["deadletters"]))
+    row("published", f"{t['last_minute']} in the last {t['window_s']} s  {t['last_hour']} in "
+                     f"the last hour  {t['last_day']} in the last day")  # fmt: skip
+    row("articles (all)", count_line(data["articles"]) or "none yet")
+    row("polls (all)", count_line(data["polls"]) or "none yet")
+    row("dead letters", str(data["deadletters"]))
     f = data["feeds"]
-    table.add_row("feeds", f"{f['total']}  {json.dumps(f['by_health'])}  stale {len(f['stale'])}")
+    row("feeds", f"{f['total']}: {count_line(f['by_health']) or 'none'}  stale {len(f['stale'])}")
     for w in f["worst"]:
-        table.add_row("  failing", f"{w['url']} ({w['errors']}x) {w['last_error']}")
+        row(f"  {w['health']}", f"{w['url']} ({w['errors']}x) {w['last_error']}")
     for url in f["stale"][:10]:
-        table.add_row("  stale", url)
+        row("  stale", url)
     for site in data["sites"][:10]:
         mark = "  DRIFT" if site["drifting"] else ""
         today = "-" if site["today"] is None else f"{site['today']:.0%}"
         base = "-" if site["baseline"] is None else f"{site['baseline']:.0%}"
-        table.add_row("  site", f"{site['site']}: extracted {today} of {site['today_n']} today, "
-                                f"baseline {base} of {site['baseline_n']}{mark}")  # fmt: skip
+        row("  site", f"{site['site']}: extracted {today} of {site['today_n']} today, "
+                      f"baseline {base} of {site['baseline_n']}{mark}")  # fmt: skip
     console.print(table)
 
 
@@ -446,15 +465,27 @@ def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: st
 
 
 def _print_entry(fields: dict[bytes, bytes], as_json: bool) -> None:
-    data = fields.get(b"data", b"{}").decode()
+    """One stream entry: titles and URLs come from feeds, so escapes in them are shown, never
+    sent raw to the terminal (`ingest.escape`)."""
+    from ingest.escape import json_line, terminal
+
+    data = fields.get(b"data", b"{}").decode("utf-8", "replace")
     if as_json:
-        click.echo(data)
+        click.echo(json_line(data))
         return
-    rec = json.loads(data)
-    topics = ",".join(t["label"].split(",")[0] for t in rec.get("topics", []))
-    event = fields.get(b"event", b"").decode()
-    click.echo(f"{rec.get('published_at') or '-':20} {rec.get('language', '')} [{topics}] "
-               f"{event} {rec.get('title', '')} <{rec.get('url')}>")  # fmt: skip
+    try:
+        rec = json.loads(data)
+        topics = ",".join(str(t["label"]).split(",")[0] for t in rec.get("topics", []))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        click.echo(terminal(f"(unreadable entry) {data[:200]}"))
+        return
+    event = fields.get(b"event", b"").decode("utf-8", "replace")
+    click.echo(
+        terminal(
+            f"{rec.get('published_at') or '-':20} {rec.get('language', '')} "
+            f"[{topics}] {event} {rec.get('title', '')} <{rec.get('url')}>"
+        )
+    )
 
 
 @cli.command()
@@ -505,17 +536,17 @@ def explain(app: App, url: str, scan: int) -> None:
 
         trace = read_trace(r, keys, article_id(url)) or read_trace(r, keys, aid)
         entries: Any = r.xrevrange(keys.articles, count=scan)
-        letters: Any = r.xrevrange(keys.deadletter, count=scan)
+        from ingest import deadletters
+
         published = [
             {"stream_id": eid.decode(), "event": f[b"event"].decode()}
             for eid, f in entries
             if f.get(b"id", b"").decode() == aid
         ]
         dead = [
-            {"at": f[b"at"].decode(), "reason": f[b"reason"].decode(),
-             "detail": f.get(b"detail", b"").decode()}
-            for _eid, f in letters
-            if f.get(b"article_id", b"").decode() == aid
+            {"id": d.id, "at": d.at, "reason": d.reason, "detail": d.detail,
+             "fetch": d.summary()["fetch"]}
+            for d in deadletters.letters(r, keys, article_id=aid, scan=scan, newest_first=True)
         ]  # fmt: skip
     traced = trace.get("outcome")
     if published:
@@ -573,7 +604,7 @@ def deadletter() -> None:
 def deadletter_list(app: App, since: str | None, site: str, reason: str,
                     count: int | None) -> None:  # fmt: skip
     """One JSON line per dead letter, oldest first."""
-    from workers.replay import letters
+    from ingest.deadletters import letters
 
     with app.redis() as (_url, r):
         keys = Keys(app.settings.redis.prefix)
@@ -586,18 +617,30 @@ def deadletter_list(app: App, since: str | None, site: str, reason: str,
 @click.option("--body", is_flag=True, help="Print the stored raw page instead.")
 @pass_app
 def deadletter_show(app: App, entry_id: str, body: bool) -> None:
-    """One dead letter in full (by its stream id)."""
-    from workers.replay import DeadLetter
+    """One dead letter in full (by its stream id). --body writes the stored page as it came
+    when stdout is a file or a pipe; on a terminal, its control characters are shown instead."""
+    from ingest import deadletters
+    from ingest.escape import terminal
 
     with app.redis() as (_url, r):
-        found: Any = r.xrange(Keys(app.settings.redis.prefix).deadletter, entry_id, entry_id)
-    if not found:
-        raise click.ClickException(f"no dead letter {entry_id}")
-    letter = DeadLetter.from_entry(*found[0])
+        try:
+            letter = deadletters.get(r, Keys(app.settings.redis.prefix), entry_id)
+        except redis.ResponseError as exc:  # not a stream id at all
+            raise click.BadParameter(f"not a dead letter id: {entry_id!r} ({exc})",
+                                     param_hint="ENTRY_ID") from exc  # fmt: skip
+    if letter is None:
+        raise click.ClickException(f"no dead letter {terminal(entry_id)}")
     if body:
         if not letter.body_z:
-            raise click.ClickException(f"dead letter {entry_id} has no stored body")
-        sys.stdout.buffer.write(bodies.unpack(letter.body_z))
+            raise click.ClickException(f"dead letter {letter.id} has no stored body")
+        try:
+            raw = bodies.unpack(letter.body_z)
+        except bodies.Unreadable as exc:
+            raise click.ClickException(f"dead letter {letter.id}: {exc}") from exc
+        if sys.stdout.isatty():
+            click.echo(terminal(raw.decode("utf-8", "replace"), lines=True))
+        else:
+            sys.stdout.buffer.write(raw)
         return
     click.echo(json.dumps(letter.summary(), indent=2))
 
@@ -610,25 +653,37 @@ def deadletter_show(app: App, entry_id: str, body: bool) -> None:
 @pass_app
 def replay(app: App, since: str | None, site: str, reason: str, dry_run: bool) -> None:
     """Re-run failed articles from their stored page through the current extractor and
-    settings; publishes what now passes, once (a second replay finds them published)."""
+    settings; publishes what now passes, once (a second replay finds them published). Letters
+    of failed fetches (gone, http_error, bot_wall, timeout ...) hold no page a fix could change:
+    they are skipped and counted, and --reason naming one is refused."""
+    from ingest.deadletters import letters
     from workers.pipeline import Context
-    from workers.replay import letters
+    from workers.replay import plan, refused_reason
     from workers.replay import replay as run_replay
 
+    if reason and refused_reason(reason):
+        raise click.BadParameter(
+            f"{reason!r} letters are failed fetches: the stored body, if any, is the server's "
+            "answer, not the page, and replay re-runs stored pages only",
+            param_hint="--reason",
+        )
     with app.redis() as (_url, r):
         keys = Keys(app.settings.redis.prefix)
-        chosen = list(letters(r, keys, since=_since(since), site=site, reason=reason))
+        chosen = plan(list(letters(r, keys, since=_since(since), site=site, reason=reason)))
         if dry_run:
-            for letter in chosen:
+            for letter in chosen.run:
                 click.echo(json.dumps(letter.summary()))
+            click.echo(json.dumps({"would_replay": len(chosen.run), "skipped": chosen.skipped}),
+                       err=True)  # fmt: skip
             return
-        results = run_replay(Context.build(app.settings, r), chosen)
+        results = run_replay(Context.build(app.settings, r), chosen.run)
     tally: dict[str, int] = {}
     for letter, outcome in results:
         tally[outcome] = tally.get(outcome, 0) + 1
         click.echo(json.dumps({"id": letter.id, "url": letter.url, "was": letter.reason,
                                "now": outcome}))  # fmt: skip
-    click.echo(json.dumps({"replayed": len(results), "outcomes": tally}), err=True)
+    click.echo(json.dumps({"replayed": len(results), "outcomes": tally,
+                           "skipped": chosen.skipped}), err=True)  # fmt: skip
 
 
 # ------------------------------------------------------------------ offline tools

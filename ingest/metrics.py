@@ -102,7 +102,7 @@ class RedisCollector(Collector):
 
 
 def ready(settings: Settings, r: redis.Redis) -> tuple[bool, str]:
-    found = problems(r, Keys(settings.redis.prefix))
+    found = problems(r, Keys(settings.redis.prefix), settings.worker.job_timeout)
     return (not found, "; ".join(found) or "ok")
 
 

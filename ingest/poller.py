@@ -19,7 +19,7 @@ import redis
 import structlog
 from rq import Queue, Retry
 
-from ingest import bodies, counters, failpoints, feedparse, observe, outcomes, schedule
+from ingest import bodies, counters, deadletters, failpoints, feedparse, observe, outcomes, schedule
 from ingest.egress import NETWORK_OUTCOMES, EgressMonitor
 from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
@@ -51,13 +51,25 @@ REFUSALS = (
 
 @dataclass
 class PollStats:
-    feeds: int = 0
+    """This process's polls. A feed is *polled* once its poll has an outcome (what the `polls`
+    counter in Redis counts too); one still waiting for its host or its answer is in flight."""
+
+    started: int = 0
     items_new: int = 0
     enqueued: int = 0
     by_outcome: dict[str, int] = field(default_factory=dict)
 
     def count(self, outcome: str) -> None:
         self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+
+    @property
+    def feeds(self) -> int:
+        """Polls finished, with an outcome: the sum of `by_outcome`."""
+        return sum(self.by_outcome.values())
+
+    @property
+    def in_flight(self) -> int:
+        return max(0, self.started - self.feeds)
 
 
 class Poller:
@@ -219,7 +231,7 @@ class Poller:
             spec = self.registry.spec_from(state)
             if spec is None:
                 return
-            self.stats.feeds += 1
+            self.stats.started += 1
             try:
                 outcome, fields, hint, new = await self._poll(spec, state)
             except Exception as exc:  # a bug must cost one feed one poll, not the poller
@@ -491,8 +503,8 @@ class Poller:
             "fetch": {"outcome": exc.outcome, "error": str(exc)}, "outcome": exc.outcome,
             "detail": str(exc), "at": time.time(),
         }, self.settings.stream.trace_ttl)  # fmt: skip
-        counters.deadletter(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url,
-                            article_id=aid, detail=str(exc))  # fmt: skip
+        deadletters.refused(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url, claim=aid,
+                            detail=str(exc))  # fmt: skip
         pipe.execute()
         log.warning("article_refused", feed_url=spec.url, article_id=aid, url=link,
                     stage="fetch", outcome=exc.outcome, reason=str(exc))  # fmt: skip

@@ -31,6 +31,7 @@ from rq.worker import SimpleWorker
 from ingest.connection import connect
 from ingest.poller import Poller, PollStats
 from ingest.settings import Settings
+from ingest.status import WORKER_TTL
 
 log = structlog.get_logger("ingest.runner")
 
@@ -84,7 +85,10 @@ def run_worker(settings: Settings, r: redis.Redis, burst: bool = False) -> None:
     jobs.configure(settings)  # passed in, never re-read from the environment
     queue = Queue(settings.stream.queue, connection=r)
     # maintenance every 30 s: a job whose worker died (no heartbeat for ~65 s) is retried soon
-    worker = SimpleWorker([queue], connection=r, job_monitoring_interval=5, maintenance_interval=30)
+    # worker_ttl: an idle worker heartbeats every WORKER_TTL - 15 s, which status.live_workers
+    # relies on to tell a live worker from a dead one's registration
+    worker = SimpleWorker([queue], connection=r, job_monitoring_interval=5, maintenance_interval=30,
+                          worker_ttl=WORKER_TTL)  # fmt: skip
     log.info("worker_started", queue=queue.name, burst=burst, pid=os.getpid())
     worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
     log.info("worker_stopped", pid=os.getpid())
@@ -151,7 +155,8 @@ async def _progress(poller: Poller, stop: asyncio.Event, every: float = 30.0) ->
             arts = counters.read(poller.r, poller.keys, "articles")
         except redis.RedisError:
             continue  # the poller reports outages
-        log.info("progress", feeds_polled=poller.stats.feeds, enqueued=poller.stats.enqueued,
+        log.info("progress", polls=poller.stats.feeds, polls_in_flight=poller.stats.in_flight,
+                 polls_by_outcome=dict(poller.stats.by_outcome), enqueued=poller.stats.enqueued,
                  published=arts.get("published", 0), duplicates=arts.get("duplicate", 0),
                  failed=sum(v for k, v in arts.items() if k not in ("published", "duplicate",
                                                                      "updated")))  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 import structlog
 
-from ingest import bodies, counters, failpoints, observe
+from ingest import bodies, counters, deadletters, failpoints, observe
 from ingest.feedparse import iso_utc
 from ingest.keys import Keys
 from ingest.seen import SeenStore, UrlMark, hash_field, url_field
@@ -377,7 +377,14 @@ def finish(
     ctx: Context, payload: dict[str, Any], outcome: str, logctx: dict[str, Any], detail: str = "",
     seen: Seen | None = None,
 ) -> str:  # fmt: skip
-    """A terminal outcome other than publication: counted, remembered, dead-lettered if failed."""
+    """A terminal outcome other than publication: counted, remembered, dead-lettered if failed.
+    A replay that does not publish changes nothing: its letter, counters and trace stay as the
+    first run left them, so replaying again is idempotent."""
+    skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
+    if payload.get("replay"):
+        log.info("replay_unchanged", **logctx, outcome=outcome, detail=detail,
+                 letter=payload["replay"])  # fmt: skip
+        return outcome
     ttl = int(ctx.settings.dedup.window_days * 86400)
     pipe = ctx.r.pipeline()
     (seen or Seen(payload, ctx.settings.stream.trace_ttl)).write(
@@ -385,12 +392,10 @@ def finish(
     )
     pipe.set(ctx.keys.inflight(payload.get("claim") or payload["link_id"]), outcome, ex=ttl)
     counters.incr(pipe, ctx.keys, "articles", outcome)
-    skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
     if not skipped:
-        counters.deadletter(pipe, ctx.keys, outcome, url=payload["page"]["url"],
-                            feed_url=payload["feed"]["url"], article_id=payload["link_id"],
-                            detail=detail, body_z=payload["page"].get("html_z")
-                            or payload["page"].get("error_z"))  # fmt: skip
+        deadletters.write(
+            pipe, ctx.keys, deadletters.DeadLetter.of_payload(payload, outcome, detail)
+        )
     pipe.execute()
     log.info("article_skipped" if skipped else "article_failed", **logctx,
              stage="dedup" if skipped else "extract", outcome=outcome, detail=detail)  # fmt: skip
