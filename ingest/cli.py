@@ -7,6 +7,7 @@ import contextlib
 import functools
 import gzip
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -18,11 +19,12 @@ import redis
 
 from ingest import bodies, logs
 from ingest import settings as settings_mod
-from ingest.connection import connect, redact, redis_url
+from ingest.connection import connect, redis_url
 from ingest.feedlist import FeedListError, FeedSpec, dump_opml, load
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.settings import Settings
+from ingest.urls import redact_url
 
 
 class App:
@@ -36,13 +38,14 @@ class App:
         with redis_url(self.settings) as url:
             try:
                 r = connect(url)
-            except ValueError as exc:  # a malformed redis+sentinel:// URL
-                raise click.ClickException(f"bad Redis URL: {exc}") from exc
-            try:
                 r.ping()
-            except redis.ConnectionError as exc:
+            except redis.ConnectionError as exc:  # never echo the URL's password
                 raise click.ClickException(
-                    f"Redis at {redact(url)} is not reachable: {exc}"
+                    f"Redis at {redact_url(url)} is not reachable: {exc}"
+                ) from exc
+            except (ValueError, redis.RedisError) as exc:  # `notaurl`, `redis://host/99`
+                raise click.BadParameter(
+                    f"{redact_url(url)}: {exc}", param_hint="--redis-url"
                 ) from exc
             try:
                 yield url, r
@@ -111,7 +114,8 @@ def pass_app(f: Any) -> Any:
 @click.option("--feeds", "feeds", envvar="NEWS_INGEST_FEEDS", type=click.Path(),
               help="A YAML feed list or an OPML file.")  # fmt: skip
 @click.option("--config", type=click.Path(), help="Settings TOML (default: $NEWS_INGEST_CONFIG, else config/settings.toml, over the packaged defaults).")
-@click.option("--log-level", default="info", show_default=True)
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(
+    ["debug", "info", "warning", "error", "critical"], case_sensitive=False))  # fmt: skip
 @click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a TTY.")
 @click.pass_context
 def cli(
@@ -144,7 +148,7 @@ def _register(app: App, r: redis.Redis) -> list[str] | None:
 @click.option("--workers", type=int, help="Worker processes (default: worker.count).")
 @click.option(
     "--metrics-port",
-    type=int,
+    type=click.IntRange(0, 65535),
     default=9108,
     show_default=True,
     help="Serve /metrics, /healthz, /readyz here while running (0: off).",
@@ -351,7 +355,8 @@ def feeds_export(app: App) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--watch", type=float, help="Refresh every S seconds until Ctrl+C.")
+@click.option("--watch", type=click.FloatRange(0, min_open=True),
+              help="Refresh every S seconds until Ctrl+C.")  # fmt: skip
 @pass_app
 def status(app: App, as_json: bool, watch: float | None) -> None:
     """Queues, workers, stream and consumer lag, throughput, feed health. Exits 1 when the
@@ -509,14 +514,17 @@ def metrics(app: App, port: int, host: str) -> None:
 
 @cli.command()
 @click.argument("url")
-@click.option("--scan", type=int, default=10000, show_default=True,
+@click.option("--scan", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Stream and dead-letter entries to search, newest first.")  # fmt: skip
 @pass_app
 def explain(app: App, url: str, scan: int) -> None:
     """What the system knows about one article URL: seen, published (stream id), or why not."""
+    from ingest.feedparse import page_url
     from ingest.seen import SeenStore, UrlMark, url_field
     from ingest.urls import article_id, canonicalize
 
+    if not page_url("", url):
+        raise click.BadParameter(f"not an http(s) URL: {url!r}", param_hint="URL")
     keys = Keys(app.settings.redis.prefix)
     aid = article_id(url)
     with app.redis() as (_url, r):
@@ -578,15 +586,20 @@ def _since(value: str | None) -> float:
     if not value:
         return 0.0
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    when: float | None = None
     if value[-1] in units and value[:-1].isdigit():
-        return time.time() - int(value[:-1]) * units[value[-1]]
-    if value.isdigit():
-        return time.time() - int(value)
+        when = time.time() - int(value[:-1]) * units[value[-1]]
+    elif value.isdigit():
+        when = time.time() - int(value)
+    if when is not None:
+        if when < 0:  # stream ids start at 1970
+            raise click.BadParameter(f"{value} reaches back before 1970", param_hint="--since")
+        return when
     from datetime import datetime
 
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise click.BadParameter(f"not a duration or ISO time: {value}") from exc
 
 
@@ -622,6 +635,9 @@ def deadletter_show(app: App, entry_id: str, body: bool) -> None:
     from ingest import deadletters
     from ingest.escape import terminal
 
+    if not re.fullmatch(r"\d+(-\d+)?", entry_id):
+        raise click.BadParameter(f"not a stream id (like 1700000000000-0): {entry_id!r}",
+                                 param_hint="ENTRY_ID")  # fmt: skip
     with app.redis() as (_url, r):
         try:
             letter = deadletters.get(r, Keys(app.settings.redis.prefix), entry_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ingest.feedparse import FeedItem
+from ingest.feedparse import FeedItem, page_url
 from ingest.urls import article_id, short_hash
 
 MODES = ("guid", "link", "link+title")
@@ -49,7 +49,7 @@ def item_version(item: FeedItem) -> bytes:
 def item_link(item: FeedItem) -> str:
     if item.link:
         return item.link
-    return item.guid if item.guid.startswith(("http://", "https://")) else ""
+    return page_url("", item.guid) if item.guid.startswith(("http://", "https://")) else ""
 
 
 def identity_mode(items: list[FeedItem], current: str = "guid") -> str:

@@ -8,6 +8,7 @@ so a poller killed mid-feed leaves the feed to be polled again with nothing lost
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import time
@@ -101,6 +102,7 @@ class Poller:
         self.stats = PollStats()
         self._fetcher: Fetcher | None = None
         self._work = asyncio.Semaphore(settings.poll.concurrency)
+        self._parsers: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def fetcher(self) -> Fetcher:
@@ -116,6 +118,20 @@ class Poller:
     async def aclose(self) -> None:
         if self._fetcher is not None:
             await self._fetcher.aclose()
+        if self._parsers is not None:
+            self._parsers.shutdown(wait=False, cancel_futures=True)
+
+    async def parse(self, resp: Response) -> feedparse.ParsedFeed:
+        """Parse in a thread: a 9 MB feed takes seconds, and the loop must keep polling others
+        and beating meanwhile (tests/test_hostile.py::test_a_huge_feed_parses_off_the_loop)."""
+        if self._parsers is None:
+            self._parsers = concurrent.futures.ThreadPoolExecutor(
+                max(1, self.settings.poll.parse_threads), thread_name_prefix="parse"
+            )
+        return await asyncio.get_running_loop().run_in_executor(
+            self._parsers, feedparse.parse, resp.body, resp.url, resp.content_type,
+            self.settings.poll.max_items,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------- loops
 
@@ -269,9 +285,7 @@ class Poller:
         if fields["body_hash"] == state.get("body_hash"):
             return "unchanged", fields, hint, 0  # a server ignoring conditional GET: no item work
         try:
-            parsed = feedparse.parse(
-                resp.body, resp.url, resp.content_type, self.settings.poll.max_items
-            )
+            parsed = await self.parse(resp)
         except outcomes.FetchError as exc:
             return exc.outcome, {"last_error": str(exc)[:300], "_exc": exc}, hint, 0
         if parsed.ttl_minutes:

@@ -113,6 +113,7 @@ class PollSettings(BaseModel):
     concurrency: int = 50
     lease: float = 300
     max_items: int = 200
+    parse_threads: int = 2  # feed documents are parsed in these threads, off the event loop
     queue_high_water: int = 5000
     lag_high_water: int = 100_000
     fetch_claim: int = 600  # an item claimed for fetching by a poller that died is free after this
@@ -157,6 +158,8 @@ class WorkerSettings(BaseModel):
 class ExtractSettings(BaseModel):
     min_chars: int = 250
     include_tables: bool = True
+    max_tags: int = 200_000  # more '<' than this: `too_complex` before extraction (0: no cap)
+    cpu_limit: float = 10  # CPU seconds one page may take to extract (0: no limit)
 
 
 class DedupSettings(BaseModel):

@@ -8,8 +8,10 @@ from typing import Any
 import redis
 import structlog
 from rq import get_current_job
+from rq.timeouts import JobTimeoutException
 
 from ingest import settings
+from workers import limits
 from workers.pipeline import Context, finish, process
 
 log = structlog.get_logger("workers.jobs")
@@ -75,6 +77,9 @@ def heartbeat() -> None:
         _beats[job.id] = (now, members)
 
 
+limits.keep_alive = heartbeat  # also beaten while a long page is being extracted
+
+
 def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
     """Process a batch of fetched items; returns outcome -> count. Safe to run twice."""
     ctx = context()
@@ -85,6 +90,8 @@ def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
         heartbeat()
         try:
             outcome = process(ctx, payload)
+        except JobTimeoutException:  # RQ's job timeout: it must end the job, not one article
+            raise
         except Exception as exc:  # one bad article must not sink its batch-mates
             log.exception("article_crashed", feed_url=payload.get("feed", {}).get("url"),
                           article_id=payload.get("link_id"), stage="pipeline")  # fmt: skip

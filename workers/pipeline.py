@@ -20,7 +20,7 @@ from ingest.keys import Keys
 from ingest.seen import SeenStore, UrlMark, hash_field, url_field
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
-from workers import classify, extract, fingerprint
+from workers import classify, extract, fingerprint, limits
 from workers.decode import decode
 from workers.publish import Publisher
 
@@ -84,8 +84,9 @@ def canonical_for(page_url: str, declared: str) -> str:
 
 
 def extract_payload(
-    payload: dict[str, Any], min_chars: int, include_tables: bool = True
-) -> extract.Extracted:
+    payload: dict[str, Any], min_chars: int, include_tables: bool = True,
+    max_tags: int = 0, cpu_s: float = 0,
+) -> extract.Extracted:  # fmt: skip
     page = payload["page"]
     item = payload["item"]
     ex = extract.Extracted()
@@ -95,9 +96,15 @@ def extract_payload(
         body, page["outcome"] = b"", "body_unreadable"
     ctype = (page.get("content_type") or "").lower()
     if body and (not ctype or any(t in ctype for t in HTML_TYPES)):
-        html, charset = decode(body, ctype)
-        ex = extract.from_page(html, page["url"], include_tables)
-        ex.quality["charset"] = charset
+        try:  # workers/limits.py: a page too costly to extract is `too_complex`
+            limits.check_markup(body, max_tags)
+            with limits.cpu_limit(cpu_s):
+                html, charset = decode(body, ctype)
+                ex = extract.from_page(html, page["url"], include_tables)
+            ex.quality["charset"] = charset
+        except limits.TooComplex as exc:
+            ex = extract.Extracted(quality={"page_outcome": "too_complex"})
+            page["error"] = page.get("error") or str(exc)
         wall = extract.paywall_signal(body)
         if wall:
             ex.quality["paywall"] = wall
@@ -115,8 +122,9 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     logctx = {"feed_url": feed["url"], "article_id": link_id}
     seen = Seen(payload, ctx.settings.stream.trace_ttl)
     ex = extract_payload(
-        payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables
-    )
+        payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables,
+        ctx.settings.extract.max_tags, ctx.settings.extract.cpu_limit,
+    )  # fmt: skip
     seen.stage("extract", started)
     seen.extraction = {"method": ex.method, **ex.quality}
     fp = Fingerprints.of(ex.text)
