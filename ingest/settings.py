@@ -93,6 +93,16 @@ class WorkerSettings(BaseModel):
     job_timeout: int = 300
 
 
+class RunSettings(BaseModel):
+    shutdown_grace: float = 10  # seconds in-flight polls get after SIGTERM/SIGINT, then cancelled
+    server_wait: float = 20  # `poll`/`worker` without a URL wait this long for `news-ingest server`
+
+
+class MetricsSettings(BaseModel):
+    port: int = 9108  # NEWS_INGEST_METRICS_PORT; 0 turns the endpoint of `run` off
+    host: str = "0.0.0.0"
+
+
 class ExtractSettings(BaseModel):
     min_chars: int = 250
     include_tables: bool = True
@@ -148,6 +158,8 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     fetch: FetchSettings = FetchSettings()
     worker: WorkerSettings = WorkerSettings()
+    run: RunSettings = RunSettings()
+    metrics: MetricsSettings = MetricsSettings()
     extract: ExtractSettings = ExtractSettings()
     dedup: DedupSettings = DedupSettings()
     classify: ClassifySettings = ClassifySettings()

@@ -19,6 +19,23 @@ from ingest.settings import Settings
 from ingest.streams import stream_groups
 
 HEARTBEAT_MAX_AGE = 120.0  # the poller beats every loop tick; two minutes of silence is a stop
+# An idle worker beats every 20 s (ingest/runner.py WORKER_TTL - 15); a busy one beats when it
+# takes a job, which may run up to worker.job_timeout (300 s by default).
+WORKER_IDLE_MAX_AGE = 60.0
+WORKER_BUSY_MAX_AGE = 300.0 + 60.0
+
+
+def live_workers(r: redis.Redis) -> int:
+    """Registered workers whose heartbeat is fresh: a SIGKILLed worker stays registered until
+    its key expires, and must not count as one that works."""
+    now = time.time()
+    live = 0
+    for w in Worker.all(connection=r):
+        if w.last_heartbeat is None:
+            continue
+        limit = WORKER_BUSY_MAX_AGE if w.get_state() == "busy" else WORKER_IDLE_MAX_AGE
+        live += now - w.last_heartbeat.timestamp() <= limit
+    return live
 
 
 def problems(r: redis.Redis, keys: Keys) -> list[str]:
@@ -26,7 +43,7 @@ def problems(r: redis.Redis, keys: Keys) -> list[str]:
     try:
         r.ping()
         heartbeat = r.get(keys.k("poller", "heartbeat"))
-        workers = Worker.count(connection=r)
+        workers = live_workers(r)
     except redis.RedisError as exc:
         return [f"redis unreachable: {exc}"]
     found = []
