@@ -328,13 +328,43 @@ def test_valkey_killed_and_back_after_10s_every_story_published_without_a_restar
     assert "found an unhandled exception" not in text or '"worker_started"' in text
 
 
+def test_a_worker_busy_when_valkey_dies_survives_and_works_on(tmp_path: Path) -> None:
+    """RQ's worker quits on a Redis error inside a job ("found an unhandled exception,
+    quitting"); ours waits for the server and goes on."""
+    valkey = EmbeddedValkey(tmp_path / "v", free_port())
+    valkey.start()
+    r = redis.Redis.from_url(valkey.url)
+    queue = Queue("articles", connection=r)
+    queue.enqueue_call("time.sleep", args=(3,))  # busy while the server goes
+    log = tmp_path / "worker.log"
+    proc = start("--redis-url", valkey.url, "worker", env=environ(), log=log)
+    try:
+        assert wait_for(lambda: StartedJobRegistry(queue=queue).count == 1, 30)
+        assert valkey._process is not None
+        valkey._process.kill()
+        valkey._process.wait()
+        valkey._process = None
+        time.sleep(5)  # the job ends while the server is away
+        assert proc.poll() is None, log.read_text()[-2000:]
+        valkey.start()
+        r = redis.Redis.from_url(valkey.url)
+        job = Queue("articles", connection=r).enqueue_call("time.sleep", args=(0,))
+        assert wait_for(lambda: job.get_status(refresh=True) == "finished", 60), log.read_text()
+        assert proc.poll() is None
+    finally:
+        stop(proc)
+        valkey.stop()
+    text = log.read_text()
+    assert text.count('"redis_unavailable"') == 1 and '"redis_available"' in text, text[-2000:]
+
+
 # ---------------------------------------------------------------- embedded server and ports
 
 
 def embedded_env(tmp_path: Path, port: int | None = None, **extra: str) -> dict[str, str]:
-    return environ(NEWS_INGEST_REDIS_EMBEDDED_PORT=str(port or free_port()),
-                   NEWS_INGEST_REDIS_DATA_DIR=str(tmp_path / "var"), NEWS_INGEST_METRICS_PORT="0",
-                   NEWS_INGEST_WORKER_COUNT="1", **extra)  # fmt: skip
+    return environ(**{"NEWS_INGEST_REDIS_EMBEDDED_PORT": str(port or free_port()),
+                      "NEWS_INGEST_REDIS_DATA_DIR": str(tmp_path / "var"),
+                      "NEWS_INGEST_METRICS_PORT": "0", "NEWS_INGEST_WORKER_COUNT": "1", **extra})  # fmt: skip
 
 
 def test_a_second_run_in_the_same_directory_refuses_and_the_first_keeps_working(
