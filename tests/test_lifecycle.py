@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -238,6 +239,33 @@ def test_killed_workers_are_respawned_and_nothing_is_lost_or_doubled(
     assert text.count('"worker_died"') == 2, text[-3000:]
 
 
+def test_a_worker_dying_mid_batch_has_its_job_retried_at_once_not_after_its_heartbeat(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path,
+    procs: list[subprocess.Popen[bytes]],
+) -> None:  # fmt: skip
+    urls = busy_site(server, feeds=2, per_feed=4)
+    feeds = feeds_file(server, tmp_path, 2)
+    # every worker SIGKILLs itself after its third publication: mid-batch (batches of 4)
+    env = environ(server, NEWS_INGEST_METRICS_PORT="0", NEWS_INGEST_POLL_HOST_RATE="0",
+                  NEWS_INGEST_WORKER_BATCH_SIZE="4",
+                  NEWS_INGEST_FAILPOINTS="worker.after_publish=3")  # fmt: skip
+    proc = start("--redis-url", redis_url, "--feeds", str(feeds), "run", "--workers", "1",
+                 env=env, log=tmp_path / "run.log")  # fmt: skip
+    procs.append(proc)
+    assert wait_for(lambda: len(published(r)) == len(urls), 90), published(r)
+    assert set(published(r).values()) == {1}
+    lines = [json.loads(x) for x in (tmp_path / "run.log").read_text().splitlines()
+             if x.startswith("{")]  # fmt: skip
+    died = {e["pid"]: e["timestamp"] for e in lines if e["event"] == "worker_died"}
+    retried = [e for e in lines if e["event"] == "job_abandoned"]
+    assert retried and all(e["outcome"] == "retried" for e in retried)
+    # retried when the supervisor reaped the worker, not 30 s later when its heartbeat lapsed
+    for e in retried:
+        gap = datetime.fromisoformat(died[e["worker_pid"]]) - datetime.fromisoformat(e["timestamp"])
+        assert abs(gap.total_seconds()) < 1
+    assert FailedJobRegistry(queue=Queue("articles", connection=r)).count == 0
+
+
 def test_a_killed_parent_leaves_no_process_behind(
     server: TestServer, tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -452,6 +480,20 @@ def test_metrics_port_taken_one_error_and_nothing_left_running(tmp_path: Path) -
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "var" / "valkey.pid").exists()  # nothing was started
     assert not children(proc.pid)
+
+
+def test_procfile_and_compose_name_commands_that_exist() -> None:
+    import yaml
+
+    roles = [line.split(":", 1)[1].split() for line in (ROOT / "Procfile").read_text().splitlines()
+             if line.strip()]  # fmt: skip
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    roles += [s["command"] for s in compose["services"].values()
+              if s.get("command", [""])[0] == "news-ingest"]  # fmt: skip
+    assert ["news-ingest", "server"] in roles
+    for argv in roles:
+        helped = cli(*argv[1:], "--help")
+        assert helped.returncode == 0, (argv, helped.stderr)
 
 
 # ---------------------------------------------------------------- feeds file
