@@ -136,7 +136,7 @@ def run_worker(settings: Settings, r: redis.Redis, burst: bool = False) -> None:
         while not jobs.stop_requested():
             try:
                 r.ping()
-                if burst and queue.count == 0 and StartedJobRegistry(queue=queue).count == 0:
+                if burst and queue.count == 0:  # done, as RQ's burst mode means it
                     log.info("worker_stopped", pid=os.getpid())
                     return
                 break
@@ -149,9 +149,7 @@ def run_worker(settings: Settings, r: redis.Redis, burst: bool = False) -> None:
         if down and not jobs.stop_requested():
             log.info("redis_available", stage="worker")
             down = False
-        if burst and not jobs.stop_requested():
-            continue
-        if not jobs.stop_requested():
+        elif not jobs.stop_requested():
             time.sleep(0.5)  # RQ quit on something else: not in a tight loop
     log.info("worker_stopped", pid=os.getpid())
 

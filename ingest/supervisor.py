@@ -14,6 +14,10 @@ preloaded pages copy-on-write. What it does:
   batch back in the queue, exits), SIGKILL to any still alive after `worker.job_timeout`; a
   second SIGTERM kills them at once. SIGINT is ignored: a terminal's Ctrl+C reaches the whole
   process group, and `run` decides.
+
+RQ's WorkerPool (rq 3.0) forks and respawns workers too, but with no back-off, no parent-death
+handling and no early retry of a dead worker's job, and its workers quit on a Redis error in a
+job: what it would leave of itself after those changes is the fork loop below.
 """
 
 from __future__ import annotations

@@ -116,6 +116,14 @@ def workers_of(run_pid: int) -> list[int]:
     return [w for s in children(run_pid) for w in children(s)]
 
 
+def readyz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -333,9 +341,7 @@ def test_valkey_killed_and_back_after_10s_every_story_published_without_a_restar
         valkey._process.wait()
         valkey._process = None
         time.sleep(2)
-        with pytest.raises(urllib.error.HTTPError) as answer:
-            urllib.request.urlopen(f"http://127.0.0.1:{metrics}/readyz", timeout=5)
-        assert answer.value.code == 503
+        assert readyz(metrics) == 503
         status = cli("--redis-url", valkey.url, "status", "--json")
         assert status.returncode == 1 and "not reachable" in status.stderr
         time.sleep(8)  # 10 s in all
@@ -346,8 +352,7 @@ def test_valkey_killed_and_back_after_10s_every_story_published_without_a_restar
         counts = published(r)
         assert set(counts.values()) == {1}, counts
         assert workers_of(proc.pid) and proc.poll() is None
-        ready = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/readyz", timeout=5)
-        assert wait_for(lambda: ready.status == 200, 30)
+        assert wait_for(lambda: readyz(metrics) == 200, 30)
     finally:
         stop(proc)
         valkey.stop()
@@ -438,6 +443,26 @@ def test_poll_and_worker_without_a_server_say_how_to_get_one_and_join_the_server
     stop(srv)
     assert srv.returncode == 0
     assert '"redis_stopped"' in (tmp_path / "server.log").read_text()
+
+
+def test_tail_and_status_watch_end_with_one_line_when_the_server_stops(
+    tmp_path: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    env = embedded_env(tmp_path)
+    srv = start("server", env=env, log=tmp_path / "server.log")
+    procs.append(srv)
+    assert wait_for(lambda: '"redis_started"' in (tmp_path / "server.log").read_text(), 30)
+    readers = [
+        subprocess.Popen([sys.executable, "-m", "ingest.cli", *argv], cwd=ROOT, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for argv in (["tail"], ["status", "--watch", "0.2"])
+    ]  # fmt: skip
+    time.sleep(3)  # both reading
+    stop(srv)
+    for reader in readers:
+        _out, err = reader.communicate(timeout=30)
+        assert reader.returncode == 1, err
+        assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("Error: Redis")
 
 
 def test_embedded_port_taken_by_another_program_a_free_one_is_picked_and_found(
