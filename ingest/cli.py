@@ -20,6 +20,7 @@ import redis
 from ingest import bodies, logs
 from ingest import settings as settings_mod
 from ingest.connection import connect, redis_url
+from ingest.embedded import EmbeddedError
 from ingest.feedlist import FeedListError, FeedSpec, dump_opml, load
 from ingest.keys import Keys
 from ingest.registry import Registry
@@ -34,8 +35,11 @@ class App:
         self.redis_override = redis_override
 
     @contextlib.contextmanager
-    def redis(self) -> Iterator[tuple[str, redis.Redis]]:
-        with redis_url(self.settings) as url:
+    def redis(self, role: str = "", join: bool = False) -> Iterator[tuple[str, redis.Redis]]:
+        """`role`: this command owns the embedded server (run, server); `join`: it only uses
+        the one another process runs (poll, worker). See ingest/connection.py; its
+        EmbeddedError is reported by `main`."""
+        with redis_url(self.settings, role, join) as url:
             try:
                 r = connect(url)
                 r.ping()
@@ -134,10 +138,23 @@ def cli(
 
 
 def _register(app: App, r: redis.Redis) -> list[str] | None:
-    specs = app.feed_specs()
-    if specs is None:
+    """Register the --feeds file's feeds (their ids), or seed an empty registry once from
+    config/feeds.yaml (None): after that the registry is the truth, and `feeds remove` holds
+    across restarts."""
+    keys = Keys(app.settings.redis.prefix)
+    registry = Registry(r, keys)
+    if not app.feeds:
+        seeded = keys.k("feeds", "seeded")
+        if r.exists(seeded):
+            return None
+        specs = app.feed_specs() if not registry.ids() else []
+        for spec in specs or []:
+            registry.add(spec)
+        r.set(seeded, f"{time.time():.0f}")
+        if specs:
+            click.echo(f"registry seeded with {len(specs)} feeds from {settings_mod.default_file('feeds.yaml')}", err=True)
         return None
-    registry = Registry(r, Keys(app.settings.redis.prefix))
+    specs = app.feed_specs() or []
     for spec in specs:
         registry.add(spec)
     return [s.id for s in specs]
@@ -149,61 +166,76 @@ def _register(app: App, r: redis.Redis) -> list[str] | None:
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
-    default=9108,
-    show_default=True,
-    help="Serve /metrics, /healthz, /readyz here while running (0: off).",
+    help="Serve /metrics, /healthz, /readyz here while running (default metrics.port, 9108, "
+    "or NEWS_INGEST_METRICS_PORT; 0: off).",
 )
-@click.option("--metrics-host", default="0.0.0.0", show_default=True)
+@click.option("--metrics-host", help="Default metrics.host, 0.0.0.0.")
 @pass_app
-def run(app: App, once: bool, workers: int | None, metrics_port: int,
-        metrics_host: str) -> None:  # fmt: skip
+def run(app: App, once: bool, workers: int | None, metrics_port: int | None,
+        metrics_host: str | None) -> None:  # fmt: skip
     """Everything in one process tree: embedded Valkey if needed, the poller, N workers, and
     (unless --once) the metrics endpoint."""
     from ingest import runner
 
-    if workers is not None:
-        app.settings = app.settings.with_overrides(worker={"count": workers})
-    with app.redis() as (url, r):
-        ids = _register(app, r)
-        if once:
-            stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
-            from ingest import counters
+    app.settings = app.settings.with_overrides(
+        worker={"count": workers}, metrics={"port": metrics_port, "host": metrics_host}
+    )
+    httpd = None
+    if not once and app.settings.metrics.port:
+        from ingest.metrics import PortInUse, bind
 
-            arts = counters.read(r, Keys(app.settings.redis.prefix), "articles")
-            click.echo(json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
-                                   "enqueued": stats.enqueued, "polls": stats.by_outcome,
-                                   "articles": arts}))  # fmt: skip
-        else:
-            servers = []
+        try:  # before anything starts: a taken port is one error and nothing left running
+            httpd = bind(app.settings.metrics.port, app.settings.metrics.host)
+        except PortInUse as exc:
+            raise click.ClickException(str(exc)) from exc
+    try:
+        with app.redis(role="run") as (url, r):
+            ids = _register(app, r)
+            if once:
+                stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
+                from ingest import counters
+
+                arts = counters.read(r, Keys(app.settings.redis.prefix), "articles")
+                click.echo(json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
+                                       "enqueued": stats.enqueued, "polls": stats.by_outcome,
+                                       "articles": arts}))  # fmt: skip
+                return
 
             def serve_metrics() -> None:
                 import threading
 
-                from ingest.metrics import serve
+                from ingest.metrics import attach
 
-                # its own connection: the endpoint answers from another thread
-                httpd = serve(app.settings, connect(url), metrics_port, metrics_host)
-                threading.Thread(target=httpd.serve_forever, daemon=True).start()
-                servers.append(httpd)
+                if httpd is not None:  # its own connection: it answers from another thread
+                    attach(httpd, app.settings, connect(url))
+                    threading.Thread(target=httpd.serve_forever, daemon=True).start()
 
-            try:
-                runner.run_forever(app.settings, r, url, serve_metrics if metrics_port else None)
-            finally:
-                for httpd in servers:
-                    httpd.shutdown()
+            status = runner.run_forever(app.settings, r, url, serve_metrics,
+                                        inherited=[httpd.fileno()] if httpd else [])  # fmt: skip
+    finally:
+        if httpd is not None:
+            if httpd.registry is not None:
+                httpd.shutdown()
+            httpd.server_close()
+    sys.exit(status)
 
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Poll every feed once and exit.")
 @pass_app
 def poll(app: App, once: bool) -> None:
-    """The poller alone (Procfile/compose role)."""
+    """The poller alone (Procfile/compose role). Without a Redis URL it uses the embedded server
+    that `news-ingest server` (or `run`) runs in the data dir."""
     import asyncio
+    import os
     import signal
+
+    import structlog
 
     from ingest.poller import Poller
 
-    with app.redis() as (_url, r):
+    log = structlog.get_logger("ingest.cli")
+    with app.redis(join=True) as (_url, r):
         ids = _register(app, r)
 
         async def main() -> None:
@@ -214,9 +246,19 @@ def poll(app: App, once: bool) -> None:
                     return
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
+
+                def on_signal(sig: signal.Signals) -> None:
+                    if stop.is_set():
+                        log.warning("stop_forced", signal=sig.name)
+                        os._exit(1)
+                    log.info("stopping", signal=sig.name, grace_s=app.settings.run.shutdown_grace,
+                             waiting_for={"feeds_in_progress": len(poller.in_progress)})  # fmt: skip
+                    stop.set()
+
                 for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, stop.set)
+                    loop.add_signal_handler(sig, on_signal, sig)
                 await poller.run_forever(stop)
+                log.info("stopped", left=poller.left)
             finally:
                 await poller.aclose()
 
@@ -227,11 +269,31 @@ def poll(app: App, once: bool) -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @pass_app
 def worker(app: App, burst: bool) -> None:
-    """One RQ SimpleWorker on the articles queue (Procfile/compose role)."""
+    """One RQ SimpleWorker on the articles queue (Procfile/compose role). Without a Redis URL it
+    uses the embedded server that `news-ingest server` (or `run`) runs in the data dir."""
     from ingest import runner
 
-    with app.redis() as (_url, r):
+    with app.redis(join=True) as (_url, r):
         runner.run_worker(app.settings, r, burst=burst)
+
+
+@cli.command()
+@pass_app
+def server(app: App) -> None:
+    """Only the embedded Valkey, until SIGTERM/SIGINT (Procfile role): for `poll` and `worker`
+    without a Redis URL. Refuses when another live process owns this data dir's server."""
+    import signal
+
+    if app.settings.redis_url():
+        raise click.ClickException(
+            "a Redis URL is configured (--redis-url, NEWS_INGEST_REDIS_URL or REDIS_URL): "
+            "there is no embedded server to run"
+        )
+    with app.redis(role="server") as (url, _r):
+        # blocked only now: the server process must not inherit the mask
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        click.echo(f"serving {url} from {app.settings.redis.data_dir}", err=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
 
 
 # ------------------------------------------------------------------ feeds
@@ -494,15 +556,19 @@ def _print_entry(fields: dict[bytes, bytes], as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--port", type=int, default=9108, show_default=True)
-@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", type=int, help="Default metrics.port (9108, NEWS_INGEST_METRICS_PORT).")
+@click.option("--host", help="Default metrics.host (0.0.0.0).")
 @pass_app
-def metrics(app: App, port: int, host: str) -> None:
+def metrics(app: App, port: int | None, host: str | None) -> None:
     """Serve Prometheus /metrics, /healthz and /readyz."""
-    from ingest.metrics import serve
+    from ingest.metrics import PortInUse, serve
 
     with app.redis() as (_url, r):
-        httpd = serve(app.settings, r, port, host)
+        try:
+            httpd = serve(app.settings, r, port or app.settings.metrics.port,
+                          host or app.settings.metrics.host)  # fmt: skip
+        except PortInUse as exc:
+            raise click.ClickException(str(exc)) from exc
         click.echo(f"serving http://{host}:{httpd.server_address[1]}/metrics", err=True)
         try:
             httpd.serve_forever()
@@ -864,7 +930,14 @@ def classify_train(ctx: click.Context, path: str, out: str, self_label: bool,
 
 
 def main() -> None:
-    cli(prog_name="news-ingest")
+    try:
+        cli(prog_name="news-ingest")
+    except EmbeddedError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except redis.RedisError as exc:  # the server went away under a command (its owner stopped)
+        click.echo(f"Error: Redis: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ from urllib.parse import parse_qsl, unquote
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.connection import SSLConnection
-from redis.utils import SENTINEL
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
+from redis.utils import SENTINEL
 
-from ingest.embedded import EmbeddedValkey
+from ingest.embedded import EmbeddedError, EmbeddedValkey
 from ingest.settings import Settings
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -203,14 +203,26 @@ def sentinel_client(target: SentinelTarget) -> redis.Redis:
 
 
 @contextlib.contextmanager
-def redis_url(settings: Settings) -> Iterator[str]:
-    """Yield a Redis URL; start (and later stop) the embedded server when none is configured."""
+def redis_url(settings: Settings, role: str = "", join: bool = False) -> Iterator[str]:
+    """Yield a Redis URL; start (and later stop) the embedded server when none is configured.
+
+    `role` (run, server): this process owns the embedded server, and refuses when another live
+    process does. `join` (poll, worker): use the server another process runs in the data dir,
+    waiting `run.server_wait` seconds for it, and never start one."""
     url = settings.redis_url()
     if url:
         yield url
         return
     server = EmbeddedValkey(settings.redis.data_dir, settings.redis.embedded_port)
-    with server.running() as embedded_url:
+    if join:
+        if not server.wait_for(settings.run.server_wait):
+            raise EmbeddedError(
+                f"no Redis: no server is running in {server.data_dir}; start one with "
+                "`news-ingest server` (or `news-ingest run`), or set NEWS_INGEST_REDIS_URL"
+            )
+        yield server.url
+        return
+    with server.running(role) as embedded_url:
         yield embedded_url
 
 

@@ -50,6 +50,16 @@ REFUSALS = (
 )  # network failures wait this long for the egress verdict before being charged
 
 
+# Free fetch claims still held as "fetching" (never a refusal's or an enqueued item's marker).
+RELEASE_CLAIMS = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'fetching' then n = n + redis.call('DEL', key) end
+end
+return n
+"""
+
+
 @dataclass
 class PollStats:
     """This process's polls. A feed is *polled* once its poll has an outcome (what the `polls`
@@ -103,6 +113,13 @@ class Poller:
         self._fetcher: Fetcher | None = None
         self._work = asyncio.Semaphore(settings.poll.concurrency)
         self._parsers: concurrent.futures.ThreadPoolExecutor | None = None
+        self.in_progress: set[asyncio.Task[None]] = set()
+        self._cancelled: list[str] = []  # feeds cancelled mid-poll at shutdown
+        # fetch claims of items not enqueued (a poll cancelled, or Redis gone mid-poll): freed
+        # at the next flush, so they are fetched again at once rather than after fetch_claim
+        self._unclaim: list[str] = []
+        self._release_claims = r.register_script(RELEASE_CLAIMS)
+        self.left: dict[str, int] = {}  # what a stop left for next time
 
     @property
     def fetcher(self) -> Fetcher:
@@ -150,11 +167,14 @@ class Poller:
         self.flush()
         return self.stats
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
+    async def run_forever(self, stop: asyncio.Event, grace: float | None = None) -> None:
         """Keep up to `poll.concurrency` feeds in progress; claim more as each one finishes, so
-        one slow server never holds up the rest. On stop, claim nothing and let the feeds in
-        progress finish (their leases cover the rest if we are killed)."""
-        running: set[asyncio.Task[None]] = set()
+        one slow server never holds up the rest. On stop, claim nothing more and give the feeds
+        in progress `grace` seconds (default `run.shutdown_grace`); then cancel them: their
+        feeds are due again at once and the items they had claimed are free to be fetched
+        again (`stopped`, in `self.left`)."""
+        self.in_progress = running = set[asyncio.Task[None]]()
+        stopped = asyncio.ensure_future(stop.wait())  # wakes the loop the moment stop is set
         pause = 0.5
         while not stop.is_set():
             try:
@@ -184,17 +204,25 @@ class Poller:
                 for fid, st in zip(ids, states, strict=True)
             )
             if running:
-                _done, running_left = await asyncio.wait(
-                    running, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                await asyncio.wait(
+                    [*running, stopped], timeout=1.0, return_when=asyncio.FIRST_COMPLETED
                 )
-                running = set(running_left)
+                running.difference_update([t for t in running if t.done()])
             elif not ids:
                 await _sleep_or_stop(stop, 1.0)
+        stopped.cancel()
+        grace = self.settings.run.shutdown_grace if grace is None else grace
         if running:
-            await asyncio.wait(running)
+            _done, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.left["feeds_cancelled"] = len(pending)
         with contextlib.suppress(*REDIS_DOWN):
             self.settle(force=True)
             self.flush()
+            self.registry.release(self._cancelled)
+            self.left["feeds_released"], self._cancelled = len(self._cancelled), []
 
     def flush(self) -> None:
         """Send the buffered feed-state saves and slot releases in one round trip. Losing them
@@ -204,6 +232,10 @@ class Poller:
         if len(self._writes):
             self._writes.execute()
         self._buffered = 0
+        if self._unclaim:
+            released = self._release_claims(keys=self._unclaim)
+            self.left["items_released"] = self.left.get("items_released", 0) + int(released)
+            self._unclaim = []
 
     def settle(self, force: bool = False) -> None:
         """Finish the feeds whose network failures waited for the egress verdict: by now the
@@ -239,8 +271,12 @@ class Poller:
 
     async def poll_feed(self, fid: str, state: dict[str, str]) -> None:
         # an outage is reported by the main loop; the feed's lease brings it back
-        with contextlib.suppress(*REDIS_DOWN):
-            await self._poll_feed(fid, state)
+        try:
+            with contextlib.suppress(*REDIS_DOWN):
+                await self._poll_feed(fid, state)
+        except asyncio.CancelledError:
+            self._cancelled.append(fid)
+            raise
 
     async def _poll_feed(self, fid: str, state: dict[str, str]) -> None:
         async with self._work:
@@ -437,7 +473,11 @@ class Poller:
         fresh = [c for c, ok in zip(unseen, claimed, strict=True) if ok]
         if not fresh:
             return res
-        results = await asyncio.gather(*(self._article(spec, c) for c in fresh))
+        try:
+            results = await asyncio.gather(*(self._article(spec, c) for c in fresh))
+        except (asyncio.CancelledError, *REDIS_DOWN):
+            self._unclaim += [self.keys.inflight(c.claim) for c in fresh]
+            raise
         payloads = [p for p in results if isinstance(p, dict)]
         failpoints.hit("poller.before_enqueue")
         deferred = [c for c, p in zip(fresh, results, strict=True) if isinstance(p, float)]
@@ -445,7 +485,13 @@ class Poller:
             # Not fetched now (host busy): release the claims so the next poll takes them again.
             self.r.delete(*(self.keys.inflight(c.claim) for c in deferred))
             res.deferred_for = max(p for p in results if isinstance(p, float))
-        self.enqueue(payloads)
+        before = self.stats.enqueued
+        try:
+            self.enqueue(payloads)
+        except REDIS_DOWN:
+            done = self.stats.enqueued - before  # batches go in order: these made it
+            self._unclaim += [self.keys.inflight(p["claim"]) for p in payloads[done:]]
+            raise
         res.new = len(fresh) - len(deferred)
         self.stats.items_new += res.new
         return res

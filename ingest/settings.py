@@ -155,6 +155,16 @@ class WorkerSettings(BaseModel):
     job_timeout: int = 300
 
 
+class RunSettings(BaseModel):
+    shutdown_grace: float = 10  # seconds in-flight polls get after SIGTERM/SIGINT, then cancelled
+    server_wait: float = 20  # `poll`/`worker` without a URL wait this long for `news-ingest server`
+
+
+class MetricsSettings(BaseModel):
+    port: int = 9108  # NEWS_INGEST_METRICS_PORT; 0 turns the endpoint of `run` off
+    host: str = "0.0.0.0"
+
+
 class ExtractSettings(BaseModel):
     min_chars: int = 250
     include_tables: bool = True
@@ -219,6 +229,8 @@ class Settings(BaseSettings):
     poll: PollSettings = Field(default_factory=PollSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
     classify: ClassifySettings = Field(default_factory=ClassifySettings)

@@ -78,6 +78,37 @@ def heartbeat() -> None:
 
 
 limits.keep_alive = heartbeat  # also beaten while a long page is being extracted
+_stopping = False
+
+
+def request_stop() -> None:
+    """Set by the worker's SIGTERM/SIGINT handler (ingest/runner.py): finish the article in
+    hand, put the rest of the batch back in the queue."""
+    global _stopping
+    _stopping = True
+
+
+def stop_requested() -> bool:
+    return _stopping
+
+
+def requeue_rest(ctx: Context, rest: list[dict[str, Any]]) -> None:
+    """The articles of a batch not started when the worker was asked to stop, as a job of their
+    own (same settings as the poller's), so the stop waits for one article, not a batch. Their
+    page bodies stay where the poller stored them."""
+    from rq import Queue, Retry
+
+    job = get_current_job()
+    if job is None:
+        return
+    for p in rest:
+        if p["page"].get("stored"):
+            p["page"]["html_z"] = None  # loaded by load_pages; read again by the new job
+    Queue(job.origin, connection=ctx.r).enqueue_call(
+        "workers.jobs.process_batch", args=(rest,), timeout=int(job.timeout or 0) or None, result_ttl=60,
+        failure_ttl=job.failure_ttl, retry=Retry(max=3),
+    )  # fmt: skip
+    log.info("batch_requeued", stage="pipeline", articles=len(rest), job_id=job.id)
 
 
 def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
@@ -86,7 +117,13 @@ def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
     _beats.clear()  # a new run of a job (a retry too) has its own registry entry to find
     stored = load_pages(ctx, payloads)
     tally: dict[str, int] = {}
-    for payload in payloads:
+    for n, payload in enumerate(payloads):
+        if n and _stopping:
+            rest = payloads[n:]
+            requeue_rest(ctx, rest)
+            kept = {ctx.keys.page(p["claim"]) for p in rest if p["page"].get("stored")}
+            stored = [k for k in stored if k not in kept]
+            break
         heartbeat()
         try:
             outcome = process(ctx, payload)
