@@ -98,6 +98,22 @@ class ExtractSettings(BaseModel):
     include_tables: bool = True
 
 
+class TemplateSettings(BaseModel):
+    """Site template learning (workers/template.py): lines seen on many articles of one site."""
+
+    enabled: bool = True
+    min_articles: int = 4  # drop a line seen on at least this many OTHER articles of the site
+    window_days: float = 8  # counts older than this are forgotten (whole generations at a time)
+    generations: int = 4  # the window is cut in this many generations (the decay step)
+    max_lines: int = 128  # line fingerprints per site per generation (the memory bound)
+    max_stories: int = 512  # articles counted per site per generation
+    max_sites: int = 10000  # sites learned at once (the total bound); others are not learned
+
+    @property
+    def generation_seconds(self) -> int:
+        return max(1, int(self.window_days * 86400 / max(1, self.generations)))
+
+
 class DedupSettings(BaseModel):
     window_days: float = 30
     drop_near_duplicates: bool = True
@@ -150,6 +166,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     extract: ExtractSettings = ExtractSettings()
     dedup: DedupSettings = DedupSettings()
+    template: TemplateSettings = TemplateSettings()
     classify: ClassifySettings = ClassifySettings()
     stream: StreamSettings = StreamSettings()
 
