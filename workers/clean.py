@@ -63,7 +63,9 @@ def _trim_promo(line: str) -> str:
     return " ".join(kept)
 
 
-def clean(text: str, tail_from: float = 0.5) -> tuple[str, list[str]]:
+def clean(
+    text: str, tail_from: float = 0.5, links: set[str] | None = None
+) -> tuple[str, list[str]]:
     """Return the cleaned text and the labels of what was removed."""
     lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
