@@ -81,7 +81,10 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
     except (ValueError, etree.LxmlError, RecursionError):
         return Extracted()
     if not raw:
-        return Extracted(quality={"retry": retry} if retry else {})
+        if retry.startswith("rejected"):  # nothing but the chrome the retry found: an index page
+            share = max(link_share(wider, anchors), chrome_share(wider, links))
+            return Extracted(**vars(meta), quality={"retry": retry, "link_share": round(share, 2)})
+        return Extracted()
     text, removed = clean(raw, links=links)
     quality: dict[str, Any] = {"removed": len(removed),
                                "link_share": round(link_share(text, anchors), 2)}  # fmt: skip
