@@ -85,7 +85,7 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
             share = max(link_share(wider, anchors), chrome_share(wider, links))
             return Extracted(**vars(meta), quality={"retry": retry, "link_share": round(share, 2)})
         return Extracted()
-    text, removed = clean(raw, links=links)
+    text, removed = clean(raw, links=links, title=meta.title)
     quality: dict[str, Any] = {"removed": len(removed),
                                "link_share": round(link_share(text, anchors), 2)}  # fmt: skip
     if retry:
