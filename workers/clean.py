@@ -53,7 +53,8 @@ _DROP = re.compile(
 
 # Promotional sentences that close an article inside its last paragraph.
 _PROMO = re.compile(
-    r"\b(?:follow (?:us|him|her|them) on|follow us\b|click here\b|subscribe (?:now|today|to)\b"
+    r"\b(?:follow (?:us|him|her|them|@\w+) on|follow us\b|click here\b|subscribe (?:now|today|to)\b"
+    r"|suivez-nous\b|folgen sie uns\b"
     r"|sign up (?:for|to)\b|tell us what you think|delivered (?:to|through) your (?:inbox|letterbox)"
     r"|download (?:our|the) app)",
     re.I,

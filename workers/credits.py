@@ -41,10 +41,9 @@ _WEEKDAYS = re.compile(
 )
 _NAME = r"(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|de|du|van|von|der|den|le|la|di|da|al|bin|el)"
 _NAMES = rf"{_NAME}(?:\s+{_NAME}){{0,4}}(?:\s*(?:,|and|und|et|&)\s*{_NAME}(?:\s+{_NAME}){{0,4}})*"
-_BYLINE = re.compile(
-    rf"^(?:by|par|von|text(?:e)?\s*:|words\s*:|interview\s*:|reporting by)\s*:?\s+{_NAMES}"
-    r"(?:\s*(?:[,|·•–—(-]|in|à|aus)\s*.{0,60})?$",
-    re.I,
+_BYLINE = re.compile(  # names are case-sensitive: "By the end of May" is not a byline
+    rf"^(?i:by|par|von|text(?:e)?\s*:|words\s*:|interview\s*:|reporting by)\s*:?\s+{_NAMES}"
+    r"(?:\s*(?:[,|·•–—(-]|in|à|aus)\s*.{0,60})?$"
 )
 _CMS_CREDIT = re.compile(
     r"^(?:submitted|posted|written|published|updated|last updated)\s+(?:by\s+.{1,60}?\s+)?"
@@ -167,12 +166,14 @@ def judge(lines: list[str], links: set[str] | None = None, title: str = "") -> l
     """The rule that removes each line ("" keeps it)."""
     links = links or set()
     n = len(lines)
+    # the edges of a short body are narrower: in four paragraphs only the first and the last
+    head_n, tail_n = max(1, min(HEAD, n // 3)), max(1, min(TAIL, n // 3))
     titles = title_keys(title)
     out = []
     for i, full in enumerate(lines):
         line = _BULLET.sub("", full)  # a list item's dash is not part of what it says
         words = len(line.split())
-        head, tail = i < HEAD, i >= n - TAIL
+        head, tail = i < head_n, i >= n - tail_n
         edge = head or tail
         short = words <= EDGE_WORDS
         collapsed = " ".join(line.split())
