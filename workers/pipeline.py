@@ -20,10 +20,10 @@ from ingest.keys import Keys
 from ingest.seen import SeenStore, UrlMark, hash_field, url_field
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
-from workers import classify, extract, fingerprint
-from workers.template import SiteTemplates
+from workers import classify, extract, fingerprint, metadata
 from workers.decode import decode
 from workers.publish import Publisher
+from workers.template import SiteTemplates
 
 log = structlog.get_logger("workers.pipeline")
 
@@ -343,7 +343,7 @@ def build_record(
     fp: Fingerprints, duplicate_of: str | None, cluster_id: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     feed, item, page = payload["feed"], payload["item"], payload["page"]
-    title = item.get("title") or ex.title
+    title = metadata.text_field(item.get("title")) or ex.title  # entities decoded once
     cfg = ctx.settings.classify
     lang = classify.language(ex.text, declared=feed.get("language", ""),
                              allowed=tuple(cfg.languages))  # fmt: skip
@@ -375,7 +375,7 @@ def build_record(
         "language": lang,
         "topics": topics,
         "text": ex.text,
-        "summary": extract.html_to_text(item.get("summary") or "")[:2000],
+        "summary": metadata.text_field(extract.html_to_text(item.get("summary") or ""))[:2000],
         "site_name": ex.site_name or host_of(page["url"]),
         "image": item.get("image") or ex.image,
         "tags": item.get("tags") or [],
