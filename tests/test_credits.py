@@ -126,6 +126,7 @@ def test_rule_on_a_realistic_page(rule: str, lang: str, where: str, markup: str,
         "Written by Jane Austen in 1813, the novel was read aloud at the reopening on Monday.",
         "Readers can write to the council at bridges@riverside.gov.uk until the end of May.",
         "The mayor, who posts as @riverside_mayor, said on Monday the works would start soon.",
+        "The details of the session were shared on the council's Twitter handle, @RiversideCC.",
         "By Tuesday evening, more than 2,000 people had signed the petition against closure.",
     ],
 )

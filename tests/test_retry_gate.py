@@ -95,3 +95,14 @@ def test_short_articles_in_heavy_navigation_are_published(server: TestServer,
         assert para.replace("\xad", "") in war["text"].replace("\xad", "")
     assert not any(h in war["text"] for h in HEADLINES)
     assert sorted(outcomes) == ["not_article", "published", "published"]
+
+
+def test_a_short_body_holding_the_feeds_text_is_a_short_article() -> None:
+    """The feed's summary is the same story plus its own debris: the page's short body wins."""
+    page = extract.Extracted(text=SHORT, method="trafilatura", quality={"link_share": 0.0})
+    feed = f"<p>Ferry strike called off</p><p>{SHORT}</p>"  # its headline, then the story
+    chosen = extract.choose(page, feed, 250)
+    assert (chosen.method, chosen.text, chosen.quality["gate"]) == ("trafilatura", SHORT, "short")
+    other = extract.choose(extract.Extracted(text="Ferry news in brief.", method="trafilatura",
+                                             quality={"link_share": 0.0}), feed, 250)  # fmt: skip
+    assert other.method == "feed"  # a short body that is not the feed's story still yields

@@ -13,6 +13,7 @@ from ingest.keys import Keys
 from ingest.observe import read_trace
 from ingest.urls import article_id
 from tests import pages
+from tests.conftest import cli
 from tests.helpers import poll, register, settings_for, work
 from tests.server import TestServer
 
@@ -75,7 +76,8 @@ def stories(count: int) -> list[tuple[str, list[str]]]:
     raise AssertionError("not enough stories in the shared corpus")
 
 
-def test_thirty_articles_in_one_template(server: TestServer, r: redis.Redis) -> None:
+def test_thirty_articles_in_one_template(server: TestServer, r: redis.Redis,
+                                         redis_url: str) -> None:  # fmt: skip
     docs = stories(30)
     items = []
     for n, (title, paras) in enumerate(docs):
@@ -94,19 +96,26 @@ def test_thirty_articles_in_one_template(server: TestServer, r: redis.Redis) -> 
         rec = json.loads(fields[b"data"])
         by_url[rec["url"]] = rec
     template = {line.casefold() for line in TEMPLATE_LINES}
-    leaked = []
+    leaked, fell_back = [], 0
     for n, (_title, paras) in enumerate(docs):
         rec = by_url[server.url(f"/news/{n}")]
+        if rec["extraction"]["method"] == "feed":  # the page's fetch failed on a loaded host
+            assert rec["extraction"].get("page_outcome"), rec["extraction"]
+            fell_back += 1
+            continue
         lines = rec["text"].splitlines()
         for para in paras:  # no story sentence lost, on any article
-            assert para in lines, (n, para[:80])
+            assert para in lines, (n, para[:80], rec["extraction"])
         chrome = [ln for ln in lines if ln.casefold() in template or "Submitted by" in ln
                   or ln in AUTHORS or ln in {t for t, _ in docs} - {docs[n][0]}]  # fmt: skip
         if chrome:
             leaked.append(n)
 
+    assert fell_back <= 3
     # min_articles = 4: the fifth article on is judged on four others
     assert leaked and max(leaked) < 5, leaked
 
     trace = read_trace(r, Keys(), article_id(server.url("/news/20")))
     assert TEMPLATE_LINES[0] in trace["extraction"]["template_lines"]
+    why = json.loads(cli("--redis-url", redis_url, "explain", server.url("/news/20")).stdout)
+    assert TEMPLATE_LINES[1] in why["template_lines"]

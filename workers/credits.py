@@ -73,7 +73,7 @@ _PROFILE = re.compile(
     r"|bsky\.app/profile|mastodon\.\w+)/\S+", re.I
 )  # fmt: skip
 _CONTACT = re.compile(
-    r"\b(?:follow|reach|contact|e-?mail|write to|tips?|twitter|suivez|joindre|contactez"
+    r"\b(?:follow|reach|contact|write to|tips?|suivez|joindre|contactez"
     r"|écrivez|folgen|erreichen|kontakt|schreiben sie)\b", re.I
 )  # fmt: skip
 _TWEET_EMBED = re.compile(r"^[—–-]\s*.{1,60}\(@\w+\)")  # "— Name (@handle) date": a quoted tweet
