@@ -75,7 +75,7 @@ def test_short_articles_in_heavy_navigation_are_published(server: TestServer,
         {"title": "Prisoners flown to Qatar", "link": server.url("/news/war")},
     ])  # fmt: skip
     server.add("/rss.xml", feed, "application/rss+xml")
-    settings = settings_for(server).with_overrides(fetch={"timeout": 15})
+    settings = settings_for(server).with_overrides(fetch={"timeout": 15, "connect_timeout": 10})
     register(r, server.url("/rss.xml"))
     poll(settings, r)
     outcomes = work(settings, r)

@@ -83,7 +83,7 @@ def test_titles_summaries_and_dates_through_the_workers(server: TestServer, r: r
 <description>Share this on WhatsApp Share on Facebook Three people died in Bolivia &amp;#8230;
 Read more &amp;raquo;</description></item></channel></rss>""".format(a=server.url("/a"))
     server.add("/rss.xml", feed, "application/rss+xml")
-    settings = settings_for(server).with_overrides(fetch={"timeout": 15})
+    settings = settings_for(server).with_overrides(fetch={"timeout": 15, "connect_timeout": 10})
     register(r, server.url("/rss.xml"))
     poll(settings, r)
     assert work(settings, r) == ["published"]
