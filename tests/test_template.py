@@ -73,9 +73,10 @@ def test_counts_decay_with_the_window(r: redis.Redis) -> None:
     start = 1_700_000_000.0 // (2 * day) * (2 * day)
     for n in range(3):
         t.apply("example.com", sid(n), "Most read\n" + story(n)[0], now=start)
-    assert t.apply("example.com", sid(10), "Most read", now=start + day).dropped == ["Most read"]
+    fresh = "Most read\n" + story(10)[0]
+    assert t.apply("example.com", sid(10), fresh, now=start + day).dropped == ["Most read"]
     # two generations later every count is outside the window
-    late = t.apply("example.com", sid(11), "Most read", now=start + 4 * day + 1)
+    late = t.apply("example.com", sid(11), "Most read\n" + story(11)[0], now=start + 4 * day + 1)
     assert late.dropped == []
 
 
@@ -107,5 +108,13 @@ def test_sites_beyond_the_total_bound_learn_nothing(r: redis.Redis) -> None:
     assert t.apply("a.example", sid(1), "Most read").learned
     assert t.apply("b.example", sid(2), "Most read").learned
     assert not t.apply("c.example", sid(3), "Most read").learned
-    assert t.apply("c.example", sid(4), "Most read").dropped == []
-    assert t.apply("a.example", sid(5), "Most read").dropped == ["Most read"]
+    assert t.apply("c.example", sid(4), "Most read\n" + story(4)[0]).dropped == []
+    assert t.apply("a.example", sid(5), "Most read\n" + story(5)[0]).dropped == ["Most read"]
+
+
+def test_a_republished_copy_is_left_whole_for_dedup(r: redis.Redis) -> None:
+    t = SiteTemplates(r, KEYS, TemplateSettings(min_articles=3))
+    text = "\n".join(TEMPLATE + story(1))
+    outs = [t.apply("example.com", sid(n), text) for n in range(6)]
+    assert all(v.text == text and v.dropped == [] for v in outs)
+    assert [v.copy for v in outs] == [False, False, False, True, True, True]

@@ -25,6 +25,10 @@ at once (a site beyond that is judged on nothing and learns nothing). The figure
 docs/benchmarks.md ("Site template learning"), measured by
 tests/test_template.py::test_memory_per_site_is_bounded.
 
+A page whose lines are nearly all known (under MOSTLY_KNOWN of its text would be left) is a copy
+of a story the site already published under another URL, not template: it is left whole, for
+the dedup stage to name.
+
 Cost: one script call, so one round trip, per article (bench/stages.py times it).
 """
 
@@ -41,6 +45,7 @@ import redis
 from ingest.keys import Keys
 from ingest.settings import TemplateSettings
 
+MOSTLY_KNOWN = 0.25  # less than this share of the text left: a copy of a story, not a template
 _WORD = re.compile(r"\w+")
 _DIGIT = re.compile(r"\d")
 
@@ -118,6 +123,7 @@ class Verdict:
     dropped: list[str] = field(default_factory=list)
     known: bool = False  # the article was already counted (an update, another listing)
     learned: bool = False  # its lines were added to the site's counts
+    copy: bool = False  # almost all of it was known: left whole for dedup to judge
 
 
 class SiteTemplates:
@@ -155,6 +161,10 @@ class SiteTemplates:
         drop = to_drop([count_of.get(fp, 0) if fp else 0 for fp in fps], known, cfg.min_articles)
         kept = [line for line, gone in zip(lines, drop, strict=True) if not gone]
         dropped = [line for line, gone in zip(lines, drop, strict=True) if gone]
+        if sum(map(len, kept)) < MOSTLY_KNOWN * sum(map(len, lines)):
+            # nearly every line known: another copy of a story already counted (the site
+            # republished it under a new URL), not a template; dedup decides what it is
+            return Verdict(text, [], known, learned, copy=True)
         return Verdict("\n".join(kept), dropped, known, learned)
 
 
