@@ -17,7 +17,7 @@ PLACES = ["Lyon", "Bergen", "Tartu", "Porto", "Ghent", "Split", "Cork", "Graz", 
 
 
 def story(n: int) -> list[str]:
-    """Two story lines no other story shares (digits alone would not tell them apart)."""
+    """Two story lines no other story shares."""
     a, b = PLACES[n % 10], PLACES[n // 10 % 10] + "x" * (n // 100)
     return [f"The council of {a} and {b} met on Monday to vote on the harbour plan.",
             f"Residents of {a} {b} told reporters the vote came too late."]  # fmt: skip
@@ -27,8 +27,9 @@ def sid(n: int) -> str:
     return article_id(f"https://example.com/story/{n}")
 
 
-def test_fingerprint_ignores_case_spacing_punctuation_and_digits() -> None:
-    assert fingerprint("© 2024 Example  Media Ltd") == fingerprint("© 2025 example media ltd.")
+def test_fingerprint_ignores_case_spacing_and_punctuation_not_digits() -> None:
+    assert fingerprint("© 2024 Example  Media Ltd") == fingerprint("© 2024 example media ltd.")
+    assert fingerprint("The index rose 0.3% to 7,412.") != fingerprint("The index rose 0.4% to 7,415.")
     assert fingerprint("Most read") != fingerprint("Most shared")
     assert fingerprint(" -- ") is None
 
