@@ -622,6 +622,11 @@ def explain(app: App, url: str, scan: int) -> None:
              "fetch": d.summary()["fetch"]}
             for d in deadletters.letters(r, keys, article_id=aid, scan=scan, newest_first=True)
         ]  # fmt: skip
+    for key in ("at", "listed_at"):  # unix seconds in Redis; one date form on screen
+        if key in trace:
+            trace[key] = _iso_time(trace[key])
+    for letter in dead:
+        letter["at"] = _iso_time(letter["at"]) or letter["at"]
     traced = trace.get("outcome")
     if published:
         verdict = f"published ({published[0]['event']}, stream id {published[0]['stream_id']})"
@@ -641,7 +646,19 @@ def explain(app: App, url: str, scan: int) -> None:
         "url": url, "canonical_url": canonicalize(url), "article_id": aid,
         "seen": seen, "marker": marker.decode() if marker else None,
         "published": published, "deadletters": dead, "trace": trace, "verdict": verdict,
+        "template_lines": (trace.get("extraction") or {}).get("template_lines", []),
     }, indent=2))  # fmt: skip
+
+
+def _iso_time(value: Any) -> str | None:
+    """Unix seconds as the service's one date form: ISO 8601 UTC to the second, with Z."""
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromtimestamp(float(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------------ dead letters / replay
@@ -796,7 +813,8 @@ def extract(app: App, files: tuple[str, ...], url: str | None) -> None:
         ex = from_page(html, url or "")
         click.echo(json.dumps({
             "path": path, "url": url or ex.canonical_url, "title": ex.title, "text": ex.text,
-            "authors": ex.authors, "published_at": ex.date, "site_name": ex.site_name,
+            "authors": ex.authors, "published_at": ex.date,  # ISO 8601 UTC, seconds, Z
+            "site_name": ex.site_name,
             "image": ex.image, "description": ex.description, "charset": charset,
             "extraction": {"method": ex.method, **ex.quality},
         }, ensure_ascii=False))  # fmt: skip

@@ -172,6 +172,22 @@ class ExtractSettings(BaseModel):
     cpu_limit: float = 10  # CPU seconds one page may take to extract (0: no limit)
 
 
+class TemplateSettings(BaseModel):
+    """Site template learning (workers/template.py): lines seen on many articles of one site."""
+
+    enabled: bool = True
+    min_articles: int = 4  # drop a line seen on at least this many OTHER articles of the site
+    window_days: float = 8  # counts older than this are forgotten (whole generations at a time)
+    generations: int = 4  # the window is cut in this many generations (the decay step)
+    max_lines: int = 128  # line fingerprints per site per generation (the memory bound)
+    max_stories: int = 512  # articles counted per site per generation
+    max_sites: int = 10000  # sites learned at once (the total bound); others are not learned
+
+    @property
+    def generation_seconds(self) -> int:
+        return max(1, int(self.window_days * 86400 / max(1, self.generations)))
+
+
 class DedupSettings(BaseModel):
     window_days: float = 30
     drop_near_duplicates: bool = True
@@ -233,6 +249,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
+    template: TemplateSettings = Field(default_factory=TemplateSettings)
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
 

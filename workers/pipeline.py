@@ -20,9 +20,10 @@ from ingest.keys import Keys
 from ingest.seen import SeenStore, UrlMark, hash_field, url_field
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
-from workers import classify, extract, fingerprint, limits
+from workers import classify, extract, fingerprint, limits, metadata
 from workers.decode import decode
 from workers.publish import Publisher
+from workers.template import SiteTemplates
 
 log = structlog.get_logger("workers.pipeline")
 
@@ -39,6 +40,7 @@ class Context:
     publisher: Publisher
     lexicon: classify.Lexicon
     model: Any = None  # a workers.topic_model.TopicModel when classify.model is set
+    templates: SiteTemplates | None = None  # the sites' learned template lines
 
     @classmethod
     def build(cls, settings: Settings, r: redis.Redis) -> Context:
@@ -52,6 +54,7 @@ class Context:
             publisher=Publisher(r, keys, seen, settings.stream.maxlen),
             lexicon=classify.cached_lexicon(settings.classify.taxonomy),
             model=_model(settings.classify.model),
+            templates=SiteTemplates(r, keys, settings.template),
         )
 
 
@@ -125,8 +128,11 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
         payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables,
         ctx.settings.extract.max_tags, ctx.settings.extract.cpu_limit,
     )  # fmt: skip
+    template_lines = drop_template(ctx, payload, ex)  # part of the extract stage's time
     seen.stage("extract", started)
     seen.extraction = {"method": ex.method, **ex.quality}
+    if template_lines:
+        seen.extraction["template_lines"] = template_lines
     fp = Fingerprints.of(ex.text)
     if fp.words < 5:
         reason = ex.quality.get("page_outcome") or "not_article"
@@ -189,6 +195,23 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
 
 
 PAGE_STEPS = ("trafilatura", "trafilatura_balanced")
+
+
+def drop_template(ctx: Context, payload: dict[str, Any], ex: extract.Extracted) -> list[str]:
+    """Take the site's learned template lines out of a page's body (workers/template.py); the
+    trace (`explain`) lists them under extraction.template_lines."""
+    if ex.method not in PAGE_STEPS or not ex.text or not ctx.settings.template.enabled:
+        return []
+    page = payload["page"]
+    story = (payload["link_id"] if payload.get("identity")
+             else article_id(canonical_for(page["url"], ex.canonical_url)))  # fmt: skip
+    if ctx.templates is None:
+        ctx.templates = SiteTemplates(ctx.r, ctx.keys, ctx.settings.template)
+    verdict = ctx.templates.apply(host_of(page["url"]).removeprefix("www."), story, ex.text)
+    if verdict.dropped:
+        ex.text = verdict.text
+        ex.quality["template_dropped"] = len(verdict.dropped)
+    return [line[:120] for line in verdict.dropped]
 
 
 def routes_for(ctx: Context, record: dict[str, Any]) -> list[str]:
@@ -328,7 +351,7 @@ def build_record(
     fp: Fingerprints, duplicate_of: str | None, cluster_id: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     feed, item, page = payload["feed"], payload["item"], payload["page"]
-    title = item.get("title") or ex.title
+    title = metadata.text_field(item.get("title")) or ex.title  # entities decoded once
     cfg = ctx.settings.classify
     lang = classify.language(ex.text, declared=feed.get("language", ""),
                              allowed=tuple(cfg.languages))  # fmt: skip
@@ -360,7 +383,7 @@ def build_record(
         "language": lang,
         "topics": topics,
         "text": ex.text,
-        "summary": extract.html_to_text(item.get("summary") or "")[:2000],
+        "summary": metadata.text_field(extract.html_to_text(item.get("summary") or ""))[:2000],
         "site_name": ex.site_name or host_of(page["url"]),
         "image": item.get("image") or ex.image,
         "tags": item.get("tags") or [],
