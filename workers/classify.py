@@ -173,7 +173,8 @@ class Terms:
             counts = Counter(toks)
         if len(self._keys) > 500_000:
             self._keys.clear()
-        kget, cnt = self._keys.get, {}
+        kget = self._keys.get
+        cnt: dict[tuple[str, str], int] = {}
         cget = cnt.get
         for tok, n in counts.items():
             keys = kget(tok)
@@ -211,6 +212,7 @@ class Lexicon:
 
     labels: dict[str, str]
     base: dict[str, float] = field(default_factory=dict)  # per-topic multiplier (`weight:`)
+    local: dict[str, dict[str, str]] = field(default_factory=dict)  # code -> {lang: label}
     by_lang: dict[str, Terms] = field(default_factory=dict)
     _views: dict[str, Terms] = field(default_factory=dict)
 
@@ -236,10 +238,12 @@ def load_lexicon(path: str | Path) -> Lexicon:
     doc = yaml.load(Path(path).read_text("utf-8"), Loader=loader)
     topics: dict[str, Any] = doc["topics"]
     lex = Lexicon(labels={code: str(t.get("label", code)) for code, t in topics.items()},
-                  base={code: float(t.get("weight", 1.0)) for code, t in topics.items()})  # fmt: skip
+                  base={code: float(t.get("weight", 1.0)) for code, t in topics.items()},
+                  local={code: {str(k): str(v) for k, v in (t.get("labels") or {}).items()}
+                         for code, t in topics.items()})  # fmt: skip
     for code, spec in topics.items():
         for lang, terms in spec.items():
-            if lang in ("label", "weight") or not terms:
+            if lang in ("label", "weight", "labels") or not terms:
                 continue
             items = terms.items() if isinstance(terms, dict) else ((t, 1.0) for t in terms)
             for term, weight in items:
@@ -307,6 +311,16 @@ def topics(
         for code, score in ranked
         if score / denom >= min_score
     ]
+
+
+def localise(lex: Lexicon, found: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+    """Give each topic `label_local`, its label in the article's language, where the taxonomy
+    has one (IPTC's own translations; `label` stays English)."""
+    for topic in found:
+        local = lex.local.get(topic["code"], {}).get(lang)
+        if local:
+            topic["label_local"] = local
+    return found
 
 
 # ---------------------------------------------------------------- language

@@ -162,7 +162,7 @@ def train(docs: Iterable[tuple[str, str, str]], *, self_labelled: bool = False,
 def train_prepared(docs: Sequence[tuple[classify.Prepared, str]], *, self_labelled: bool = False,
                    c: float | None = None, balanced: bool = True, min_df: int = MIN_DF,
                    ) -> TopicModel:  # fmt: skip
-    from scipy.sparse import csr_matrix
+    from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
     from sklearn.linear_model import LogisticRegression
 
     labels = sorted({label for _p, label in docs})
