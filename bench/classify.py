@@ -84,8 +84,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=None,
                     help="with --self-label: the lexicon's least score for a pseudo-label")
     ap.add_argument("--c", type=float, default=None, help="with --self-label: regularisation C")
-    ap.add_argument("--unbalanced", action="store_true",
-                    help="with --self-label: no balanced class weights")
+    ap.add_argument("--balanced", action=argparse.BooleanOptionalAction, default=None,
+                    help="with --self-label: balanced class weights (default: the recipe's)")
     ap.add_argument("--min-df", type=int, default=None,
                     help="with --self-label: words in at least this many training texts")
     args = ap.parse_args()
@@ -111,7 +111,9 @@ def main() -> None:
         from workers.topic_model import self_label
 
         threshold = topic_model.SELF_LABEL_MIN if args.threshold is None else args.threshold
-        recipe: dict[str, Any] = {"balanced": not args.unbalanced}
+        recipe: dict[str, Any] = {}
+        if args.balanced is not None:
+            recipe["balanced"] = args.balanced
         if args.c is not None:
             recipe["c"] = args.c
         if args.min_df is not None:

@@ -747,7 +747,7 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
 @click.option(
     "--min-score",
     type=float,
-    default=0.25,
+    default=0.35,
     show_default=True,
     help="With --self-label: the lexicon's least score to trust.",
 )
