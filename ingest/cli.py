@@ -484,6 +484,14 @@ def _print_status(data: dict[str, Any]) -> None:
         base = "-" if site["baseline"] is None else f"{site['baseline']:.0%}"
         row("  site", f"{site['site']}: extracted {today} of {site['today_n']} today, "
                       f"baseline {base} of {site['baseline_n']}{mark}")  # fmt: skip
+    for lang, info in data.get("topic_models", {}).get("languages", {}).items():
+        m = info["model"]
+        model = ("no model yet" if m is None else
+                 f"model {m['version']}, {m['age_seconds'] / 3600:.1f} h old, "
+                 f"{m['documents']} texts, agreement {m['agreement']:.0%}")  # fmt: skip
+        last = info["last_refit"] or {}
+        refit = f"; last refit {last['outcome']}" if last else ""
+        row(f"topics {lang}", f"{model}; archive {info['archive']}{refit}")
     console.print(table)
 
 
@@ -844,9 +852,12 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
     lexicon = clf.cached_lexicon(cfg.taxonomy)
     model = None
     if cfg.model:
-        from workers.topic_model import TopicModel, assign
+        from workers.topic_model import ModelFormatError, TopicModel, assign
 
-        model = TopicModel.load(cfg.model)
+        try:
+            model = TopicModel.load(cfg.model)
+        except (OSError, ModelFormatError) as exc:
+            raise click.ClickException(f"classify.model {cfg.model}: {exc}") from exc
     stream = (open(input_path, encoding="utf-8")  # noqa: SIM115
               if input_path and input_path != "-" else sys.stdin)  # fmt: skip
     bad = 0
@@ -878,6 +889,8 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
                 found = clf.topics(lexicon, title, text, tags=tags, prior=prior,
                                    max_topics=cfg.max_topics, min_score=cfg.min_score,
                                    lang=lang)  # fmt: skip
+            if cfg.local_labels:
+                clf.localise(lexicon, found, lang)
             click.echo(json.dumps({
                 "id": doc.get("id"),
                 "language": lang,
@@ -945,6 +958,26 @@ def classify_train(ctx: click.Context, path: str, out: str, self_label: bool,
         counts[label] = counts.get(label, 0) + 1
     click.echo(json.dumps({"model": out, "documents": len(docs), "skipped": bad,
                            "labels": counts}))  # fmt: skip
+
+
+@classify.command("refit")
+@click.option("--language", "languages", multiple=True,
+              help="Only this language (ISO 639-1); repeatable. Default: every archived one.")
+@click.option("--force", is_flag=True, help="Refit even a model younger than classify.learn_every.")
+@click.pass_context
+def classify_refit(ctx: click.Context, languages: tuple[str, ...], force: bool) -> None:
+    """Refit the models learnt from the stream now (what the scheduled job does; README,
+    "Learning topics"), and install those that pass the agreement gate."""
+    from workers import learn
+
+    app = ctx.find_object(App)
+    assert app is not None
+    with app.redis() as (_url, r):
+        results = learn.refit(app.settings, r, langs=languages, force=force)
+    for o in results:
+        click.echo(json.dumps({"language": o.lang, "outcome": o.outcome, "detail": o.detail,
+                               "documents": o.documents, "agreement": o.agreement,
+                               "previous": o.previous, "version": o.version}))  # fmt: skip
 
 
 def main() -> None:

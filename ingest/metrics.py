@@ -99,6 +99,32 @@ class RedisCollector(Collector):
                 baseline.add_metric([s["site"]], s["baseline"])
             drift.add_metric([s["site"]], 1.0 if s["drifting"] else 0.0)
         yield from (success, baseline, drift)
+        yield from _topic_model_metrics(data["topic_models"])
+
+
+def _topic_model_metrics(models: dict[str, Any]) -> Iterator[Any]:
+    """Each language's learnt topic model (workers/learn.py) and the refits by outcome."""
+    age = GaugeMetricFamily("news_ingest_topic_model_age_seconds",
+                            "Age of the installed learnt topic model", labels=["language"])  # fmt: skip
+    docs = GaugeMetricFamily("news_ingest_topic_model_documents",
+                             "Texts the installed learnt model was trained on", labels=["language"])  # fmt: skip
+    agree = GaugeMetricFamily(
+        "news_ingest_topic_model_agreement",
+        "Share of the held-back texts where the model's first topic is the lexicon's",
+        labels=["language"])  # fmt: skip
+    archive = GaugeMetricFamily("news_ingest_topic_archive_texts",
+                                "Texts archived for the next refit", labels=["language"])  # fmt: skip
+    for lang, info in models["languages"].items():
+        archive.add_metric([lang], info["archive"])
+        if info["model"] is not None:
+            age.add_metric([lang], info["model"]["age_seconds"])
+            docs.add_metric([lang], info["model"]["documents"])
+            agree.add_metric([lang], info["model"]["agreement"])
+    refits = CounterMetricFamily("news_ingest_topic_refits", "Topic model refits by outcome",
+                                 labels=["outcome"])  # fmt: skip
+    for outcome, n in models["refits"].items():
+        refits.add_metric([outcome], n)
+    yield from (age, docs, agree, archive, refits)
 
 
 def ready(settings: Settings, r: redis.Redis) -> tuple[bool, str]:

@@ -105,6 +105,7 @@ class Poller:
             else None
         )
         self._paused = False
+        self._learn_next = 0.0
         self._redis_down = False
         self._pending: list[tuple[float, tuple[Any, ...]]] = []
         self._writes = r.pipeline(transaction=False)
@@ -251,6 +252,12 @@ class Poller:
 
     def heartbeat(self) -> None:
         self.r.set(self.keys.k("poller", "heartbeat"), f"{time.time():.0f}", ex=120)
+        now = time.monotonic()
+        if now >= self._learn_next:  # the topic-model refit's schedule (workers/learn.py)
+            self._learn_next = now + 60
+            from workers import learn
+
+            learn.maybe_schedule(self.settings, self.r, self.queue)
 
     def backpressure(self) -> bool:
         """True while downstream is behind: the articles queue or a consumer group's lag is over

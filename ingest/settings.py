@@ -206,6 +206,16 @@ class ClassifySettings(BaseModel):
     languages: Annotated[list[str], NoDecode] = []
     model: str = ""  # a model from `news-ingest classify train`; empty: the lexicon only
     model_trust: float = 0.5  # below this probability of its first topic, the lexicon decides
+    # learning from the stream (workers/learn.py): a self-labelled model per language
+    learn: bool = True
+    learn_archive: int = 5000  # texts kept per language (Redis, about 2-3 KB each)
+    learn_min_texts: int = 300  # a language's first model needs this many
+    learn_every: float = 86400  # refit a language's model when it is this old (seconds)
+    learn_check: float = 3600  # the poller enqueues a refit job at most this often
+    learn_gate_size: int = 200  # held-back texts the lexicon is surest of, compared
+    learn_min_agreement: float = 0.6  # a first model must agree with the lexicon this often
+    learn_tolerance: float = 0.02  # a refit may agree this much less than the installed model
+    local_labels: bool = True  # topics also carry label_local in the article's language
 
     _split = field_validator("languages", mode="before")(_split_commas)
 

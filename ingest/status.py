@@ -219,6 +219,7 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
         ],
         "drifting_sites": [s.site for s in sites if s.drifting],
         "polls": counters.read(r, keys, "polls"),
+        "topic_models": _topic_models(r, keys),
         "feeds": {
             "total": len(feeds),
             "by_health": dict(health),
@@ -234,6 +235,12 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
             ],
         },
     }
+
+
+def _topic_models(r: redis.Redis, keys: Keys) -> dict[str, Any]:
+    from workers import learn  # the workers' package: numpy and the lexicon, loaded on demand
+
+    return learn.describe(r, keys)
 
 
 def _info(r: redis.Redis) -> dict[str, Any]:

@@ -114,6 +114,8 @@ def requeue_rest(ctx: Context, rest: list[dict[str, Any]]) -> None:
 def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
     """Process a batch of fetched items; returns outcome -> count. Safe to run twice."""
     ctx = context()
+    if ctx.learned is not None:  # a model installed since the last batch: used from this one on
+        ctx.learned.refresh(ctx.r)
     _beats.clear()  # a new run of a job (a retry too) has its own registry entry to find
     stored = load_pages(ctx, payloads)
     tally: dict[str, int] = {}

@@ -20,7 +20,7 @@ from ingest.keys import Keys
 from ingest.seen import SeenStore, UrlMark, hash_field, url_field
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
-from workers import classify, extract, fingerprint, limits, metadata
+from workers import classify, extract, fingerprint, learn, limits, metadata
 from workers.decode import decode
 from workers.publish import Publisher
 from workers.template import SiteTemplates
@@ -41,6 +41,7 @@ class Context:
     lexicon: classify.Lexicon
     model: Any = None  # a workers.topic_model.TopicModel when classify.model is set
     templates: SiteTemplates | None = None  # the sites' learned template lines
+    learned: learn.LearnedModels | None = None  # models learnt from the stream (classify.learn)
 
     @classmethod
     def build(cls, settings: Settings, r: redis.Redis) -> Context:
@@ -55,6 +56,7 @@ class Context:
             lexicon=classify.cached_lexicon(settings.classify.taxonomy),
             model=_model(settings.classify.model),
             templates=SiteTemplates(r, keys, settings.template),
+            learned=learn.LearnedModels(keys) if settings.classify.learn else None,
         )
 
 
@@ -179,6 +181,9 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
             seen.timings["end_to_end"] = time.time() - float(payload.get("discovered_at") or 0)
             pipe = ctx.r.pipeline(transaction=False)
             pipe.delete(ctx.keys.inflight(payload.get("claim") or link_id))
+            if event == "created":  # what the next refit learns from (classify.learn)
+                learn.archive(pipe, ctx.keys, ctx.settings.classify, record["language"],
+                              record["title"], ex.text)  # fmt: skip
             seen.write(pipe, ctx.keys, outcome, {"stream_id": result.detail, "article_id": aid,
                                                  "canonical_url": canonical}, [aid])  # fmt: skip
             pipe.execute()
@@ -355,19 +360,26 @@ def build_record(
     cfg = ctx.settings.classify
     lang = classify.language(ex.text, declared=feed.get("language", ""),
                              allowed=tuple(cfg.languages))  # fmt: skip
-    if ctx.model is not None:
+    learned = ctx.learned.get(lang) if ctx.learned is not None and ctx.model is None else None
+    model = ctx.model if ctx.model is not None else learned
+    if model is not None:
         from workers.topic_model import assign
 
         topics = assign(
-            ctx.model, ctx.lexicon, title, ex.text, tags=item.get("tags") or [],
+            model, ctx.lexicon, title, ex.text, tags=item.get("tags") or [],
             prior=feed.get("topic", ""), max_topics=cfg.max_topics, min_score=cfg.min_score,
-            trust=cfg.model_trust, lang=lang,
+            trust=cfg.model_trust, lang=lang, source=learn.SOURCE if learned else "",
         )  # fmt: skip
+        if learned is not None:
+            for topic in topics:
+                topic["model"] = learned.meta.get("version", "")
     else:
         topics = classify.topics(
             ctx.lexicon, title, ex.text, tags=item.get("tags") or [], prior=feed.get("topic", ""),
             max_topics=cfg.max_topics, min_score=cfg.min_score, lang=lang,
         )  # fmt: skip
+    if cfg.local_labels:
+        classify.localise(ctx.lexicon, topics, lang)
     published = item.get("published_at") or iso_utc(ex.date)
     return {
         "schema": SCHEMA,
