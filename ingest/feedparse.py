@@ -87,6 +87,10 @@ def parse(body: bytes, url: str = "", content_type: str = "", max_items: int = 2
 
 def parse_xml_feed(body: bytes, url: str, content_type: str, max_items: int) -> ParsedFeed:
     headers = {"content-type": content_type} if content_type else {}
+    if url:
+        # The document's own location is the base for relative links (RFC 4287 / RFC 3986):
+        # feedparser resolves every link against xml:base where given, else against this.
+        headers["content-location"] = url
     try:
         parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)
     except Exception as exc:  # feedparser is robust, but a parser bug must not kill a poll
@@ -100,8 +104,9 @@ def parse_xml_feed(body: bytes, url: str, content_type: str, max_items: int) -> 
             reason = "an HTML page where a feed was expected"
         raise MalformedFeed(reason, url=url)
     feed = parsed.get("feed", {})
-    base = urljoin(url, feed.get("link") or "") or url
-    items = [_xml_item(entry, base) for entry in entries[:max_items]]
+    # Never the feed's home link: `<link href="blog/"/>` with entries `blog/2013/...` would
+    # resolve to blog/blog/2013/... (tests/test_feeds.py::test_relative_links_resolve_against_the_document).
+    items = [_xml_item(entry, url) for entry in entries[:max_items]]
     ttl = feed.get("ttl")
     return ParsedFeed(
         title=feed.get("title", ""),
@@ -160,11 +165,11 @@ def parse_json_feed(body: bytes, url: str, max_items: int) -> ParsedFeed:
     raw_items = doc.get("items")
     if not isinstance(raw_items, list):
         raise MalformedFeed("JSON Feed without an items list", url=url)
-    base = str(doc.get("home_page_url") or url)
-    items = [_json_item(it, base) for it in raw_items[:max_items] if isinstance(it, dict)]
+    # home_page_url is the site, not a base: relative item URLs resolve against the document.
+    items = [_json_item(it, url) for it in raw_items[:max_items] if isinstance(it, dict)]
     return ParsedFeed(
         title=str(doc.get("title", "")),
-        link=base,
+        link=urljoin(url, str(doc.get("home_page_url") or "")) or url,
         language=_lang(doc.get("language")),
         items=items,
         format="json" + str(doc["version"]).rsplit("/", 1)[-1],

@@ -327,7 +327,12 @@ class Poller:
             if isinstance(exc, outcomes.RateLimited):
                 self.gate.defer(host_of(spec.url), exc.retry_after)
         permanent = outcome == "gone" or (isinstance(exc, outcomes.DNSError) and exc.permanent)
-        gone = permanent and errors >= 3
+        # A 410 says itself that it is permanent (RFC 9110 15.5.11): `gone` at once and probed
+        # at max_backoff, not backed off step by step like a transient error; 404 needs three.
+        said_gone = isinstance(exc, outcomes.Gone) and exc.status == 410
+        if said_gone:
+            delay = self.bounds.max_backoff
+        gone = said_gone or (permanent and errors >= 3)
         fields.update(
             errors=errors,
             health=schedule.health(errors, gone),
