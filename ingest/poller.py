@@ -25,7 +25,7 @@ from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
 from ingest.gates import check_article
 from ingest.hosts import HostGate
-from ingest.identity import Candidate, ItemsResult, candidate, identity_mode
+from ingest.identity import Candidate, ItemsResult, analyse, candidate
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.robots import RobotsCache
@@ -272,6 +272,7 @@ class Poller:
             spec.language = parsed.language
         res = await self.handle_items(spec, parsed.items, state)
         fields["guid_mode"] = res.mode
+        fields["shared_links"] = res.shared_links  # links told apart by title (identity.py)
         if not state.get("rate"):  # not watched yet: the items' own dates tell the cadence
             fields["_dated_rate"] = schedule.rate_from_dates(
                 [_ts(i.published_at) for i in parsed.items if i.published_at], time.time()
@@ -371,13 +372,16 @@ class Poller:
         self, spec: FeedSpec, items: list[feedparse.FeedItem], state: dict[str, str]
     ) -> ItemsResult:
         fid = spec.id
-        res = ItemsResult(mode=identity_mode(items, state.get("guid_mode", "guid")))
+        doc = analyse(items, state.get("guid_mode", "guid"))
+        res = ItemsResult(mode=doc.mode, shared_links=len(doc.shared))
         if res.mode != state.get("guid_mode", "guid"):
             log.warning("feed_identity_degraded", feed_url=spec.url, stage="poll", mode=res.mode)
         candidates: list[Candidate] = []
         seen_in_doc: set[str] = set()
         for item in items:
-            cand = candidate(item, res.mode)
+            cand = candidate(item, doc)
+            if cand is not None:
+                cand.furniture = doc.furniture
             if cand is None:
                 counters.incr(self.r, self.keys, "articles", "no_link")
                 continue
@@ -477,6 +481,7 @@ class Poller:
             "link_id": aid,
             "guid_hash": cand.guid_hash,
             "identity": cand.identity,
+            "furniture": list(cand.furniture),  # recurring lines of the feed (identity.py)
             "item_version": cand.version.hex(),
             "claim": cand.claim,
             "page": page,
