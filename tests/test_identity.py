@@ -12,7 +12,7 @@ import redis
 from ingest import feedparse
 from tests import pages
 from tests.helpers import KEYS, due_in, poll, register, settings_for, state, work
-from tests.server import TestServer
+from tests.server import Route, TestServer
 from tests.stories import story
 
 DATA = Path(__file__).resolve().parent / "data" / "identity"
@@ -77,3 +77,104 @@ def test_one_410_marks_the_feed_gone_and_it_is_probed_rarely(
     st = state(r, missing)
     assert (st["health"], st["last_outcome"]) == ("degraded", "gone")
     assert due_in(r, missing) < 200
+
+
+# ---------------------------------------------------------------- 4. links shared by a few items
+
+SPONSOR = ("Acme Transit builds trams that are faster, quieter and cheaper to run than buses. "
+           "Our thanks to Acme for sponsoring the site this week.")  # fmt: skip
+
+
+def test_a_shared_link_is_told_apart_by_title_and_the_rest_of_the_feed_is_fetched(
+    server: TestServer, r: redis.Redis
+) -> None:
+    items = [{"title": story(k)[0], "link": add_story(server, f"/p/{k}", k), "guid": f"g-{k}",
+              "summary": story(k)[1][0]} for k in ("harbour", "orchard", "library")]  # fmt: skip
+    # a link post whose feed text says nearly nothing: only its page is the story
+    items.append({"title": story("chess")[0], "link": add_story(server, "/p/chess", "chess"),
+                  "guid": "g-chess", "summary": "Cogent. ★"})  # fmt: skip
+    twins = [{"title": t, "link": server.url("/sponsor"), "guid": g, "summary": SPONSOR}
+             for t, g in (("Acme trams", "g-s1"), ("[Sponsor] Acme trams", "g-s2"))]  # fmt: skip
+    server.add("/sponsor", "<html><body><p>Acme: buy our trams.</p></body></html>")
+    doc = {"items": items + twins}
+    server.routes["/feed.xml"] = pages_route(doc)
+    (fid,) = register(r, server.url("/feed.xml"))
+    settings = settings_for(server)
+    poll(settings, r)
+    fetched = sorted(h.path for h in server.requests if h.path.startswith(("/p/", "/sponsor")))
+    assert fetched == ["/p/chess", "/p/harbour", "/p/library", "/p/orchard"]
+    assert (state(r, fid)["guid_mode"], state(r, fid)["shared_links"]) == ("guid", "1")
+    assert work(settings, r) == ["published"] * 6
+    recs = {rec["title"]: rec for rec in records(r)}
+    assert recs[story("chess")[0]]["extraction"]["method"] == "trafilatura"
+    assert "rook sacrifice" in recs[story("chess")[0]]["text"]
+    # the twins carry one text: both kept (distinct titles and GUIDs), the second one flagged
+    first, second = (recs[t] for t in ("Acme trams", "[Sponsor] Acme trams"))
+    assert {first["possible_duplicate_of"], second["possible_duplicate_of"]} == {None, first["id"]} \
+        or {first["possible_duplicate_of"], second["possible_duplicate_of"]} == {None, second["id"]}
+
+    # the twin leaves the feed: the remaining post keeps its identity (nothing new, no fetch)
+    doc["items"] = items + twins[:1]
+    before = len(server.requests)
+    poll(settings, r)
+    assert [h.path for h in server.requests[before:]] == ["/feed.xml"]
+    assert work(settings, r) == []
+
+
+def pages_route(doc: dict[str, list[dict[str, str]]], title: str = "Feed") -> Route:
+    """A feed whose item list the test edits in place."""
+    return Route(body=lambda _h: (200, {"Content-Type": "application/rss+xml"},
+                                  pages.rss(title, doc["items"]).encode()))  # fmt: skip
+
+
+# ---------------------------------------------------------------- 3. feed furniture
+
+FOOTER = ("Thank you for reading this post via RSS. If you enjoy the newsletter, consider becoming "
+          "a member: members keep the site free of ads and trackers, get every issue a day early "
+          "and join our monthly call. Reply to this email with tips, corrections or questions, "
+          "and share the post with a friend who might like it.")  # fmt: skip
+INTRO = ("Good morning. Here is what happened in the city overnight, in one short item, before "
+         "the full edition lands in your inbox at seven.")  # fmt: skip
+
+
+def test_distinct_posts_sharing_a_footer_and_an_intro_are_not_merged(
+    server: TestServer, r: redis.Redis
+) -> None:
+    items = []
+    for key in ("harbour", "orchard", "library", "chess", "tram", "glacier"):
+        title, paras = story(key)
+        body = [INTRO, paras[0].split(",")[0] + ".", FOOTER]  # the story: a dozen words
+        server.add(f"/brief/{key}", pages.article_page(title, body, boilerplate=False))
+        items.append({"title": title, "link": server.url(f"/brief/{key}"), "guid": f"b-{key}",
+                      "summary": "\n".join(body)})  # fmt: skip
+    # a post republished under another title: near the first one, of the same feed: kept, flagged
+    title, paras = story("harbour")
+    again = [INTRO, paras[0], paras[1], FOOTER]
+    server.add("/brief/harbour-update", pages.article_page("Harbour: quay reopens", again,
+                                                           boilerplate=False))  # fmt: skip
+    items.append({"title": "Harbour: quay reopens", "link": server.url("/brief/harbour-update"),
+                  "guid": "b-harbour-2", "summary": "\n".join(again)})  # fmt: skip
+    server.routes["/brief.xml"] = pages_route({"items": items}, "Morning brief")
+    register(r, server.url("/brief.xml"))
+    settings = settings_for(server)
+    poll(settings, r)
+    assert work(settings, r) == ["published"] * 7
+    recs = {rec["title"]: rec for rec in records(r)}
+    assert all(FOOTER[:30] in rec["text"] for rec in recs.values())  # published whole
+    flagged = {t: rec["possible_duplicate_of"] for t, rec in recs.items()
+               if rec["possible_duplicate_of"]}  # fmt: skip
+    assert flagged in ({}, {"Harbour: quay reopens": recs[story("harbour")[0]]["id"]})
+
+
+def test_unspaced_scripts_are_shingled_by_character_and_short_texts_not_near_matched() -> None:
+    from ingest.settings import DedupSettings
+    from workers.dedup import Fingerprints, Item, Known, decide
+
+    a = Fingerprints.of("北京市今天发布了新的交通规定，从下个月起，早高峰时段货车禁止进入三环路。", (), 20)
+    b = Fingerprints.of("上海的一家博物馆周末重新开放，展出了三百多件明代的瓷器和书画作品。", (), 20)
+    assert a.shingles >= 30 and a.bands and b.bands  # characters, not a handful of \w+ runs
+    assert not set(a.bands) & set(b.bands)
+    short = Fingerprints.of("Cogent. ★ Read the whole thing at the link above.", (), 20)
+    assert short.bands == [] and short.shingles < 20  # too little text of its own to match
+    known = Known(shared=[("00" * 8, 4)])
+    assert decide(known, Item("11" * 8, ["11" * 8]), short, DedupSettings()).event == "created"
