@@ -133,6 +133,10 @@ FOOTER = ("Thank you for reading this post via RSS. If you enjoy the newsletter,
           "a member: members keep the site free of ads and trackers, get every issue a day early "
           "and join our monthly call. Reply to this email with tips, corrections or questions, "
           "and share the post with a friend who might like it.")  # fmt: skip
+ABOUT = ("Morning Brief is written by a small team of local reporters and edited in the old post "
+         "office on Market Street. We read every reply. Corrections are published at the end of "
+         "the next edition, and our code of practice is on the about page, along with the names "
+         "of everyone who works here and how the newsletter is funded.")  # fmt: skip
 INTRO = ("Good morning. Here is what happened in the city overnight, in one short item, before "
          "the full edition lands in your inbox at seven.")  # fmt: skip
 
@@ -143,13 +147,13 @@ def test_distinct_posts_sharing_a_footer_and_an_intro_are_not_merged(
     items = []
     for key in ("harbour", "orchard", "library", "chess", "tram", "glacier"):
         title, paras = story(key)
-        body = [INTRO, paras[0].split(",")[0] + ".", FOOTER]  # the story: a dozen words
+        body = [INTRO, paras[0].split(",")[0] + ".", FOOTER, ABOUT]  # the story: a dozen words
         server.add(f"/brief/{key}", pages.article_page(title, body, boilerplate=False))
         items.append({"title": title, "link": server.url(f"/brief/{key}"), "guid": f"b-{key}",
                       "summary": "\n".join(body)})  # fmt: skip
     # a post republished under another title: near the first one, of the same feed: kept, flagged
     title, paras = story("harbour")
-    again = [INTRO, paras[0], paras[1], FOOTER]
+    again = [INTRO, paras[0], paras[1], FOOTER, ABOUT]
     server.add("/brief/harbour-update", pages.article_page("Harbour: quay reopens", again,
                                                            boilerplate=False))  # fmt: skip
     items.append({"title": "Harbour: quay reopens", "link": server.url("/brief/harbour-update"),
