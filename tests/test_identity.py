@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import redis
 
 from ingest import feedparse
@@ -182,3 +183,79 @@ def test_unspaced_scripts_are_shingled_by_character_and_short_texts_not_near_mat
     assert short.bands == [] and short.shingles < 20  # too little text of its own to match
     known = Known(shared=[("00" * 8, 4)])
     assert decide(known, Item("11" * 8, ["11" * 8]), short, DedupSettings()).event == "created"
+
+
+# ---------------------------------------------------------------- 5. syndicated copies
+
+WIRE = """<!doctype html><html><head><meta charset="utf-8"><title>{title} - Wire Service</title>
+{canonical}</head><body><div id="top"><a href="/">Wire Service</a> | <a href="/markets">Markets</a>
+| <a href="/world">World</a></div><div class="story"><h2>{title}</h2>
+<div class="meta">Published 19 Nov 2019 by the wire desk</div>{paras}
+<p class="note">This story originally appeared on Example Daily News and is republished here
+with permission.</p></div><div class="more"><b>More from the wire</b><ul>
+<li><a href="/w/1">Oil prices steady ahead of talks</a></li><li><a href="/w/2">Ferry strike
+called off</a></li></ul></div><div id="foot">Wire Service Ltd. Terms apply.</div></body></html>"""
+PARTNER = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head><body>
+<header><a href="/">The Partner Gazette</a><nav><a href="/local">Local</a> <a href="/sport">Sport
+</a></nav></header><section><article><header><h1>{title}</h1><time>Nov 19</time></header>
+{paras}</article></section><footer>Partner content. The Partner Gazette.</footer></body></html>"""
+
+
+def wire_page(template: str, title: str, paras: list[str], canonical: str = "") -> str:
+    import html as _html
+
+    link = f'<link rel="canonical" href="{_html.escape(canonical)}">' if canonical else ""
+    body = "".join(f"<p>{_html.escape(p)}</p>" for p in paras)
+    return template.format(title=_html.escape(title), canonical=link, paras=body)
+
+
+@pytest.mark.parametrize("origin_first", [True, False])
+def test_each_syndicated_story_is_published_once(
+    server: TestServer, r: redis.Redis, redis_url: str, origin_first: bool
+) -> None:
+    wire, partner = TestServer("::1").start(), TestServer().start()
+    try:
+        feeds: dict[str, list[dict[str, str]]] = {"a": [], "top": [], "wire": [], "partner": []}
+        keys = ("harbour", "orchard", "library", "chess", "glacier")
+        for n, key in enumerate(keys):
+            title, paras = story(key)
+            origin = add_story(server, f"/news/{key}", key)
+            feeds["a"].append({"title": title, "link": origin + "?utm_source=rss&utm_medium=feed",
+                               "guid": f"a-{key}"})  # fmt: skip
+            feeds["top"].append({"title": title, "link": origin + f"?fbclid=x{n}&utm_campaign=top",
+                                 "guid": f"top-{key}"})  # fmt: skip
+            wire.add(f"/w/2019/{n}", wire_page(WIRE, title, paras, canonical=origin))
+            feeds["wire"].append({"title": title, "link": wire.url(f"/w/2019/{n}"), "guid": f"w{n}"})
+            changed = f"{title.split()[0]} news: {paras[0].split(',')[0].lower()}"
+            partner.add(f"/p/{key}", wire_page(PARTNER, changed, paras))
+            feeds["partner"].append({"title": changed, "link": partner.url(f"/p/{key}"),
+                                     "guid": f"p-{key}"})  # fmt: skip
+        for name, srv in (("a", server), ("top", server), ("wire", wire), ("partner", partner)):
+            srv.add(f"/{name}.xml", pages.rss(name, feeds[name]), "application/rss+xml")
+        ids = dict(zip(feeds, register(r, server.url("/a.xml"), server.url("/top.xml"),
+                                       wire.url("/wire.xml"), partner.url("/partner.xml")),
+                       strict=True))  # fmt: skip
+        settings = settings_for(server, wire.allow, partner.allow)
+        order = ["a", "top", "wire", "partner"] if origin_first else ["wire", "partner", "a", "top"]
+        for name in order:
+            poll(settings, r, only=[ids[name]])
+            work(settings, r)
+        recs = records(r)
+        assert len(recs) == len(keys), [(rec["url"], rec["title"]) for rec in recs]
+        published = {rec["id"] for rec in recs}
+        if origin_first:  # the originals were known: every copy merged into them
+            assert {rec["canonical_url"] for rec in recs} == {server.url(f"/news/{k}") for k in keys}
+        # every item is accounted for: published, or a duplicate of a named published article
+        from tests.conftest import cli
+
+        for name in ("wire", "partner"):
+            for item in feeds[name]:
+                shown = json.loads(cli("--redis-url", redis_url, "explain", item["link"]).stdout)
+                verdict = shown["verdict"]
+                if verdict.startswith("not published"):
+                    assert verdict.split(":")[-1].rstrip(")") in published, verdict
+                else:
+                    assert verdict.startswith("published"), verdict
+    finally:
+        wire.stop()
+        partner.stop()
