@@ -219,7 +219,9 @@ def test_each_syndicated_story_is_published_once(
         keys = ("harbour", "orchard", "library", "chess", "glacier")
         for n, key in enumerate(keys):
             title, paras = story(key)
-            origin = add_story(server, f"/news/{key}", key)
+            paras = paras[:1]  # short stories: the copies' notes and headlines weigh most
+            server.add(f"/news/{key}", pages.article_page(title, paras, boilerplate=False))
+            origin = server.url(f"/news/{key}")
             feeds["a"].append({"title": title, "link": origin + "?utm_source=rss&utm_medium=feed",
                                "guid": f"a-{key}"})  # fmt: skip
             feeds["top"].append({"title": title, "link": origin + f"?fbclid=x{n}&utm_campaign=top",

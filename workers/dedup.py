@@ -20,6 +20,7 @@ Never dropped as a copy: an item of the same feed as the earlier article whose t
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,9 +42,15 @@ class Fingerprints:
     shingles: int = 0  # of the story's own lines
 
     @classmethod
-    def of(cls, text: str, furniture: Iterable[str] = (), min_shingles: int = 0) -> Fingerprints:
+    def of(
+        cls, text: str, furniture: Iterable[str] = (), min_shingles: int = 0,
+        titles: Iterable[str] = (),
+    ) -> Fingerprints:  # fmt: skip
+        """`furniture`: line keys of the feed's template; `titles`: the headlines the text may
+        start with (a copy's headline differs, and one template shows it, another not)."""
         toks = fingerprint.words(text)  # normalised once for all
-        story = story_tokens(text, set(furniture)) if furniture else toks
+        skip = set(furniture) | {line_key(t) for t in titles} - {""}
+        story = story_tokens(text, skip)
         digests = fingerprint.digests_of(story)
         shingles = fingerprint.shingle_count(len(story))
         bands = fingerprint.minhash_bands(digests) if shingles >= min_shingles else []
@@ -51,12 +58,26 @@ class Fingerprints:
                    shingles)  # fmt: skip
 
 
-def story_tokens(text: str, furniture: set[str]) -> list[str]:
-    """The tokens of the text's lines that are not the feed's furniture."""
+# A syndication credit ("This story originally appeared on ...") is the copy's, not the story's.
+NOTE = re.compile(
+    r"\b(?:originally (?:appeared|published|ran|posted)|first (?:appeared|published)|"
+    r"(?:republished|reprinted|reproduced) (?:here )?(?:with|by) (?:kind )?permission)\b",
+    re.I,
+)
+NOTE_MAX_WORDS = 40  # a longer line mentioning it is part of the story
+
+
+def story_tokens(text: str, skip: set[str]) -> list[str]:
+    """The tokens of the text's own lines: not the feed's furniture, not a headline, not a
+    syndication note."""
     out: list[str] = []
     for line in text.splitlines():
-        if line_key(line) not in furniture:
-            out += fingerprint.words(line)
+        if line_key(line) in skip:
+            continue
+        toks = fingerprint.words(line)
+        if len(toks) <= NOTE_MAX_WORDS and NOTE.search(line):
+            continue
+        out += toks
     return out
 
 

@@ -128,7 +128,8 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     seen.stage("extract", started)
     seen.extraction = {"method": ex.method, **ex.quality}
     dd = ctx.settings.dedup
-    fp = Fingerprints.of(ex.text, payload.get("furniture") or (), dd.near_min_shingles)
+    fp = Fingerprints.of(ex.text, payload.get("furniture") or (), dd.near_min_shingles,
+                         titles=(_item.get("title") or "", ex.title))  # fmt: skip
     if fp.words < 5:
         reason = ex.quality.get("page_outcome") or "not_article"
         return finish(ctx, payload, reason, logctx, detail=page.get("error", ""), seen=seen)
