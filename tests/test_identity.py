@@ -256,8 +256,23 @@ def test_each_syndicated_story_is_published_once(
                 verdict = shown["verdict"]
                 if verdict.startswith("not published"):
                     assert verdict.split(":")[-1].rstrip(")") in published, verdict
+                    if origin_first and name == "wire":  # merged by its canonical, known
+                        assert "duplicate (canonical:" in verdict, verdict
                 else:
                     assert verdict.startswith("published"), verdict
     finally:
         wire.stop()
         partner.stop()
+
+
+def test_cross_site_canonical_merges_only_into_a_known_article() -> None:
+    from ingest.settings import DedupSettings
+    from workers.dedup import Fingerprints, Item, Known, decide
+
+    fp = Fingerprints.of("\n".join(story("tram")[1]), (), 20)
+    copy = Item("aa" * 8, ["aa" * 8], canonical_id="bb" * 8)
+    known_target = decide(Known(canonical=b"\x01" * 8), copy, fp, DedupSettings())
+    assert (known_target.event, known_target.duplicate_of) == ("duplicate", "bb" * 8)
+    # unknown target: only recorded; the page is published as itself, claiming nothing
+    unknown = decide(Known(), copy, fp, DedupSettings())
+    assert (unknown.event, unknown.duplicate_of, unknown.cluster_id) == ("created", "bb" * 8, None)
