@@ -276,3 +276,27 @@ def test_cross_site_canonical_merges_only_into_a_known_article() -> None:
     # unknown target: only recorded; the page is published as itself, claiming nothing
     unknown = decide(Known(), copy, fp, DedupSettings())
     assert (unknown.event, unknown.duplicate_of, unknown.cluster_id) == ("created", "bb" * 8, None)
+
+
+def test_a_like_post_of_the_same_feed_is_flagged_only_when_its_title_differs() -> None:
+    from ingest.seen import UrlMark, tag
+    from ingest.settings import DedupSettings
+    from workers.dedup import Fingerprints, Item, Known, decide
+
+    fp = Fingerprints.of("\n".join(story("glacier")[1]), (), 20)
+    earlier = UrlMark("cc" * 8, fp.content_hash, fp.simhash, fp.words, "cc" * 8,
+                      tag("feed-1"), tag("Glacier retreat"))  # fmt: skip
+    known = Known(shared=[("cc" * 8, 4)], marks={"cc" * 8: earlier})
+
+    def verdict(feed: str, title: str) -> tuple[str, str | None]:
+        d = decide(known, Item("dd" * 8, ["dd" * 8], tag(feed), tag(title)), fp, DedupSettings())
+        return d.event, d.possible_duplicate_of
+
+    assert verdict("feed-1", "Glacier retreat, part two") == ("created", "cc" * 8)
+    assert verdict("feed-1", "Glacier retreat") == ("near_duplicate", None)  # the same post again
+    assert verdict("feed-2", "Another title") == ("near_duplicate", None)  # a copy elsewhere
+    # the same text exactly, same feed, another title: kept, and published past the owner check
+    same = Known(owner="cc" * 8, marks={"cc" * 8: earlier})
+    d = decide(same, Item("dd" * 8, ["dd" * 8], tag("feed-1"), tag("Part two")), fp,
+               DedupSettings())  # fmt: skip
+    assert (d.event, d.possible_duplicate_of, d.check_owner) == ("created", "cc" * 8, False)
