@@ -26,7 +26,7 @@ from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
 from ingest.gates import check_article
 from ingest.hosts import HostGate
-from ingest.identity import Candidate, ItemsResult, candidate, identity_mode
+from ingest.identity import Candidate, ItemsResult, analyse, candidate
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.robots import RobotsCache
@@ -341,6 +341,7 @@ class Poller:
             spec.language = parsed.language
         res = await self.handle_items(spec, parsed.items, state)
         fields["guid_mode"] = res.mode
+        fields["shared_links"] = res.shared_links  # links told apart by title (identity.py)
         if not state.get("rate"):  # not watched yet: the items' own dates tell the cadence
             fields["_dated_rate"] = schedule.rate_from_dates(
                 [_ts(i.published_at) for i in parsed.items if i.published_at], time.time()
@@ -396,7 +397,12 @@ class Poller:
             if isinstance(exc, outcomes.RateLimited):
                 self.gate.defer(host_of(spec.url), exc.retry_after)
         permanent = outcome == "gone" or (isinstance(exc, outcomes.DNSError) and exc.permanent)
-        gone = permanent and errors >= 3
+        # A 410 says itself that it is permanent (RFC 9110 15.5.11): `gone` at once and probed
+        # at max_backoff, not backed off step by step like a transient error; 404 needs three.
+        said_gone = isinstance(exc, outcomes.Gone) and exc.status == 410
+        if said_gone:
+            delay = self.bounds.max_backoff
+        gone = said_gone or (permanent and errors >= 3)
         fields.update(
             errors=errors,
             health=schedule.health(errors, gone),
@@ -435,13 +441,16 @@ class Poller:
         self, spec: FeedSpec, items: list[feedparse.FeedItem], state: dict[str, str]
     ) -> ItemsResult:
         fid = spec.id
-        res = ItemsResult(mode=identity_mode(items, state.get("guid_mode", "guid")))
+        doc = analyse(items, state.get("guid_mode", "guid"))
+        res = ItemsResult(mode=doc.mode, shared_links=len(doc.shared))
         if res.mode != state.get("guid_mode", "guid"):
             log.warning("feed_identity_degraded", feed_url=spec.url, stage="poll", mode=res.mode)
         candidates: list[Candidate] = []
         seen_in_doc: set[str] = set()
         for item in items:
-            cand = candidate(item, res.mode)
+            cand = candidate(item, doc)
+            if cand is not None:
+                cand.furniture = doc.furniture
             if cand is None:
                 counters.incr(self.r, self.keys, "articles", "no_link")
                 continue
@@ -551,6 +560,7 @@ class Poller:
             "link_id": aid,
             "guid_hash": cand.guid_hash,
             "identity": cand.identity,
+            "furniture": list(cand.furniture),  # recurring lines of the feed (identity.py)
             "item_version": cand.version.hex(),
             "claim": cand.claim,
             "page": page,

@@ -194,6 +194,7 @@ class DedupSettings(BaseModel):
     simhash_max_distance: int = 3  # corrections: a text that moved more bits than this changed
     near_min_bands: int = 2  # near-copies: MinHash bands shared ...
     near_max_distance: int = 14  # ... or one band and at most this many SimHash bits apart
+    near_min_shingles: int = 20  # a story this short (in its own shingles) is no near-copy
     shards: int = 4096  # hashes per seen-state generation
 
 
