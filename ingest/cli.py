@@ -131,7 +131,8 @@ def _register(app: App, r: redis.Redis) -> list[str] | None:
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="Poll every feed once, process everything, exit 0.")
+@click.option("--once", is_flag=True, help="Poll every feed once, wait up to run.once_deadline "
+              "for deferred work, process the queue; exit 0, or 3 when work is left.")  # fmt: skip
 @click.option("--workers", type=int, help="Worker processes (default: worker.count).")
 @click.option(
     "--metrics-port",
@@ -155,11 +156,16 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int,
         if once:
             stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
             from ingest import counters
+            from ingest import once as once_mod
 
             arts = counters.read(r, Keys(app.settings.redis.prefix), "articles")
+            left = once_mod.summary(stats.left)
             click.echo(json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
                                    "enqueued": stats.enqueued, "polls": stats.by_outcome,
-                                   "articles": arts}))  # fmt: skip
+                                   "articles": arts, "deferred": stats.deferred,
+                                   "work_left": {**left, "jobs": stats.jobs_left}}))  # fmt: skip
+            if stats.left or stats.jobs_left:
+                sys.exit(once_mod.WORK_LEFT_EXIT)
         else:
             servers = []
 
@@ -376,6 +382,8 @@ def _print_status(data: dict[str, Any]) -> None:
     table.add_row("published", f"{t['last_minute']}/min  {t['last_hour']}/h  {t['last_day']}/day")
     table.add_row("articles", json.dumps(data["articles"]))
     table.add_row("polls", json.dumps(data["polls"]))
+    d = data["deferred"]
+    table.add_row("deferred items", f"waiting {d['waiting']}  so far {json.dumps(d['by_reason'])}")
     table.add_row("dead letters", str(data["deadletters"]))
     f = data["feeds"]
     table.add_row("feeds", f"{f['total']}  {json.dumps(f['by_health'])}  stale {len(f['stale'])}")

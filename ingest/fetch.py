@@ -11,6 +11,7 @@ import asyncio
 import email.utils
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -23,6 +24,7 @@ from ingest.netguard import BLOCKED_MARK, AddressPolicy, GuardedResolver
 from ingest.settings import FetchSettings
 
 REDIRECTS = {301, 302, 303, 307, 308}
+HopCheck = Callable[[str], Awaitable[None]]
 CHALLENGE_MARKERS = (
     b"cf-browser-verification",
     b"challenge-platform",
@@ -127,11 +129,15 @@ class Fetcher:
             await self._session.close()
             self._session = None
 
-    async def get(self, url: str, headers: dict[str, str] | None = None) -> Response:
+    async def get(
+        self, url: str, headers: dict[str, str] | None = None, on_redirect: HopCheck | None = None
+    ) -> Response:
+        """`on_redirect(target)` is awaited before each redirect hop is followed; it raises
+        (a FetchError) to stop there, such as robots.txt disallowing the target."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.settings.timeout):
-                return await self._follow(url, headers or {}, started)
+                return await self._follow(url, headers or {}, started, on_redirect)
         except TimeoutError as exc:
             raise outcomes.Timeout(
                 f"no complete answer in {self.settings.timeout}s", url=url
@@ -149,7 +155,9 @@ class Fetcher:
         except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
 
-    async def _follow(self, url: str, headers: dict[str, str], started: float) -> Response:
+    async def _follow(
+        self, url: str, headers: dict[str, str], started: float, on_redirect: HopCheck | None
+    ) -> Response:
         visited: list[str] = []
         session = self.session()
         while True:
@@ -160,6 +168,8 @@ class Fetcher:
                 raise outcomes.TooManyRedirects("redirect loop", url=url)
             if len(visited) > self.settings.max_redirects:
                 raise outcomes.TooManyRedirects(f"more than {self.settings.max_redirects}", url=url)
+            if visited and on_redirect is not None:
+                await on_redirect(url)
             async with session.get(
                 yarl.URL(url, encoded=True), headers=headers, allow_redirects=False
             ) as resp:

@@ -10,7 +10,7 @@ for the same link on every poll) need no mode: the link is always checked as wel
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest.feedparse import FeedItem
 from ingest.urls import article_id, short_hash
@@ -38,6 +38,7 @@ class ItemsResult:
     mode: str = "guid"
     new: int = 0
     deferred_for: float = 0.0  # >0: some items wait for a busy host, poll again within this
+    deferred: dict[str, int] = field(default_factory=dict)  # items left for later, by reason
 
 
 def item_version(item: FeedItem) -> bytes:

@@ -72,6 +72,9 @@ class PollSettings(BaseModel):
     host_inflight: int = 2
     host_limits: dict[str, HostLimit] = {}
     stale_factor: float = 4
+    # A host whose next turn is further away than this (a long Retry-After) is not waited for:
+    # the feed or item is deferred and comes back when the host is free.
+    max_host_wait: float = 30
 
 
 class FetchSettings(BaseModel):
@@ -83,6 +86,7 @@ class FetchSettings(BaseModel):
     user_agent: str = "news-ingest/0.1"
     robots: bool = True  # obey robots.txt for article pages (feeds are exempt)
     robots_ttl: float = 86400
+    robots_retry: float = 600  # robots.txt 5xx/429/unreachable: articles wait, asked again then
 
     _split = field_validator("allow", mode="before")(_split_commas)
 
@@ -136,6 +140,12 @@ class StreamSettings(BaseModel):
         return int(self.trace_days * 86400)
 
 
+class RunSettings(BaseModel):
+    # `run --once` waits this long for deferred feeds and items (a host's Retry-After, robots.txt
+    # unavailable, a busy host), then stops and reports what is left (exit status 3).
+    once_deadline: float = 180
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NEWS_INGEST_",
@@ -152,6 +162,7 @@ class Settings(BaseSettings):
     dedup: DedupSettings = DedupSettings()
     classify: ClassifySettings = ClassifySettings()
     stream: StreamSettings = StreamSettings()
+    run: RunSettings = RunSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -58,7 +58,10 @@ def origin_of(url: str) -> str:
     except ValueError:
         port = None
     scheme = parts.scheme.lower()
-    return f"{scheme}://{host_of(url)}:{port or (443 if scheme == 'https' else 80)}"
+    host = host_of(url)
+    if ":" in host:  # an IPv6 literal keeps its brackets, or the port would read as part of it
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port or (443 if scheme == 'https' else 80)}"
 
 
 def resolve_amp(url: str) -> str:
