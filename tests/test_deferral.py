@@ -25,21 +25,21 @@ from tests.conftest import cli
 from tests.helpers import KEYS, poll, register, settings_for, state, work
 from tests.server import Route, TestServer
 
-WORDS = (
+VOCABULARY = (
     "council budget river school harbour election minister court police hospital road winter "
-    "farmers market bridge station museum festival teachers nurses vote plan report storm rain "
-    "mayor city village coast mountain railway airport factory workers union strike talks deal "
-    "museum library students housing prices energy water power grid flood fire rescue team "
-    "league match coach season players stadium fans record trial judge jury witness evidence"
-).split()
+    "farmers market bridge station museum festival teachers nurses vote plan report storm "
+    "rain mayor city village coast mountain railway airport factory workers union strike "
+    "talks deal museum library students housing prices energy water power grid flood fire "
+    "rescue team league match coach season players stadium fans record trial judge jury "
+    "witness evidence"
+)
+WORDS = VOCABULARY.split()
 
 
 def story(n: int) -> str:
     """A page of its own words (no two stories near-duplicates), long enough to extract."""
     rng = random.Random(n)
-    paras = [
-        " ".join(rng.choice(WORDS) for _ in range(45)).capitalize() + "." for _ in range(6)
-    ]
+    paras = [" ".join(rng.choice(WORDS) for _ in range(45)).capitalize() + "." for _ in range(6)]
     return pages.article_page(f"Story {n}", paras)
 
 
@@ -141,7 +141,9 @@ def test_run_once_waits_for_the_block_then_says_what_is_left(
     limited_feed(server, "/limited.xml", retry_after=2, times=None)
     links = add_feed(server, "/healthy.xml", 0, 3, delay=0.3)
     feeds = tmp_path / "feeds.yaml"
-    feeds.write_text(f"feeds:\n  - {server.url('/limited.xml')}\n  - {server.url('/healthy.xml')}\n")
+    feeds.write_text(
+        f"feeds:\n  - {server.url('/limited.xml')}\n  - {server.url('/healthy.xml')}\n"
+    )
     base = ("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once")
 
     # No time to wait: the run says what it left, by reason, and exits 3.
@@ -150,7 +152,10 @@ def test_run_once_waits_for_the_block_then_says_what_is_left(
     assert done.returncode == 3, done.stderr[-3000:]
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["work_left"] == {
-        "feeds": {"rate_limited": 1, "deferred": 1}, "items": {"host_deferred": 3}, "jobs": 0}
+        "feeds": {"rate_limited": 1, "deferred": 1},
+        "items": {"host_deferred": 3},
+        "jobs": 0,
+    }
     assert summary["deferred"] == {"host_deferred": 3} and summary["new_items"] == 0
     (left,) = events(done.stderr, "work_left")  # logged once
     assert left["items"] == {"host_deferred": 3}

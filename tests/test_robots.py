@@ -81,7 +81,9 @@ def test_robots_failure_defers_the_article_until_robots_answers(
     assert published(r) == [other.url("/story/2")]
 
     # robots.txt recovers; after robots_retry the deferred story arrives
-    server.routes["/robots.txt"] = Route(body=DISALLOW_PRIVATE, headers={"Content-Type": "text/plain"})
+    server.routes["/robots.txt"] = Route(
+        body=DISALLOW_PRIVATE, headers={"Content-Type": "text/plain"}
+    )
     time.sleep(1.1)
     poll(s, r)
     assert "if-none-match" not in server.hits("/f.xml")[-1].headers
@@ -98,7 +100,9 @@ def test_ipv6_literal_article_is_fetched_with_its_robots_txt(
     as a refusal of the article for 30 days."""
     v6 = TestServer("::1").start()
     try:
-        v6.routes["/robots.txt"] = Route(body=DISALLOW_PRIVATE, headers={"Content-Type": "text/plain"})
+        v6.routes["/robots.txt"] = Route(
+            body=DISALLOW_PRIVATE, headers={"Content-Type": "text/plain"}
+        )
         v6.add("/story/1", story(1))
         v6.add("/private/2", story(2))
         from tests import pages
