@@ -39,6 +39,7 @@ class ItemsResult:
     new: int = 0
     deferred_for: float = 0.0  # >0: some items wait for a busy host, poll again within this
     deferred: dict[str, int] = field(default_factory=dict)  # items left for later, by reason
+    waiting: dict[str, FeedItem] = field(default_factory=dict)  # those items, by link id
 
 
 def item_version(item: FeedItem) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -308,7 +309,10 @@ class Poller:
         if parsed.language and not spec.language:
             fields["feed_language"] = parsed.language
             spec.language = parsed.language
-        res = await self.handle_items(spec, parsed.items, state)
+        # Items deferred by an earlier poll come back even if the feed no longer lists them.
+        held = self._held(spec.id) if state.get("deferred_items") not in (None, "", "0") else []
+        res = await self.handle_items(spec, parsed.items, state, held)
+        self._hold(spec.id, res.waiting)
         fields["guid_mode"] = res.mode
         if not state.get("rate"):  # not watched yet: the items' own dates tell the cadence
             fields["_dated_rate"] = schedule.rate_from_dates(
@@ -431,15 +435,18 @@ class Poller:
     # ---------------------------------------------------------------- items
 
     async def handle_items(
-        self, spec: FeedSpec, items: list[feedparse.FeedItem], state: dict[str, str]
-    ) -> ItemsResult:
+        self, spec: FeedSpec, items: list[feedparse.FeedItem], state: dict[str, str],
+        held: list[feedparse.FeedItem] | None = None,
+    ) -> ItemsResult:  # fmt: skip
+        """`held`: items an earlier poll deferred, after the document's own (whose version of
+        an item wins); they do not count toward the feed's identity mode."""
         fid = spec.id
         res = ItemsResult(mode=identity_mode(items, state.get("guid_mode", "guid")))
         if res.mode != state.get("guid_mode", "guid"):
             log.warning("feed_identity_degraded", feed_url=spec.url, stage="poll", mode=res.mode)
         candidates: list[Candidate] = []
         seen_in_doc: set[str] = set()
-        for item in items:
+        for item in [*items, *(held or [])]:
             cand = candidate(item, res.mode)
             if cand is None:
                 counters.incr(self.r, self.keys, "articles", "no_link")
@@ -491,6 +498,7 @@ class Poller:
             res.deferred_for = max(p.retry_after for p in waits)
             for p in waits:
                 res.deferred[p.reason] = res.deferred.get(p.reason, 0) + 1
+            res.waiting = {c.link_id: c.item for c in deferred}
         self.enqueue(payloads)
         res.new = len(fresh) - len(deferred)
         self.stats.items_new += res.new
@@ -552,6 +560,22 @@ class Poller:
             "discovered_at": discovered,
             "fetched_at": utcnow_iso(),
         }
+
+    def _held(self, fid: str) -> list[feedparse.FeedItem]:
+        raw = self.r.hvals(self.keys.feed_deferred(fid))
+        held = []
+        for value in raw:
+            with contextlib.suppress(ValueError, TypeError):
+                held.append(feedparse.FeedItem(**json.loads(value)))
+        return held
+
+    def _hold(self, fid: str, waiting: dict[str, feedparse.FeedItem]) -> None:
+        """Keep the deferred items until they are handled (the dedup window at most)."""
+        key = self.keys.feed_deferred(fid)
+        self._writes.delete(key)
+        if waiting:
+            self._writes.hset(key, mapping={k: json.dumps(i.to_dict()) for k, i in waiting.items()})
+            self._writes.expire(key, int(self.settings.dedup.window_days * 86400))
 
     async def _robots_hop(self, url: str) -> None:
         """robots.txt for a redirect's target. Its fetch takes no in-flight slot: this article

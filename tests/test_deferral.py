@@ -20,6 +20,7 @@ from ingest.metrics import RedisCollector
 from ingest.poller import Poller
 from ingest.settings import Settings
 from ingest.status import gather
+from ingest.urls import article_id
 from tests import pages
 from tests.conftest import cli
 from tests.helpers import KEYS, poll, register, settings_for, state, work
@@ -253,3 +254,36 @@ def test_run_once_publishes_every_item_of_many_feeds_on_one_host(
     work(settings, r)
     assert published(r) == sorted([*links, server.url("/story/99")])
     assert sorted(story_hits(server)) == sorted(f"/story/{n}" for n in [*range(12), 99])
+
+
+def test_a_deferred_item_arrives_even_after_its_feed_stopped_listing_it(
+    server: TestServer, r: redis.Redis
+) -> None:
+    """A busy feed moves on while its host is blocked: what was deferred is kept, not forgotten."""
+    server.add("/story/1", story(1))
+    server.add("/story/2", story(2))
+    documents = [[1], [2]]  # the first poll lists story 1; later ones only story 2
+    conn = r.connection_pool.connection_kwargs
+    side = redis.Redis(host=conn["host"], port=conn["port"])  # "another poller"
+
+    def feed(_headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        listed = documents.pop(0) if len(documents) > 1 else documents[0]
+        if listed == [1]:  # another poller draws a Retry-After while we read this document
+            side.set(KEYS.host_next("127.0.0.1"), int(time.time() * 1000) + 1000)
+        items = [{"title": f"Story {n}", "link": server.url(f"/story/{n}")} for n in listed]
+        return 200, {"Content-Type": "application/rss+xml"}, pages.rss("F", items).encode()
+
+    server.routes["/moving.xml"] = Route(body=feed)
+    (fid,) = register(r, server.url("/moving.xml"))
+    settings = settings_for(server, max_host_wait=0.5)
+
+    poller = poll(settings, r)
+    assert poller.stats.deferred == {"host_deferred": 1} and story_hits(server) == []
+    assert r.hexists(KEYS.feed_deferred(fid), article_id(server.url("/story/1")))
+    time.sleep(1.1)
+    poll(settings, r)  # the feed lists only story 2 now
+    assert sorted(story_hits(server)) == ["/story/1", "/story/2"]
+    assert work(settings, r) == ["published", "published"]
+    assert published(r) == [server.url("/story/1"), server.url("/story/2")]
+    assert not r.exists(KEYS.feed_deferred(fid))  # handled: nothing held any more
+    side.close()
