@@ -158,3 +158,11 @@ def test_redirect_into_a_disallowed_path_is_not_fetched_nor_published(
     assert dead == [(b"robots_disallowed", server.url("/go/1")),
                     (b"robots_disallowed", server.url("/go/2"))]  # fmt: skip
     assert json.loads(r.xrange(KEYS.articles)[0][1][b"data"])["url"].startswith(server.base)
+
+
+def test_an_ipv6_origin_keeps_its_brackets() -> None:
+    from ingest.urls import origin_of
+
+    assert origin_of("http://[::1]:8080/a?b") == "http://[::1]:8080"
+    assert origin_of("https://[2001:db8::1]/x") == "https://[2001:db8::1]:443"
+    assert origin_of("http://Example.com/x") == "http://example.com:80"
