@@ -2,7 +2,8 @@
 
 Redirects are followed here, hop by hop, so that each hop is checked (scheme, loop, count) and the
 connect-time address guard sees every host. The body is streamed and capped after decompression;
-the whole request, redirects included, runs under one deadline.
+the whole request, redirects included, runs under one deadline (the caller's check of each hop,
+robots.txt, runs outside it: it has its own).
 """
 
 from __future__ import annotations
@@ -133,11 +134,12 @@ class Fetcher:
         self, url: str, headers: dict[str, str] | None = None, on_redirect: HopCheck | None = None
     ) -> Response:
         """`on_redirect(target)` is awaited before each redirect hop is followed; it raises
-        (a FetchError) to stop there, such as robots.txt disallowing the target."""
+        (a FetchError) to stop there, such as robots.txt disallowing the target. Its time is
+        not charged to this request's deadline (it has deadlines of its own)."""
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.settings.timeout):
-                return await self._follow(url, headers or {}, started, on_redirect)
+            async with asyncio.timeout(self.settings.timeout) as deadline:
+                return await self._follow(url, headers or {}, started, on_redirect, deadline)
         except TimeoutError as exc:
             raise outcomes.Timeout(
                 f"no complete answer in {self.settings.timeout}s", url=url
@@ -156,8 +158,9 @@ class Fetcher:
             raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
 
     async def _follow(
-        self, url: str, headers: dict[str, str], started: float, on_redirect: HopCheck | None
-    ) -> Response:
+        self, url: str, headers: dict[str, str], started: float, on_redirect: HopCheck | None,
+        deadline: asyncio.Timeout,
+    ) -> Response:  # fmt: skip
         visited: list[str] = []
         session = self.session()
         while True:
@@ -169,7 +172,13 @@ class Fetcher:
             if len(visited) > self.settings.max_redirects:
                 raise outcomes.TooManyRedirects(f"more than {self.settings.max_redirects}", url=url)
             if visited and on_redirect is not None:
-                await on_redirect(url)
+                loop = asyncio.get_running_loop()
+                left = (deadline.when() or loop.time()) - loop.time()
+                deadline.reschedule(None)  # a slow robots.txt is its own outcome, not our timeout
+                try:
+                    await on_redirect(url)
+                finally:
+                    deadline.reschedule(loop.time() + left)
             async with session.get(
                 yarl.URL(url, encoded=True), headers=headers, allow_redirects=False
             ) as resp:

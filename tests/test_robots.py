@@ -142,15 +142,22 @@ def test_redirect_into_a_disallowed_path_is_not_fetched_nor_published(
     server.routes["/go/1"] = Route(status=302, headers={"Location": "/private/1"})
     server.routes["/go/2"] = Route(status=302, headers={"Location": other.url("/private/2")})
     server.routes["/go/3"] = Route(status=301, headers={"Location": "/story/3"})  # allowed hop
-    items = [{"title": f"Item {n}", "link": server.url(f"/go/{n}")} for n in (1, 2, 3)]
+    # ... and into an origin whose robots.txt hangs: deferred, not a timeout of the article
+    slow = TestServer().start()
+    slow.routes["/robots.txt"] = Route(body=b"", delay=DEADLINE + 1.5)
+    slow.add("/story/5", story(5))
+    server.routes["/go/5"] = Route(status=302, headers={"Location": slow.url("/story/5")})
+    items = [{"title": f"Item {n}", "link": server.url(f"/go/{n}")} for n in (1, 2, 3, 5)]
     items.append({"title": "Plain", "link": server.url("/story/4")})  # the next healthy one
     server.add("/f.xml", pages.rss("F", items), "application/rss+xml")
     register(r, server.url("/f.xml"))
     # one request in flight per host: the hop's robots.txt must not wait for the article's slot
-    s = settings(server, other.allow, host_inflight=1)
+    s = settings(server, other.allow, slow.allow, host_inflight=1)
 
-    poll(s, r)
+    poller = poll(s, r)
+    slow.stop()
     assert server.hits("/private/1") == [] and other.hits("/private/2") == []
+    assert slow.hits("/story/5") == [] and poller.stats.deferred == {"robots_unavailable": 1}
     assert len(other.hits("/robots.txt")) == 1  # the target origin's own rules were read
     assert sorted(work(s, r)) == ["published", "published"]
     assert published(r) == sorted([server.url("/story/3"), server.url("/story/4")])
