@@ -310,9 +310,11 @@ class Poller:
             fields["feed_language"] = parsed.language
             spec.language = parsed.language
         # Items deferred by an earlier poll come back even if the feed no longer lists them.
-        held = self._held(spec.id) if state.get("deferred_items") not in (None, "", "0") else []
+        holding = state.get("deferred_items") not in (None, "", "0")
+        held = self._held(spec.id) if holding else []
         res = await self.handle_items(spec, parsed.items, state, held)
-        self._hold(spec.id, res.waiting)
+        if holding or res.waiting:
+            self._hold(spec.id, res.waiting)
         fields["guid_mode"] = res.mode
         if not state.get("rate"):  # not watched yet: the items' own dates tell the cadence
             fields["_dated_rate"] = schedule.rate_from_dates(
