@@ -23,7 +23,7 @@ from ingest.status import gather
 from ingest.urls import article_id
 from tests import pages
 from tests.conftest import cli
-from tests.helpers import KEYS, poll, register, settings_for, state, work
+from tests.helpers import KEYS, due_in, poll, register, settings_for, state, work
 from tests.server import Route, TestServer
 
 VOCABULARY = (
@@ -94,6 +94,7 @@ def test_retry_after_on_a_feed_blocks_the_articles_of_its_host_too(
     st = state(r, healthy)
     assert (st["last_outcome"], st["deferred_items"]) == ("deferred", "3")  # not "ok", 0 new
     assert float(st["deferred_until"]) > time.time()
+    assert 0 < due_in(r, healthy) < 4  # back when the 3 s block ends, not after min_interval
     assert st["body_hash"] == "" and st["etag"] == ""  # read again next time, not "unchanged"
     assert st["errors"] == "0" and state(r, limited)["errors"] == "0"
     data = gather(settings, r)
