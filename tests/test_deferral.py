@@ -69,6 +69,15 @@ def limited_feed(server: TestServer, path: str, retry_after: int, times: int | N
     server.routes[path] = Route(body=feed)
 
 
+def wait_host_free(r: redis.Redis, host: str = "127.0.0.1") -> None:
+    """Until the host's next turn (the server's clock, as the gate reads it) has come."""
+    while True:
+        secs, micros = r.time()
+        if float(r.get(KEYS.host_next(host)) or 0) <= secs * 1000 + micros / 1000:
+            return
+        time.sleep(0.05)
+
+
 def published(r: redis.Redis) -> list[str]:
     return sorted(json.loads(f[b"data"])["url"] for _id, f in r.xrange(KEYS.articles))
 
@@ -82,7 +91,7 @@ def test_retry_after_on_a_feed_blocks_the_articles_of_its_host_too(
 ) -> None:
     limited_feed(server, "/limited.xml", retry_after=3, times=None)
     # the healthy feed answers a little later, so the 429 has blocked the host by then
-    links = add_feed(server, "/healthy.xml", 0, 3, delay=0.3)
+    links = add_feed(server, "/healthy.xml", 0, 3, delay=0.6)
     limited, healthy = register(r, server.url("/limited.xml"), server.url("/healthy.xml"))
     settings = settings_for(server, max_host_wait=0.5)
 
@@ -105,10 +114,7 @@ def test_retry_after_on_a_feed_blocks_the_articles_of_its_host_too(
     assert 'news_ingest_items_deferred_total{reason="host_deferred"} 3.0' in text
     assert "news_ingest_items_waiting 3.0" in text
 
-    while r.exists(KEYS.host_next("127.0.0.1")) and float(
-        r.get(KEYS.host_next("127.0.0.1")) or 0
-    ) > time.time() * 1000:  # fmt: skip
-        time.sleep(0.1)  # the block ends
+    wait_host_free(r)
     poll(settings, r, only=[healthy])
     assert sorted(story_hits(server)) == ["/story/0", "/story/1", "/story/2"]
     assert work(settings, r) == ["published"] * 3
@@ -141,7 +147,7 @@ def test_run_once_waits_for_the_block_then_says_what_is_left(
     """The issue's minimal case: a healthy feed of 3 items and a feed answering 429 on one host.
     It used to exit 0 with `{"new_items": 0, ...}` and nothing fetched."""
     limited_feed(server, "/limited.xml", retry_after=2, times=None)
-    links = add_feed(server, "/healthy.xml", 0, 3, delay=0.3)
+    links = add_feed(server, "/healthy.xml", 0, 3, delay=0.6)
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text(
         f"feeds:\n  - {server.url('/limited.xml')}\n  - {server.url('/healthy.xml')}\n"
@@ -149,7 +155,6 @@ def test_run_once_waits_for_the_block_then_says_what_is_left(
     base = ("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once")
 
     # No time to wait: the run says what it left, by reason, and exits 3.
-    started = time.time()
     done = cli(*base, env=run_once_env(server, 0))
     assert done.returncode == 3, done.stderr[-3000:]
     summary = json.loads(done.stdout.splitlines()[-1])
@@ -165,8 +170,7 @@ def test_run_once_waits_for_the_block_then_says_what_is_left(
 
     # With a deadline: waits for the block, publishes the 3 items; the feed that keeps
     # answering 429 is still left, so the exit status still says so.
-    while time.time() < started + 2.2:
-        time.sleep(0.1)  # the first run's block ends
+    wait_host_free(r)  # the first run's block ends
     done = cli(*base, env=run_once_env(server, 6))
     assert done.returncode == 3, done.stderr[-3000:]
     summary = json.loads(done.stdout.splitlines()[-1])
@@ -192,7 +196,7 @@ def test_daemon_fetches_deferred_items_once_the_host_is_free(
     for n in (10, 11):
         server.add(f"/story/{n}", story(n))
     limited_feed(server, "/limited.xml", retry_after=2, times=2, links=limited_links)
-    links = add_feed(server, "/healthy.xml", 0, 3, delay=0.3)
+    links = add_feed(server, "/healthy.xml", 0, 3, delay=0.6)
     register(r, server.url("/limited.xml"), server.url("/healthy.xml"))
     settings = settings_for(server, max_host_wait=0.5, min_interval=1, default_interval=2)
     expected = sorted(links + limited_links)
