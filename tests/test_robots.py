@@ -173,3 +173,27 @@ def test_an_ipv6_origin_keeps_its_brackets() -> None:
     assert origin_of("http://[::1]:8080/a?b") == "http://[::1]:8080"
     assert origin_of("https://[2001:db8::1]/x") == "https://[2001:db8::1]:443"
     assert origin_of("http://Example.com/x") == "http://example.com:80"
+
+
+def test_a_robots_url_our_fetcher_rejects_defers_and_is_never_a_refusal(r: redis.Redis) -> None:
+    """Our own bug (the IPv6 one was such) must cost a delay, not 30 days of refusals."""
+    import asyncio
+
+    from ingest import outcomes
+    from ingest.fetch import Response
+    from ingest.robots import RobotsCache
+
+    asked: list[str] = []
+
+    async def get(url: str) -> Response:
+        asked.append(url)
+        raise outcomes.BadURL("invalid URL", url=url)
+
+    cache = RobotsCache(r, KEYS, "news-ingest/0.1", retry_s=600)
+    with pytest.raises(outcomes.RobotsUnavailable) as caught:
+        asyncio.run(cache.check("http://[::1]:8080/story", get))
+    assert asked == ["http://[::1]:8080/robots.txt"]
+    assert isinstance(caught.value.retry_after, float) and caught.value.retry_after == 600
+    assert not isinstance(caught.value, outcomes.RobotsDisallowed | outcomes.BadScheme)
+    with pytest.raises(outcomes.BadScheme):  # the article's own scheme is still its fault
+        asyncio.run(cache.check("ftp://example.org/story", get))
