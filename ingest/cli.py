@@ -161,7 +161,8 @@ def _register(app: App, r: redis.Redis) -> list[str] | None:
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="Poll every feed once, process everything, exit 0.")
+@click.option("--once", is_flag=True, help="Poll every feed once, wait up to run.once_deadline "
+              "for deferred work, process the queue; exit 0, or 3 when work is left.")  # fmt: skip
 @click.option("--workers", type=int, help="Worker processes (default: worker.count).")
 @click.option(
     "--metrics-port",
@@ -194,11 +195,16 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int | None,
             if once:
                 stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
                 from ingest import counters
+                from ingest import once as once_mod
 
                 arts = counters.read(r, Keys(app.settings.redis.prefix), "articles")
+                left = once_mod.summary(stats.left)
                 click.echo(json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
                                        "enqueued": stats.enqueued, "polls": stats.by_outcome,
-                                       "articles": arts}))  # fmt: skip
+                                       "articles": arts, "deferred": stats.deferred,
+                                       "work_left": {**left, "jobs": stats.jobs_left}}))  # fmt: skip
+                if stats.left or stats.jobs_left:
+                    sys.exit(once_mod.WORK_LEFT_EXIT)
                 return
 
             def serve_metrics() -> None:
@@ -471,6 +477,8 @@ def _print_status(data: dict[str, Any]) -> None:
                      f"the last hour  {t['last_day']} in the last day")  # fmt: skip
     row("articles (all)", count_line(data["articles"]) or "none yet")
     row("polls (all)", count_line(data["polls"]) or "none yet")
+    d = data["deferred"]
+    row("deferred items", f"waiting {d['waiting']}  so far {count_line(d['by_reason']) or 'none'}")
     row("dead letters", str(data["deadletters"]))
     f = data["feeds"]
     row("feeds", f"{f['total']}: {count_line(f['by_health']) or 'none'}  stale {len(f['stale'])}")

@@ -23,7 +23,7 @@ import html
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest.feedparse import FeedItem, page_url
 from ingest.urls import article_id, short_hash
@@ -54,6 +54,8 @@ class ItemsResult:
     shared_links: int = 0
     new: int = 0
     deferred_for: float = 0.0  # >0: some items wait for a busy host, poll again within this
+    deferred: dict[str, int] = field(default_factory=dict)  # items left for later, by reason
+    waiting: dict[str, FeedItem] = field(default_factory=dict)  # those items, by link id
 
 
 def item_version(item: FeedItem) -> bytes:

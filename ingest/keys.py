@@ -24,6 +24,9 @@ class Keys:
     def feed(self, feed_id: str) -> str:  # HASH of one feed's config and state
         return self.k("feed", feed_id)
 
+    def feed_deferred(self, feed_id: str) -> str:  # HASH link id -> item JSON, not fetched yet
+        return self.k("feed", feed_id, "deferred")
+
     def host_next(self, host: str) -> str:  # earliest next request to a host
         return self.k("host", host, "next")
 

@@ -40,6 +40,18 @@ class RedisCollector(Collector):
         for outcome, n in data["polls"].items():
             polls.add_metric([outcome], n)
         yield polls
+        deferrals = CounterMetricFamily(
+            "news_ingest_items_deferred",
+            "Items left for a later poll, by reason",
+            labels=["reason"],
+        )
+        for reason, n in data["deferred"]["by_reason"].items():
+            deferrals.add_metric([reason], n)
+        yield deferrals
+        yield GaugeMetricFamily(
+            "news_ingest_items_waiting", "Deferred items waiting for their feed's next poll",
+            value=data["deferred"]["waiting"],
+        )  # fmt: skip
         feeds = GaugeMetricFamily("news_ingest_feeds", "Feeds by health state", labels=["health"])
         for health, n in data["feeds"]["by_health"].items():
             feeds.add_metric([health], n)

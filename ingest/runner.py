@@ -34,7 +34,7 @@ from rq.exceptions import StopRequested
 from rq.registry import StartedJobRegistry
 from rq.worker import SimpleWorker, WorkerStatus
 
-from ingest import supervisor
+from ingest import once, supervisor
 from ingest.connection import connect
 from ingest.poller import REDIS_DOWN, Poller, PollStats
 from ingest.settings import Settings
@@ -157,16 +157,21 @@ def run_worker(settings: Settings, r: redis.Redis, burst: bool = False) -> None:
 
 
 def run_once(settings: Settings, r: redis.Redis, url: str, feed_ids: list[str] | None) -> PollStats:
+    """Poll every feed, wait up to `run.once_deadline` for what was deferred (ingest/once.py),
+    then process the queue with burst workers. What is left (feeds, items, jobs) is in the
+    stats and logged once as `work_left`; the CLI then exits with `once.WORK_LEFT_EXIT`."""
+
     async def poll() -> PollStats:
         poller = Poller(settings, r)
         try:
-            return await poller.run_once(feed_ids)
+            return await poller.run_once(feed_ids, deadline=settings.run.once_deadline)
         finally:
             await poller.aclose()
 
     stats = asyncio.run(poll())
     log.info("poll_done", stage="poll", feeds=stats.feeds, new_items=stats.items_new,
-             enqueued=stats.enqueued, outcomes=stats.by_outcome)  # fmt: skip
+             enqueued=stats.enqueued, outcomes=stats.by_outcome,
+             deferred=stats.deferred)  # fmt: skip
     queue = Queue(settings.stream.queue, connection=r)
     if queue.count:
         count = max(1, min(settings.worker.count, queue.count))
@@ -174,8 +179,14 @@ def run_once(settings: Settings, r: redis.Redis, url: str, feed_ids: list[str] |
         for p in procs:
             p.join()
     started = StartedJobRegistry(queue=queue)
-    if queue.count or started.count:
-        log.warning("work_left", queue_depth=queue.count, started=started.count)
+    stats.jobs_left = queue.count + started.count
+    if stats.jobs_left or stats.left:
+        left = once.summary(stats.left)
+        log.warning("work_left", queue_depth=queue.count, started=started.count,
+                    feeds=left["feeds"], items=left["items"],
+                    feed_urls=sorted(x.feed_url for x in stats.left.values())[:20],
+                    until=max((x.until for x in stats.left.values()), default=None),
+                    deadline_s=settings.run.once_deadline)  # fmt: skip
     return stats
 
 

@@ -121,6 +121,9 @@ class PollSettings(BaseModel):
     host_inflight: int = 2
     host_limits: dict[str, HostLimit] = {}
     stale_factor: float = 4
+    # A host whose next turn is further away than this (a long Retry-After) is not waited for:
+    # the feed or item is deferred and comes back when the host is free.
+    max_host_wait: float = 30
 
 
 class FetchSettings(BaseModel):
@@ -134,6 +137,7 @@ class FetchSettings(BaseModel):
     user_agent: str = ""  # empty: news-ingest/<version> (+project URL)
     robots: bool = True  # obey robots.txt for article pages (feeds are exempt)
     robots_ttl: float = 86400
+    robots_retry: float = 600  # robots.txt 5xx/429/unreachable: articles wait, asked again then
 
     _split = field_validator("allow", mode="before")(_split_commas)
 
@@ -158,6 +162,9 @@ class WorkerSettings(BaseModel):
 class RunSettings(BaseModel):
     shutdown_grace: float = 10  # seconds in-flight polls get after SIGTERM/SIGINT, then cancelled
     server_wait: float = 20  # `poll`/`worker` without a URL wait this long for `news-ingest server`
+    # `run --once` waits this long for deferred feeds and items (a host's Retry-After, robots.txt
+    # unavailable, a busy host), then stops and reports what is left (exit status 3).
+    once_deadline: float = 180
 
 
 class MetricsSettings(BaseModel):
