@@ -136,6 +136,18 @@ def test_story_lines_with_the_shapes_are_kept_in_the_middle(line: str) -> None:
     assert line in ex.text.splitlines()
 
 
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [*STORY["fr"], "Inscrivez-vous sur les listes électorales avant le 31 mars."],
+        [*STORY["de"], "Jetzt muss der Stadtrat über die Kosten entscheiden."],
+        [*STORY["en"], "Readers can sign up for a guided walk over the bridge on Sunday."],
+    ],
+)
+def test_last_story_lines_with_promotion_words_are_kept(lines: list[str]) -> None:
+    assert credits.judge(lines) == [""] * len(lines)
+
+
 def test_an_embedded_tweets_attribution_is_kept() -> None:
     lines = [*STORY["en"], "— Riverside Council (@RiversideCC) November 19, 2019"]
     assert credits.judge(lines) == ["", "", "", ""]

@@ -119,3 +119,10 @@ def test_a_republished_copy_is_left_whole_for_dedup(r: redis.Redis) -> None:
     outs = [t.apply("example.com", sid(n), text) for n in range(6)]
     assert all(v.text == text and v.dropped == [] for v in outs)
     assert [v.copy for v in outs] == [False, False, False, True, True, True]
+
+
+def test_a_huge_page_is_judged_on_its_first_lines_only(r: redis.Redis) -> None:
+    t = SiteTemplates(r, KEYS, TemplateSettings())
+    text = "\n".join(f"Line {n} of a very long page about {PLACES[n % 10]}." for n in range(3000))
+    verdict = t.apply("example.com", sid(1), text)
+    assert verdict.text == text and verdict.learned

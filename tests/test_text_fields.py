@@ -106,3 +106,11 @@ Read more &amp;raquo;</description></item></channel></rss>""".format(a=server.ur
 
     why = json.loads(cli("--redis-url", redis_url, "explain", server.url("/a")).stdout)
     assert ISO.match(why["trace"]["at"]) and ISO.match(why["trace"]["listed_at"])
+
+
+def test_a_summary_is_decoded_once() -> None:
+    from workers.pipeline import summary_text
+
+    assert summary_text("<p>Use &amp;amp; in HTML</p>") == "Use &amp; in HTML"  # lxml decoded
+    assert summary_text("Use &amp;amp; in HTML") == "Use &amp; in HTML"  # no tags: decoded here
+    assert summary_text("<p>Share on WhatsApp Tom &amp; Jerry</p><p>Read more</p>") == "Tom & Jerry"

@@ -93,7 +93,8 @@ _PROMO = re.compile(
     r"|\b(?:download|get) (?:our|the) (?:free )?app\b"
     r"|\bthis copy is for your personal,? non-commercial use\b|^(?:order reprints|print article)$"
     # French
-    r"|\b(?:abonnez-vous|inscrivez-vous)\b|\brecevez (?:notre|nos|gratuitement)\b.{0,40}"
+    r"|\b(?:abonnez-vous|inscrivez-vous)\b.{0,60}\b(?:newsletter|lettre|alertes|gratuitement"
+    r"|notre (?:journal|site|média))|\brecevez (?:notre|nos|gratuitement)\b.{0,40}"
     r"(?:newsletter|lettre)|\bsoutenez (?:notre|le|un) (?:journalisme|média|rédaction)\b"
     r"|\bdevenez (?:membre|abonné)|\btéléchargez (?:notre|l'|l’)\s?app"
     r"|\bcet article vous a plu\b|\bpartagez cet article\b"

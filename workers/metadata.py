@@ -63,15 +63,16 @@ _TAIL_DEBRIS = re.compile(
 )
 
 
-def text_field(value: str | None) -> str:
+def text_field(value: str | None, decode: bool = True) -> str:
     """A title, summary or description as plain text: HTML entities decoded once (a feed that
     escaped its titles twice sends "Plugins &amp;amp; Addons"; one decoding gives the "&" it
     meant, and a literal "&amp;amp;" becomes "&amp;", not "&"), whitespace collapsed within
     lines, and share-bar ("Share on WhatsApp") and "Read more" / "[…]" / "The post … appeared
-    first on …" debris taken off the ends."""
+    first on …" debris taken off the ends. `decode=False` for a text an HTML parser has
+    already decoded."""
     if not value:
         return ""
-    text = html.unescape(value) if _ENTITY.search(value) else value
+    text = html.unescape(value) if decode and _ENTITY.search(value) else value
     lines = [" ".join(line.split()) for line in text.replace("\u00a0", " ").splitlines()]
     text = "\n".join(line for line in lines if line)
     for _ in range(4):  # a share bar is several debris runs in a row

@@ -238,6 +238,12 @@ def drop_template(ctx: Context, payload: dict[str, Any], ex: extract.Extracted) 
     return [line[:120] for line in verdict.dropped]
 
 
+def summary_text(summary: str) -> str:
+    """The feed's summary as text: HTML parsed (which decodes its entities), or, when it has no
+    tags, its entities decoded here; either way once."""
+    return metadata.text_field(extract.html_to_text(summary), decode="<" not in summary)[:2000]
+
+
 def routes_for(ctx: Context, record: dict[str, Any]) -> list[str]:
     """The extra streams this record also goes to (settings stream.route_*)."""
     routes = []
@@ -341,7 +347,7 @@ def build_record(
         "language": lang,
         "topics": topics,
         "text": ex.text,
-        "summary": metadata.text_field(extract.html_to_text(item.get("summary") or ""))[:2000],
+        "summary": summary_text(item.get("summary") or ""),
         "site_name": ex.site_name or host_of(page["url"]),
         "image": item.get("image") or ex.image,
         "tags": item.get("tags") or [],

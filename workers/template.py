@@ -45,6 +45,7 @@ import redis
 from ingest.keys import Keys
 from ingest.settings import TemplateSettings
 
+MAX_PER_ARTICLE = 1000  # distinct lines of one article judged and counted
 MOSTLY_KNOWN = 0.25  # less than this share of the text left: a copy of a story, not a template
 _WORD = re.compile(r"\w+")
 
@@ -143,7 +144,9 @@ class SiteTemplates:
         if not cfg.enabled or not site or not lines:
             return Verdict(text)
         fps = [fingerprint(line) for line in lines]
-        unique = list(dict.fromkeys(fp for fp in fps if fp is not None))
+        # a bound on one call's work (and on Lua's unpack); later lines are neither counted nor
+        # dropped
+        unique = list(dict.fromkeys(fp for fp in fps if fp is not None))[:MAX_PER_ARTICLE]
         now = time.time() if now is None else now
         step = cfg.generation_seconds
         current = int(now // step)
