@@ -13,12 +13,11 @@ from ingest.keys import Keys
 from ingest.observe import read_trace
 from ingest.urls import article_id
 from tests import pages
-from tests.conftest import cli
+from tests.conftest import SHARED, cli
 from tests.helpers import poll, register, settings_for, work
 from tests.server import TestServer
 
-if not pages.SHARED.is_dir():  # pragma: no cover - the stories are the shared corpus's texts
-    pytest.skip("../shared/data is absent", allow_module_level=True)
+pytestmark = pytest.mark.corpus  # the stories are the shared corpus's texts
 
 AUTHORS = ["Maria Lopez", "Tom Becker", "Aisha Khan", "Pierre Martin", "Jo Evans"]
 
@@ -65,7 +64,7 @@ def cms_page(n: int, title: str, paras: list[str], related: list[str]) -> str:
 
 
 def stories(count: int) -> list[tuple[str, list[str]]]:
-    data = json.loads((pages.SHARED / "extraction" / "ground-truth.json").read_text("utf-8"))
+    data = json.loads((SHARED / "extraction" / "ground-truth.json").read_text("utf-8"))
     out = []
     for _id, doc in sorted(data.items()):
         paras = [p.strip() for p in doc["articleBody"].split("\n") if len(p.strip()) > 60]
