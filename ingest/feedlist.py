@@ -16,6 +16,8 @@ import structlog
 import yaml
 from lxml import etree
 
+from ingest.escape import xml_text
+
 log = structlog.get_logger("ingest.feedlist")
 
 
@@ -157,6 +159,7 @@ def dump_opml(specs: list[FeedSpec]) -> str:
             attrs["title"] = spec.title
         if spec.tags:
             attrs["category"] = ",".join(spec.tags)
-        etree.SubElement(body, "outline", attrs)
+        # titles and tags come from feeds: drop what XML cannot hold (lxml raises on it)
+        etree.SubElement(body, "outline", {k: xml_text(str(v)) for k, v in attrs.items()})
     data: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
     return data.decode()

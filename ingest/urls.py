@@ -70,7 +70,9 @@ def origin_of(url: str) -> str:
     except ValueError:
         port = None
     scheme = parts.scheme.lower()
-    return f"{scheme}://{host_of(url)}:{port or (443 if scheme == 'https' else 80)}"
+    host = host_of(url)
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
+    return f"{scheme}://{host}:{port or (443 if scheme == 'https' else 80)}"
 
 
 def resolve_amp(url: str) -> str:
