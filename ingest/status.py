@@ -161,6 +161,12 @@ def _list(value: Any) -> list[Any]:
     return found if isinstance(found, list) else [found]
 
 
+def unreachable(exc: Exception) -> dict[str, Any]:
+    """What `status` reports while Redis cannot be read: not ready, and why."""
+    return {"ready": False, "problems": [f"redis unreachable: {exc}"],
+            "redis": {"ok": False, "error": str(exc)}}  # fmt: skip
+
+
 def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
     keys = Keys(settings.redis.prefix)
     queue = Queue(settings.stream.queue, connection=r)
