@@ -24,7 +24,7 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker import BaseWorker
 
-from ingest import counters, observe, schedule
+from ingest import counters, deadletters, observe, schedule
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.settings import Settings
@@ -204,7 +204,7 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
             "length": r.xlen(keys.articles),
             "groups": stream_groups(r, keys.articles),
         },
-        "deadletters": r.xlen(keys.deadletter),
+        "deadletters": deadletters.count(r, keys),
         "throughput": {
             "window_s": RATE_WINDOW,
             "last_minute": counters.published_since(r, keys, RATE_WINDOW, now),
