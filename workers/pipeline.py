@@ -162,7 +162,8 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
             failpoints.hit("worker.after_publish")
             elapsed = time.monotonic() - started
             seen.stage("publish", t_publish)
-            seen.timings["end_to_end"] = time.time() - float(payload.get("discovered_at") or 0)
+            if not payload.get("replay"):  # a replay's wait was the operator's, not ours
+                seen.timings["end_to_end"] = time.time() - float(payload.get("discovered_at") or 0)
             pipe = ctx.r.pipeline(transaction=False)
             pipe.delete(ctx.keys.inflight(payload.get("claim") or link_id))
             seen.write(pipe, ctx.keys, outcome, {"stream_id": result.detail, "article_id": aid,
