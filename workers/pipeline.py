@@ -217,7 +217,9 @@ class Seen:
         page, item = self.payload["page"], self.payload["item"]
         for stage, seconds in self.timings.items():
             observe.observe(pipe, keys, stage, seconds)
-        if page.get("outcome", "ok") == "ok" and page.get("html_z") and self.extraction:
+        fetched = page.get("outcome", "ok") == "ok" and page.get("html_z")
+        # a site's extraction rate counts each page once, when it was fetched: not on replay
+        if fetched and self.extraction and not self.payload.get("replay"):
             ok = self.extraction.get("method") in PAGE_STEPS
             observe.site_result(pipe, keys, host_of(page["url"]).removeprefix("www."), ok)
         fields = {
