@@ -225,6 +225,13 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
         ],
         "drifting_sites": [s.site for s in sites if s.drifting],
         "polls": counters.read(r, keys, "polls"),
+        "topic_models": _topic_models(r, keys),
+        # items left for later (busy host, Retry-After, robots.txt unavailable): deferrals so
+        # far by reason, and how many wait now (each feed's last poll)
+        "deferred": {
+            "by_reason": counters.read(r, keys, "deferred"),
+            "waiting": sum(int(f.get("deferred_items") or 0) for f in feeds),
+        },
         "feeds": {
             "total": len(feeds),
             "by_health": dict(health),
@@ -240,6 +247,12 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
             ],
         },
     }
+
+
+def _topic_models(r: redis.Redis, keys: Keys) -> dict[str, Any]:
+    from workers import learn  # the workers' package: numpy and the lexicon, loaded on demand
+
+    return learn.describe(r, keys)
 
 
 def _info(r: redis.Redis) -> dict[str, Any]:

@@ -123,7 +123,10 @@ class Publisher:
         self, record: dict[str, Any], *, url_ids: list[str], guid: tuple[str, str] | None,
         expected: bytes, event: str, bands: list[int], mark: UrlMark, item_version: bytes = b"",
         count_as: str = "published", routes: list[str] | None = None,
+        check_owner: bool | None = None,
     ) -> PublishResult:  # fmt: skip
+        """`check_owner` (default: for a created article) refuses a text whose content hash
+        another article holds; a flagged distinct post of the same feed is published anyway."""
         aid = record["id"]
         others = [i for i in dict.fromkeys(url_ids) if i != aid]
         fields = [url_field(aid), *(url_field(i) for i in others), hash_field(mark.content_hash)]
@@ -140,7 +143,7 @@ class Publisher:
             len(others), len(guids), len(band_fields), expected, mark.pack(),
             bytes.fromhex(aid), self.seen.expire_at(gen), self.maxlen, event, aid,
             json.dumps(record, ensure_ascii=False, separators=(",", ":")),
-            "1" if event == "created" else "0", BAND_MAX, item_version or b"\x00" * 4, count_as,
+            "1" if (event == "created" if check_owner is None else check_owner) else "0", BAND_MAX, item_version or b"\x00" * 4, count_as,
             len(routes or []), *fields,
         ]  # fmt: skip
         outcome, detail = self._script(keys=keys, args=args)
