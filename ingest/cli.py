@@ -428,18 +428,26 @@ def feeds_export(app: App) -> None:
 @pass_app
 def status(app: App, as_json: bool, watch: float | None) -> None:
     """Queues, workers, stream and consumer lag, throughput, feed health. Exits 1 when the
-    service is not ready (no live worker, poller heartbeat stale), for container health checks."""
-    from ingest.status import gather
+    service is not ready (no live worker, poller heartbeat stale), for container health checks.
+    During a Redis outage it says so (not ready), and --watch goes on until Redis is back."""
+    from ingest.escape import terminal
+    from ingest.status import gather, unreachable
 
     with app.redis() as (_url, r):
         while True:
-            data = gather(app.settings, r)
+            try:
+                data = gather(app.settings, r)
+            except redis.RedisError as exc:
+                data = unreachable(exc)
             if as_json:
                 click.echo(json.dumps(data, indent=None))
             else:
                 if watch:
                     click.clear()
-                _print_status(data)
+                if data["redis"]["ok"]:
+                    _print_status(data)
+                else:
+                    click.echo(terminal("NOT READY: " + "; ".join(data["problems"])))
             if not watch:
                 break
             try:
@@ -513,7 +521,9 @@ def _print_status(data: dict[str, Any]) -> None:
 @pass_app
 def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: str | None,
          consumer: str, block: float) -> None:  # fmt: skip
-    """Read the article stream."""
+    """Read the article stream (through a Redis outage: it waits, and resumes where it was)."""
+    from ingest.escape import terminal
+
     keys = Keys(app.settings.redis.prefix)
     seen = 0
     deadline = time.monotonic() + block if block else None
@@ -523,19 +533,34 @@ def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: st
         if group:
             with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists already
                 r.xgroup_create(stream, group, id="0" if from_start else "$", mkstream=True)
+        down = False
         while count is None or seen < count:
             if deadline is not None and time.monotonic() > deadline:
                 break
             want = min(100, count - seen) if count else 100
             resp: Any
-            if group:
-                resp = r.xreadgroup(group, consumer, {stream: ">"}, count=want, block=1000)
-            elif from_start:
-                resp = r.xread({stream: last}, count=want, block=None)
-                if not resp and count is None:
-                    break  # --from-start without --count: print what is there and stop
-            else:
-                resp = r.xread({stream: last}, count=want, block=1000)
+            try:
+                if group:
+                    resp = r.xreadgroup(group, consumer, {stream: ">"}, count=want, block=1000)
+                elif from_start:
+                    resp = r.xread({stream: last}, count=want, block=None)
+                    if not resp and count is None:
+                        break  # --from-start without --count: print what is there and stop
+                else:
+                    if last == "$":  # from the newest entry now, so an outage loses none
+                        newest: Any = r.xrevrange(stream, count=1)
+                        last = newest[0][0].decode() if newest else "0-0"
+                    resp = r.xread({stream: last}, count=want, block=1000)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:  # an outage: say so
+                # once, and resume where we were
+                if not down:
+                    click.echo(terminal(f"redis unreachable ({exc}); waiting"), err=True)
+                down = True
+                time.sleep(1.0)
+                continue
+            if down:
+                click.echo("redis is back", err=True)
+                down = False
             for _stream, entries in resp or []:
                 for entry_id, fields in entries:
                     last = entry_id.decode()

@@ -194,6 +194,10 @@ def letters(
             return
 
 
+def count(r: redis.Redis, keys: Keys) -> int:
+    return int(r.xlen(keys.deadletter))
+
+
 def get(r: redis.Redis, keys: Keys, entry_id: str) -> DeadLetter | None:
     """One letter by its stream id, None when there is none."""
     found: Any = r.xrange(keys.deadletter, entry_id, entry_id)

@@ -24,7 +24,7 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker import BaseWorker
 
-from ingest import counters, observe, schedule
+from ingest import counters, deadletters, observe, schedule
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.settings import Settings
@@ -161,6 +161,12 @@ def _list(value: Any) -> list[Any]:
     return found if isinstance(found, list) else [found]
 
 
+def unreachable(exc: Exception) -> dict[str, Any]:
+    """What `status` reports while Redis cannot be read: not ready, and why."""
+    return {"ready": False, "problems": [f"redis unreachable: {exc}"],
+            "redis": {"ok": False, "error": str(exc)}}  # fmt: skip
+
+
 def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
     keys = Keys(settings.redis.prefix)
     queue = Queue(settings.stream.queue, connection=r)
@@ -198,7 +204,7 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
             "length": r.xlen(keys.articles),
             "groups": stream_groups(r, keys.articles),
         },
-        "deadletters": r.xlen(keys.deadletter),
+        "deadletters": deadletters.count(r, keys),
         "throughput": {
             "window_s": RATE_WINDOW,
             "last_minute": counters.published_since(r, keys, RATE_WINDOW, now),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import redis
 from rq import Queue, Worker
@@ -227,3 +228,55 @@ def test_feed_view_of_a_new_feed() -> None:
     view = feed_view({"url": "http://x/f", "tags": "[]", "next_poll": None}, now=0)
     assert view["health"] == "new" and view["errors"] is None and view["next_in"] is None
     assert next_label(view) == "-"
+
+
+# ---------------------------------------------------------------- through a Redis outage
+
+
+def test_status_watch_and_tail_ride_out_a_redis_outage(tmp_path: Path) -> None:
+    import jsonschema
+
+    from ingest.embedded import EmbeddedValkey, free_port
+
+    valkey = EmbeddedValkey(tmp_path / "v", free_port())
+    valkey.start()
+    r = redis.Redis.from_url(valkey.url)
+    r.xadd("news:articles", {"id": "a1", "event": "created", "data": '{"title": "before"}'})
+    base = [sys.executable, "-m", "ingest.cli", "--log-json", "--redis-url", valkey.url]
+    logs = {name: (tmp_path / f"{name}.out").open("w+") for name in ("status", "tail")}
+    watch = subprocess.Popen([*base, "status", "--json", "--watch", "0.3"], cwd=ROOT,
+                             stdout=logs["status"], stderr=subprocess.STDOUT)  # fmt: skip
+    tail = subprocess.Popen([*base, "tail", "--json"], cwd=ROOT, stdout=logs["tail"],
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+    def lines(name: str) -> list[str]:
+        logs[name].seek(0)
+        return logs[name].read().splitlines()
+
+    try:
+        assert wait_for(lambda: len(lines("status")) >= 2, 30)
+        time.sleep(1.5)  # tail is reading by now
+        valkey.stop()
+        assert wait_for(lambda: any('"redis unreachable' in x for x in lines("status")), 30)
+        time.sleep(1.0)
+        assert watch.poll() is None and tail.poll() is None  # both still running
+        valkey.start()
+        r = redis.Redis.from_url(valkey.url)
+        r.xadd("news:articles", {"id": "a2", "event": "created", "data": '{"title": "after"}'})
+        assert wait_for(lambda: any('"after"' in x for x in lines("tail")), 30), lines("tail")
+        n = len(lines("status"))
+        assert wait_for(lambda: len(lines("status")) > n + 1, 30)
+    finally:
+        for proc in (watch, tail):
+            proc.terminate()
+            proc.wait(timeout=30)
+        valkey.stop()
+    schema = json.loads((ROOT / "docs" / "status.schema.json").read_text())
+    reports = [json.loads(x) for x in lines("status") if x.startswith("{")]
+    for report in reports:
+        jsonschema.validate(report, schema)
+    states = [rep["redis"]["ok"] for rep in reports]
+    assert states[0] and not all(states) and states[-1]  # ok, then unreachable, then ok again
+    assert "Traceback" not in "\n".join(lines("status") + lines("tail"))
+    assert [json.loads(x)["title"] for x in lines("tail") if x.startswith("{")] == ["after"]
+    assert "redis unreachable" in "\n".join(lines("tail"))

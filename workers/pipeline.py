@@ -197,7 +197,8 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
             failpoints.hit("worker.after_publish")
             elapsed = time.monotonic() - started
             seen.stage("publish", t_publish)
-            seen.timings["end_to_end"] = time.time() - float(payload.get("discovered_at") or 0)
+            if not payload.get("replay"):  # a replay's wait was the operator's, not ours
+                seen.timings["end_to_end"] = time.time() - float(payload.get("discovered_at") or 0)
             pipe = ctx.r.pipeline(transaction=False)
             pipe.delete(ctx.keys.inflight(payload.get("claim") or link_id))
             if event == "created":  # what the next refit learns from (classify.learn)
@@ -277,7 +278,9 @@ class Seen:
         page, item = self.payload["page"], self.payload["item"]
         for stage, seconds in self.timings.items():
             observe.observe(pipe, keys, stage, seconds)
-        if page.get("outcome", "ok") == "ok" and page.get("html_z") and self.extraction:
+        fetched = page.get("outcome", "ok") == "ok" and page.get("html_z")
+        # a site's extraction rate counts each page once, when it was fetched: not on replay
+        if fetched and self.extraction and not self.payload.get("replay"):
             ok = self.extraction.get("method") in PAGE_STEPS
             observe.site_result(pipe, keys, host_of(page["url"]).removeprefix("www."), ok)
         fields = {
