@@ -30,6 +30,7 @@ from ingest.urls import article_id, short_hash
 
 MODES = ("guid", "link", "link+title")  # link+title: a stored mode of old; read as link
 FURNITURE_MAX = 64  # recurring-line keys sent with each item (a feed's template is a few lines)
+FURNITURE_SCAN = 8000  # characters read at each end of an item's text for recurring lines
 
 
 @dataclass
@@ -149,7 +150,10 @@ def furniture(items: list[FeedItem]) -> tuple[str, ...]:
     story (a footer, a shared intro). Most frequent first, at most FURNITURE_MAX."""
     counts: Counter[str] = Counter()
     for item in items:
-        keys = {line_key(line) for line in text_lines(item.content or item.summary)}
+        text = item.content or item.summary
+        if len(text) > 2 * FURNITURE_SCAN:  # a template sits at the ends: keep the loop quick
+            text = text[:FURNITURE_SCAN] + "\n" + text[-FURNITURE_SCAN:]
+        keys = {line_key(line) for line in text_lines(text)}
         counts.update(keys - {""})
     common = [(k, n) for k, n in counts.most_common(FURNITURE_MAX) if n >= 2]
     return tuple(k for k, _n in common)

@@ -300,3 +300,23 @@ def test_a_like_post_of_the_same_feed_is_flagged_only_when_its_title_differs() -
     d = decide(same, Item("dd" * 8, ["dd" * 8], tag("feed-1"), tag("Part two")), fp,
                DedupSettings())  # fmt: skip
     assert (d.event, d.possible_duplicate_of, d.check_owner) == ("created", "cc" * 8, False)
+
+
+def test_syndication_notes_are_not_fingerprinted_but_story_lines_that_look_alike_are() -> None:
+    from workers.dedup import NOTE
+
+    assert NOTE.search("This story originally appeared on Example Daily News.")
+    assert NOTE.search("Republished with permission.")
+    assert not NOTE.search("The play first appeared in 1923 and ran for a decade.")
+
+
+def test_url_marks_written_before_the_feed_and_title_tags_still_read() -> None:
+    import struct
+
+    from ingest.seen import UrlMark
+
+    old = struct.pack(">8s8sQH8s", b"\x01" * 8, b"\x02" * 8, 5, 300, b"\x03" * 8)
+    mark = UrlMark.unpack(old)
+    assert (mark.article_id, mark.words, mark.feed_tag, mark.title_tag) == ("01" * 8, 300, "", "")
+    again = UrlMark("01" * 8, "02" * 8, 5, 300, "03" * 8, "0a0b0c0d", "01020304")
+    assert UrlMark.unpack(again.pack()) == again

@@ -60,8 +60,8 @@ class Fingerprints:
 
 # A syndication credit ("This story originally appeared on ...") is the copy's, not the story's.
 NOTE = re.compile(
-    r"\b(?:originally (?:appeared|published|ran|posted)|first (?:appeared|published)|"
-    r"(?:republished|reprinted|reproduced) (?:here )?(?:with|by) (?:kind )?permission)\b",
+    r"\b(?:(?:originally|first) (?:appeared|published|ran|posted) (?:on|in|at|by) (?!\d)|"
+    r"(?:republished|reprinted|reproduced) (?:here )?(?:with|by) (?:kind )?permission)",
     re.I,
 )
 NOTE_MAX_WORDS = 40  # a longer line mentioning it is part of the story
