@@ -138,6 +138,8 @@ ABOUT = ("Morning Brief is written by a small team of local reporters and edited
          "office on Market Street. We read every reply. Corrections are published at the end of "
          "the next edition, and our code of practice is on the about page, along with the names "
          "of everyone who works here and how the newsletter is funded.")  # fmt: skip
+CHINESE = ("北京市今天发布了新的交通规定，从下个月起，早高峰时段货车禁止进入三环路。",
+           "上海的一家博物馆周末重新开放，展出了三百多件明代的瓷器和书画作品。")
 INTRO = ("Good morning. Here is what happened in the city overnight, in one short item, before "
          "the full edition lands in your inbox at seven.")  # fmt: skip
 
@@ -152,6 +154,11 @@ def test_distinct_posts_sharing_a_footer_and_an_intro_are_not_merged(
         server.add(f"/brief/{key}", pages.article_page(title, body, boilerplate=False))
         items.append({"title": title, "link": server.url(f"/brief/{key}"), "guid": f"b-{key}",
                       "summary": "\n".join(body)})  # fmt: skip
+    for n, line in enumerate(CHINESE):  # one line of unspaced script each: a handful of \w+ runs
+        body = [INTRO, line, FOOTER, ABOUT]
+        server.add(f"/brief/zh{n}", pages.article_page(line[:12], body, boilerplate=False))
+        items.append({"title": line[:12], "link": server.url(f"/brief/zh{n}"), "guid": f"zh{n}",
+                      "summary": "\n".join(body)})  # fmt: skip
     # a post republished under another title: near the first one, of the same feed: kept, flagged
     title, paras = story("harbour")
     again = [INTRO, paras[0], paras[1], FOOTER, ABOUT]
@@ -163,7 +170,7 @@ def test_distinct_posts_sharing_a_footer_and_an_intro_are_not_merged(
     register(r, server.url("/brief.xml"))
     settings = settings_for(server)
     poll(settings, r)
-    assert work(settings, r) == ["published"] * 7
+    assert work(settings, r) == ["published"] * 9
     recs = {rec["title"]: rec for rec in records(r)}
     assert all(FOOTER[:30] in rec["text"] for rec in recs.values())  # published whole
     flagged = {t: rec["possible_duplicate_of"] for t, rec in recs.items()
@@ -175,8 +182,7 @@ def test_unspaced_scripts_are_shingled_by_character_and_short_texts_not_near_mat
     from ingest.settings import DedupSettings
     from workers.dedup import Fingerprints, Item, Known, decide
 
-    a = Fingerprints.of("北京市今天发布了新的交通规定，从下个月起，早高峰时段货车禁止进入三环路。", (), 20)
-    b = Fingerprints.of("上海的一家博物馆周末重新开放，展出了三百多件明代的瓷器和书画作品。", (), 20)
+    a, b = (Fingerprints.of(line, (), 20) for line in CHINESE)
     assert a.shingles >= 30 and a.bands and b.bands  # characters, not a handful of \w+ runs
     assert not set(a.bands) & set(b.bands)
     short = Fingerprints.of("Cogent. ★ Read the whole thing at the link above.", (), 20)
