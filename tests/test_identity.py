@@ -326,3 +326,27 @@ def test_url_marks_written_before_the_feed_and_title_tags_still_read() -> None:
     assert (mark.article_id, mark.words, mark.feed_tag, mark.title_tag) == ("01" * 8, 300, "", "")
     again = UrlMark("01" * 8, "02" * 8, 5, 300, "03" * 8, "0a0b0c0d", "01020304")
     assert UrlMark.unpack(again.pack()) == again
+
+
+def test_a_feed_stored_in_the_old_link_title_mode_keeps_its_marks(
+    server: TestServer, r: redis.Redis
+) -> None:
+    """Earlier releases switched a whole feed to link+title; its items' marks were written under
+    link+title keys. Such a feed keeps those keys: nothing it already delivered comes again."""
+    from ingest.identity import item_version
+    from ingest.seen import SeenStore, guid_field
+    from ingest.urls import short_hash
+
+    items = [{"title": story(k)[0], "link": add_story(server, f"/old/{k}", k), "guid": f"o-{k}"}
+             for k in ("harbour", "orchard")]  # fmt: skip
+    server.routes["/old.xml"] = pages_route({"items": items})
+    (fid,) = register(r, server.url("/old.xml"))
+    r.hset(KEYS.feed(fid), "guid_mode", "link+title")
+    parsed = feedparse.parse(pages.rss("Feed", items).encode(), server.url("/old.xml"))
+    store = SeenStore(r, KEYS, 30)
+    for item in parsed.items:  # the marks an earlier release left
+        field = guid_field(fid, short_hash(item.link + "\x00" + item.title))
+        r.hset(store.read_keys(field)[0], field, item_version(item))
+    poll(settings_for(server), r)
+    assert server.hits("/old/harbour") == [] and server.hits("/old/orchard") == []
+    assert state(r, fid)["guid_mode"] == "link+title"
