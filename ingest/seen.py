@@ -153,7 +153,9 @@ class SeenStore:
     def url_marks(self, article_ids: list[str]) -> list[UrlMark | None]:
         """The own-URL marks of these articles, in one round trip (None: not a known article)."""
         raws = self.get_many([url_field(a) for a in article_ids])
-        return [UrlMark.unpack(bytes(v)) if v is not None and self.is_mark(v) else None for v in raws]
+        return [
+            UrlMark.unpack(bytes(v)) if v is not None and self.is_mark(v) else None for v in raws
+        ]
 
     def known(self, fields: list[bytes]) -> list[bool]:
         return [v is not None for v in self.get_many(fields)]

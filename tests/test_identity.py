@@ -111,8 +111,8 @@ def test_a_shared_link_is_told_apart_by_title_and_the_rest_of_the_feed_is_fetche
     assert "rook sacrifice" in recs[story("chess")[0]]["text"]
     # the twins carry one text: both kept (distinct titles and GUIDs), the second one flagged
     first, second = (recs[t] for t in ("Acme trams", "[Sponsor] Acme trams"))
-    assert {first["possible_duplicate_of"], second["possible_duplicate_of"]} == {None, first["id"]} \
-        or {first["possible_duplicate_of"], second["possible_duplicate_of"]} == {None, second["id"]}
+    flags = {first["possible_duplicate_of"], second["possible_duplicate_of"]}
+    assert flags in ({None, first["id"]}, {None, second["id"]})
 
     # the twin leaves the feed: the remaining post keeps its identity (nothing new, no fetch)
     doc["items"] = items + twins[:1]
@@ -138,8 +138,10 @@ ABOUT = ("Morning Brief is written by a small team of local reporters and edited
          "office on Market Street. We read every reply. Corrections are published at the end of "
          "the next edition, and our code of practice is on the about page, along with the names "
          "of everyone who works here and how the newsletter is funded.")  # fmt: skip
-CHINESE = ("北京市今天发布了新的交通规定，从下个月起，早高峰时段货车禁止进入三环路。",
-           "上海的一家博物馆周末重新开放，展出了三百多件明代的瓷器和书画作品。")
+CHINESE = (
+    "北京市今天发布了新的交通规定，从下个月起，早高峰时段货车禁止进入三环路。",
+    "上海的一家博物馆周末重新开放，展出了三百多件明代的瓷器和书画作品。",
+)
 INTRO = ("Good morning. Here is what happened in the city overnight, in one short item, before "
          "the full edition lands in your inbox at seven.")  # fmt: skip
 
@@ -233,7 +235,8 @@ def test_each_syndicated_story_is_published_once(
             feeds["top"].append({"title": title, "link": origin + f"?fbclid=x{n}&utm_campaign=top",
                                  "guid": f"top-{key}"})  # fmt: skip
             wire.add(f"/w/2019/{n}", wire_page(WIRE, title, paras, canonical=origin))
-            feeds["wire"].append({"title": title, "link": wire.url(f"/w/2019/{n}"), "guid": f"w{n}"})
+            feeds["wire"].append({"title": title, "link": wire.url(f"/w/2019/{n}"),
+                                  "guid": f"w{n}"})  # fmt: skip
             changed = f"{title.split()[0]} news: {paras[0].split(',')[0].lower()}"
             partner.add(f"/p/{key}", wire_page(PARTNER, changed, paras))
             feeds["partner"].append({"title": changed, "link": partner.url(f"/p/{key}"),
@@ -252,7 +255,8 @@ def test_each_syndicated_story_is_published_once(
         assert len(recs) == len(keys), [(rec["url"], rec["title"]) for rec in recs]
         published = {rec["id"] for rec in recs}
         if origin_first:  # the originals were known: every copy merged into them
-            assert {rec["canonical_url"] for rec in recs} == {server.url(f"/news/{k}") for k in keys}
+            originals = {server.url(f"/news/{k}") for k in keys}
+            assert {rec["canonical_url"] for rec in recs} == originals
         # every item is accounted for: published, or a duplicate of a named published article
         from tests.conftest import cli
 

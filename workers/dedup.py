@@ -191,8 +191,10 @@ def decide(known: Known, item: Item, fp: Fingerprints, settings: DedupSettings) 
                 if distinct_post(mark, item):
                     flagged = mark.article_id
                     break
-                return Decision("near_duplicate", f"near:{mark.article_id}",
-                                duplicate_of=mark.article_id, cluster_id=mark.cluster_id)  # fmt: skip
+                return Decision(
+                    "near_duplicate", f"near:{mark.article_id}", duplicate_of=mark.article_id,
+                    cluster_id=mark.cluster_id,
+                )  # fmt: skip
     claim = item.canonical_id or None  # recorded, not honoured (rule 3)
     if flagged is not None:
         return Decision("created", f"possible_duplicate:{flagged}", duplicate_of=claim,

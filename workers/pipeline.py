@@ -79,7 +79,8 @@ def same_site(a: str, b: str) -> bool:
 def cross_site_canonical(page_url: str, declared: str) -> str:
     """A rel=canonical/og:url naming another site (a syndicated copy, or a page claiming to be
     one): canonicalised, or "". Only a claim: workers/dedup.py decides what it is worth."""
-    if declared and declared.startswith(("http://", "https://")) and not same_site(declared, page_url):
+    absolute = declared.startswith(("http://", "https://"))
+    if declared and absolute and not same_site(declared, page_url):
         return canonicalize(declared)
     return ""
 
