@@ -1,6 +1,7 @@
 """Dedup: what a text is, given what is remembered. `read` fetches everything a decision needs
-from the seen store in two batched round trips (marks and band buckets, then the marks of the
-candidates); `decide` is a pure function of that.
+from the seen store in one batched round trip (URL marks, content owner, band buckets), and a
+second only when that names candidates (their marks, all in one); `decide` is a pure function
+of what was read.
 
 Rules, in order:
 1. Its own URL was seen: the same text is a `duplicate`, a material change an `updated`.
