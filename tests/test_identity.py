@@ -32,17 +32,26 @@ def add_story(server: TestServer, path: str, key: str, **kw: str) -> str:
 # ---------------------------------------------------------------- 1. base of relative links
 
 
-def test_relative_links_resolve_against_the_document(server: TestServer, r: redis.Redis) -> None:
-    server.add("/atom.xml", (DATA / "relative-links.atom").read_bytes(), "application/atom+xml")
-    add_story(server, "/blog/2013/01/30/harbour-crane", "harbour")
-    add_story(server, "/blog/2013/01/31/apricot-frost", "orchard")
-    add_story(server, "/archive/2013/02/01/library", "library")  # entry with its own xml:base
-    register(r, server.url("/atom.xml"))
+@pytest.mark.parametrize("moved", [False, True])
+def test_relative_links_resolve_against_the_document(
+    server: TestServer, r: redis.Redis, moved: bool
+) -> None:
+    """moved: the registered URL redirects to /feeds/atom.xml; its final URL is the base."""
+    where = "/feeds" if moved else ""
+    server.add(f"{where}/atom.xml", (DATA / "relative-links.atom").read_bytes(),
+               "application/atom+xml")  # fmt: skip
+    if moved:
+        server.add("/old/feed", "", status=301, headers={"Location": "/feeds/atom.xml"})
+    paths = [f"{where}/blog/2013/01/30/harbour-crane", f"{where}/blog/2013/01/31/apricot-frost",
+             "/archive/2013/02/01/library"]  # the last entry has its own xml:base  # fmt: skip
+    for path, key in zip(paths, ("harbour", "orchard", "library"), strict=True):
+        add_story(server, path, key)
+    register(r, server.url("/old/feed" if moved else "/atom.xml"))
     settings = settings_for(server)
     poll(settings, r)
-    fetched = sorted(h.path for h in server.requests if h.path not in ("/atom.xml", "/robots.txt"))
-    assert fetched == ["/archive/2013/02/01/library", "/blog/2013/01/30/harbour-crane",
-                       "/blog/2013/01/31/apricot-frost"]  # fmt: skip
+    fetched = sorted(h.path for h in server.requests
+                     if not h.path.endswith(("atom.xml", "/robots.txt", "/old/feed")))  # fmt: skip
+    assert fetched == sorted(paths)
     assert work(settings, r) == ["published"] * 3
     assert sorted(rec["url"] for rec in records(r)) == [server.url(p) for p in fetched]
     assert all(rec["extraction"]["method"] == "trafilatura" for rec in records(r))
