@@ -12,7 +12,8 @@ read. No per-article key, no per-article TTL: about 190 bytes per article all to
 
 Kinds: `u` URL (own URL: packed `UrlMark`; other URLs of the story: the article id), `g` feed
 GUID, `h` content hash -> article id, `b` MinHash band -> article ids (8 bytes each, newest last,
-at most BAND_MAX kept).
+at most BAND_MAX kept), `c` an article another site's page names as its canonical -> the id of
+that page's published copy (a claim: workers/dedup.py checks the texts before it counts).
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def band_field(index: int, value: int) -> bytes:
     return b"b" + bytes([index]) + value.to_bytes(4, "big")
 
 
+def claim_field(target_id: str) -> bytes:
+    return b"c" + bytes.fromhex(target_id)
+
+
 class SeenStore:
     def __init__(self, r: redis.Redis, keys: Keys, window_days: float, shards: int = 4096):
         self.r = r
@@ -113,6 +118,13 @@ class SeenStore:
     def read_keys(self, field: bytes, now: float | None = None) -> list[str]:
         gen = self.generation(now)
         return [self.key(gen - i, field) for i in range(GENERATIONS)]
+
+    def put(self, pipe: Any, field: bytes, value: bytes) -> None:
+        """One mark in the current generation (queued on `pipe`)."""
+        gen = self.generation()
+        key = self.key(gen, field)
+        pipe.hset(key, field, value)
+        pipe.expireat(key, self.expire_at(gen))
 
     # ------------------------------------------------------------------ reads
 

@@ -269,7 +269,7 @@ def test_each_syndicated_story_is_published_once(
         # every item is accounted for: published, or a duplicate of a named published article
         from tests.conftest import cli
 
-        for name in ("wire", "partner"):
+        for name in ("a", "wire", "partner"):
             for item in feeds[name]:
                 shown = json.loads(cli("--redis-url", redis_url, "explain", item["link"]).stdout)
                 verdict = shown["verdict"]
@@ -277,6 +277,8 @@ def test_each_syndicated_story_is_published_once(
                     assert verdict.split(":")[-1].rstrip(")") in published, verdict
                     if origin_first and name == "wire":  # merged by its canonical, known
                         assert "duplicate (canonical:" in verdict, verdict
+                    if not origin_first and name == "a":  # the copy that named it came first
+                        assert "duplicate (canonical-claim:" in verdict, verdict
                 else:
                     assert verdict.startswith("published"), verdict
     finally:
@@ -363,3 +365,17 @@ def test_a_feed_stored_in_the_old_link_title_mode_keeps_its_marks(
     poll(settings_for(server), r)
     assert server.hits("/old/harbour") == [] and server.hits("/old/orchard") == []
     assert state(r, fid)["guid_mode"] == "link+title"
+
+
+def test_an_original_arriving_after_a_copy_that_named_it_is_that_copy_only_if_same_text() -> None:
+    from ingest.seen import UrlMark
+    from ingest.settings import DedupSettings
+    from workers.dedup import Fingerprints, Item, Known, decide
+
+    fp = Fingerprints.of("\n".join(story("library")[1]), (), 20)
+    other = Fingerprints.of("\n".join(story("tram")[1]), (), 20)
+    original = Item("ee" * 8, ["ee" * 8])
+    for copy_fp, event in ((fp, "duplicate"), (other, "created")):  # a hostile page: other text
+        copy = UrlMark("ff" * 8, copy_fp.content_hash, copy_fp.simhash, copy_fp.words, "ff" * 8)
+        known = Known(claimed_by="ff" * 8, marks={"ff" * 8: copy})
+        assert decide(known, original, fp, DedupSettings()).event == event

@@ -16,7 +16,7 @@ import structlog
 from ingest import bodies, counters, failpoints, observe
 from ingest.feedparse import iso_utc
 from ingest.keys import Keys
-from ingest.seen import SeenStore, UrlMark, tag
+from ingest.seen import SeenStore, UrlMark, claim_field, tag
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
 from workers import classify, dedup, extract
@@ -187,6 +187,8 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
             pipe.delete(ctx.keys.inflight(payload.get("claim") or link_id))
             seen.write(pipe, ctx.keys, outcome, {"stream_id": result.detail, "article_id": aid,
                                                  "canonical_url": canonical}, [aid])  # fmt: skip
+            if who.canonical_id and d.duplicate_of == who.canonical_id:  # an unverified claim
+                ctx.seen.put(pipe, claim_field(who.canonical_id), bytes.fromhex(aid))
             pipe.execute()
             log.info("article_published", **logctx, stage="publish", outcome=outcome,
                      stream_id=result.detail, method=ex.method, ms=round(elapsed * 1000),
