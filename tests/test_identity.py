@@ -96,7 +96,7 @@ SPONSOR = ("Acme Transit builds trams that are faster, quieter and cheaper to ru
 
 
 def test_a_shared_link_is_told_apart_by_title_and_the_rest_of_the_feed_is_fetched(
-    server: TestServer, r: redis.Redis
+    server: TestServer, r: redis.Redis, redis_url: str
 ) -> None:
     items = [{"title": story(k)[0], "link": add_story(server, f"/p/{k}", k), "guid": f"g-{k}",
               "summary": story(k)[1][0]} for k in ("harbour", "orchard", "library")]  # fmt: skip
@@ -122,6 +122,11 @@ def test_a_shared_link_is_told_apart_by_title_and_the_rest_of_the_feed_is_fetche
     first, second = (recs[t] for t in ("Acme trams", "[Sponsor] Acme trams"))
     flags = {first["possible_duplicate_of"], second["possible_duplicate_of"]}
     assert flags in ({None, first["id"]}, {None, second["id"]})
+
+    from tests.conftest import cli
+
+    shown = json.loads(cli("--redis-url", redis_url, "explain", server.url("/sponsor")).stdout)
+    assert shown["verdict"].startswith("published (created"), shown["verdict"]
 
     # the twin leaves the feed: the remaining post keeps its identity (nothing new, no fetch)
     doc["items"] = items + twins[:1]

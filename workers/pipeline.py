@@ -251,7 +251,9 @@ class Seen:
             "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
             "outcome": outcome, "at": time.time(), **extra,
         }  # fmt: skip
-        for aid in dict.fromkeys([self.payload["link_id"], *(ids or [])]):
+        shared = [article_id(self.payload["link"])] if self.payload.get("identity") else []
+        # items sharing one link are told apart by title; `explain LINK` finds the last of them
+        for aid in dict.fromkeys([self.payload["link_id"], *(ids or []), *shared]):
             observe.trace(pipe, keys, aid, fields, self.trace_ttl)
 
 
