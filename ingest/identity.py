@@ -23,9 +23,9 @@ import html
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ingest.feedparse import FeedItem
+from ingest.feedparse import FeedItem, page_url
 from ingest.urls import article_id, short_hash
 
 # link+title: the feed-wide mode of earlier releases, never entered now; a feed stored in it
@@ -57,6 +57,8 @@ class ItemsResult:
     shared_links: int = 0
     new: int = 0
     deferred_for: float = 0.0  # >0: some items wait for a busy host, poll again within this
+    deferred: dict[str, int] = field(default_factory=dict)  # items left for later, by reason
+    waiting: dict[str, FeedItem] = field(default_factory=dict)  # those items, by link id
 
 
 def item_version(item: FeedItem) -> bytes:
@@ -68,7 +70,7 @@ def item_version(item: FeedItem) -> bytes:
 def item_link(item: FeedItem) -> str:
     if item.link:
         return item.link
-    return item.guid if item.guid.startswith(("http://", "https://")) else ""
+    return page_url("", item.guid) if item.guid.startswith(("http://", "https://")) else ""
 
 
 @dataclass(frozen=True)

@@ -99,23 +99,23 @@ class TestServer:
                 if status != 304:
                     self.wfile.write(body)
 
-        server_class = _QuietServer6 if ":" in host else _QuietServer
-        self.httpd = server_class((host, 0), Handler)
+        self.httpd = (_QuietServer6 if ":" in host else _QuietServer)((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def base(self) -> str:
-        return f"http://{self._netloc_host}:{self.port}"
+        return f"http://{self.netloc}"
 
     @property
     def allow(self) -> str:
-        return f"{self._netloc_host}:{self.port}"
+        return self.netloc
 
     @property
-    def _netloc_host(self) -> str:
-        return f"[{self.host}]" if ":" in self.host else self.host
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path

@@ -188,7 +188,11 @@ def test_distinct_posts_sharing_a_footer_and_an_intro_are_not_merged(
     poll(settings, r)
     assert work(settings, r) == ["published"] * 9
     recs = {rec["title"]: rec for rec in records(r)}
-    assert all(FOOTER[:30] in rec["text"] for rec in recs.values())  # published whole
+    # each post's own story line reaches the stream (the shared footer may be dropped by the
+    # site-template learning of workers/template.py once enough posts carry it)
+    for key in ("harbour", "orchard", "library", "chess", "tram", "glacier"):
+        title, paras = story(key)
+        assert paras[0].split(",")[0] in recs[title]["text"]
     flagged = {t: rec["possible_duplicate_of"] for t, rec in recs.items()
                if rec["possible_duplicate_of"]}  # fmt: skip
     assert flagged in ({}, {"Harbour: quay reopens": recs[story("harbour")[0]]["id"]})

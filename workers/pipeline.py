@@ -13,16 +13,17 @@ from typing import Any
 import redis
 import structlog
 
-from ingest import bodies, counters, failpoints, observe
+from ingest import bodies, counters, deadletters, failpoints, observe
 from ingest.feedparse import iso_utc
 from ingest.keys import Keys
 from ingest.seen import SeenStore, UrlMark, claim_field, tag
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
-from workers import classify, dedup, extract
+from workers import classify, dedup, extract, learn, limits, metadata
 from workers.decode import decode
 from workers.dedup import Decision, Fingerprints, Item, material_change  # noqa: F401  (re-exported)
 from workers.publish import Publisher
+from workers.template import SiteTemplates
 
 log = structlog.get_logger("workers.pipeline")
 
@@ -39,6 +40,8 @@ class Context:
     publisher: Publisher
     lexicon: classify.Lexicon
     model: Any = None  # a workers.topic_model.TopicModel when classify.model is set
+    templates: SiteTemplates | None = None  # the sites' learned template lines
+    learned: learn.LearnedModels | None = None  # models learnt from the stream (classify.learn)
 
     @classmethod
     def build(cls, settings: Settings, r: redis.Redis) -> Context:
@@ -52,6 +55,8 @@ class Context:
             publisher=Publisher(r, keys, seen, settings.stream.maxlen),
             lexicon=classify.cached_lexicon(settings.classify.taxonomy),
             model=_model(settings.classify.model),
+            templates=SiteTemplates(r, keys, settings.template),
+            learned=learn.LearnedModels(keys) if settings.classify.learn else None,
         )
 
 
@@ -93,8 +98,9 @@ def canonical_for(page_url: str, declared: str) -> str:
 
 
 def extract_payload(
-    payload: dict[str, Any], min_chars: int, include_tables: bool = True
-) -> extract.Extracted:
+    payload: dict[str, Any], min_chars: int, include_tables: bool = True,
+    max_tags: int = 0, cpu_s: float = 0,
+) -> extract.Extracted:  # fmt: skip
     page = payload["page"]
     item = payload["item"]
     ex = extract.Extracted()
@@ -104,9 +110,15 @@ def extract_payload(
         body, page["outcome"] = b"", "body_unreadable"
     ctype = (page.get("content_type") or "").lower()
     if body and (not ctype or any(t in ctype for t in HTML_TYPES)):
-        html, charset = decode(body, ctype)
-        ex = extract.from_page(html, page["url"], include_tables)
-        ex.quality["charset"] = charset
+        try:  # workers/limits.py: a page too costly to extract is `too_complex`
+            limits.check_markup(body, max_tags)
+            with limits.cpu_limit(cpu_s):
+                html, charset = decode(body, ctype)
+                ex = extract.from_page(html, page["url"], include_tables)
+            ex.quality["charset"] = charset
+        except limits.TooComplex as exc:
+            ex = extract.Extracted(quality={"page_outcome": "too_complex"})
+            page["error"] = page.get("error") or str(exc)
         wall = extract.paywall_signal(body)
         if wall:
             ex.quality["paywall"] = wall
@@ -124,10 +136,14 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     logctx = {"feed_url": feed["url"], "article_id": link_id}
     seen = Seen(payload, ctx.settings.stream.trace_ttl)
     ex = extract_payload(
-        payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables
-    )
+        payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables,
+        ctx.settings.extract.max_tags, ctx.settings.extract.cpu_limit,
+    )  # fmt: skip
+    template_lines = drop_template(ctx, payload, ex)  # part of the extract stage's time
     seen.stage("extract", started)
     seen.extraction = {"method": ex.method, **ex.quality}
+    if template_lines:
+        seen.extraction["template_lines"] = template_lines
     dd = ctx.settings.dedup
     fp = Fingerprints.of(ex.text, payload.get("furniture") or (), dd.near_min_shingles,
                          titles=(_item.get("title") or "", ex.title))  # fmt: skip
@@ -185,6 +201,9 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
             seen.timings["end_to_end"] = time.time() - float(payload.get("discovered_at") or 0)
             pipe = ctx.r.pipeline(transaction=False)
             pipe.delete(ctx.keys.inflight(payload.get("claim") or link_id))
+            if event == "created":  # what the next refit learns from (classify.learn)
+                learn.archive(pipe, ctx.keys, ctx.settings.classify, record["language"],
+                              record["title"], ex.text)  # fmt: skip
             seen.write(pipe, ctx.keys, outcome, {"stream_id": result.detail, "article_id": aid,
                                                  "canonical_url": canonical}, [aid])  # fmt: skip
             if who.canonical_id and d.duplicate_of == who.canonical_id:  # an unverified claim
@@ -203,6 +222,29 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
 
 
 PAGE_STEPS = ("trafilatura", "trafilatura_balanced")
+
+
+def drop_template(ctx: Context, payload: dict[str, Any], ex: extract.Extracted) -> list[str]:
+    """Take the site's learned template lines out of a page's body (workers/template.py); the
+    trace (`explain`) lists them under extraction.template_lines."""
+    if ex.method not in PAGE_STEPS or not ex.text or not ctx.settings.template.enabled:
+        return []
+    page = payload["page"]
+    story = (payload["link_id"] if payload.get("identity")
+             else article_id(canonical_for(page["url"], ex.canonical_url)))  # fmt: skip
+    if ctx.templates is None:
+        ctx.templates = SiteTemplates(ctx.r, ctx.keys, ctx.settings.template)
+    verdict = ctx.templates.apply(host_of(page["url"]).removeprefix("www."), story, ex.text)
+    if verdict.dropped:
+        ex.text = verdict.text
+        ex.quality["template_dropped"] = len(verdict.dropped)
+    return [line[:120] for line in verdict.dropped]
+
+
+def summary_text(summary: str) -> str:
+    """The feed's summary as text: HTML parsed (which decodes its entities), or, when it has no
+    tags, its entities decoded here; either way once."""
+    return metadata.text_field(extract.html_to_text(summary), decode="<" not in summary)[:2000]
 
 
 def routes_for(ctx: Context, record: dict[str, Any]) -> list[str]:
@@ -271,23 +313,30 @@ def build_record(
     fp: Fingerprints, duplicate_of: str | None, cluster_id: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     feed, item, page = payload["feed"], payload["item"], payload["page"]
-    title = item.get("title") or ex.title
+    title = metadata.text_field(item.get("title")) or ex.title  # entities decoded once
     cfg = ctx.settings.classify
     lang = classify.language(ex.text, declared=feed.get("language", ""),
                              allowed=tuple(cfg.languages))  # fmt: skip
-    if ctx.model is not None:
+    learned = ctx.learned.get(lang) if ctx.learned is not None and ctx.model is None else None
+    model = ctx.model if ctx.model is not None else learned
+    if model is not None:
         from workers.topic_model import assign
 
         topics = assign(
-            ctx.model, ctx.lexicon, title, ex.text, tags=item.get("tags") or [],
+            model, ctx.lexicon, title, ex.text, tags=item.get("tags") or [],
             prior=feed.get("topic", ""), max_topics=cfg.max_topics, min_score=cfg.min_score,
-            trust=cfg.model_trust, lang=lang,
+            trust=cfg.model_trust, lang=lang, source=learn.SOURCE if learned else "",
         )  # fmt: skip
+        if learned is not None:
+            for topic in topics:
+                topic["model"] = learned.meta.get("version", "")
     else:
         topics = classify.topics(
             ctx.lexicon, title, ex.text, tags=item.get("tags") or [], prior=feed.get("topic", ""),
             max_topics=cfg.max_topics, min_score=cfg.min_score, lang=lang,
         )  # fmt: skip
+    if cfg.local_labels:
+        classify.localise(ctx.lexicon, topics, lang)
     published = item.get("published_at") or iso_utc(ex.date)
     return {
         "schema": SCHEMA,
@@ -303,7 +352,7 @@ def build_record(
         "language": lang,
         "topics": topics,
         "text": ex.text,
-        "summary": extract.html_to_text(item.get("summary") or "")[:2000],
+        "summary": summary_text(item.get("summary") or ""),
         "site_name": ex.site_name or host_of(page["url"]),
         "image": item.get("image") or ex.image,
         "tags": item.get("tags") or [],
@@ -328,7 +377,14 @@ def finish(
     ctx: Context, payload: dict[str, Any], outcome: str, logctx: dict[str, Any], detail: str = "",
     seen: Seen | None = None,
 ) -> str:  # fmt: skip
-    """A terminal outcome other than publication: counted, remembered, dead-lettered if failed."""
+    """A terminal outcome other than publication: counted, remembered, dead-lettered if failed.
+    A replay that does not publish changes nothing: its letter, counters and trace stay as the
+    first run left them, so replaying again is idempotent."""
+    skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
+    if payload.get("replay"):
+        log.info("replay_unchanged", **logctx, outcome=outcome, detail=detail,
+                 letter=payload["replay"])  # fmt: skip
+        return outcome
     ttl = int(ctx.settings.dedup.window_days * 86400)
     pipe = ctx.r.pipeline()
     (seen or Seen(payload, ctx.settings.stream.trace_ttl)).write(
@@ -336,12 +392,10 @@ def finish(
     )
     pipe.set(ctx.keys.inflight(payload.get("claim") or payload["link_id"]), outcome, ex=ttl)
     counters.incr(pipe, ctx.keys, "articles", outcome)
-    skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
     if not skipped:
-        counters.deadletter(pipe, ctx.keys, outcome, url=payload["page"]["url"],
-                            feed_url=payload["feed"]["url"], article_id=payload["link_id"],
-                            detail=detail, body_z=payload["page"].get("html_z")
-                            or payload["page"].get("error_z"))  # fmt: skip
+        deadletters.write(
+            pipe, ctx.keys, deadletters.DeadLetter.of_payload(payload, outcome, detail)
+        )
     pipe.execute()
     log.info("article_skipped" if skipped else "article_failed", **logctx,
              stage="dedup" if skipped else "extract", outcome=outcome, detail=detail)  # fmt: skip

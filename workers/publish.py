@@ -33,7 +33,7 @@ from ingest.seen import (
 
 # KEYS: 1 stream, then GENERATIONS keys per mark (current generation first), marks in the order
 #   own URL, other URLs, content hash, GUIDs, bands; then the articles counter hash and this
-#   minute's throughput bucket (counted in the same step, so a crash cannot skew them).
+#   10-second throughput bucket (counted in the same step, so a crash cannot skew them).
 # ARGV: 1 n_other, 2 n_guid, 3 n_band, 4 expected own mark ('' = absent), 5 new own mark,
 #   6 article id (8 bytes), 7 expire-at of the current generation, 8 maxlen, 9 event,
 #   10 article id (hex), 11 data json, 12 check content owner ('1'/'0'), 13 ids per band bucket,
@@ -136,7 +136,8 @@ class Publisher:
         keys = [self.keys.articles]
         for field in fields:
             keys.extend(self.seen.read_keys(field))
-        keys += [*(routes or []), self.keys.counters("articles"), counters.minute_bucket(self.keys)]
+        bucket = counters.throughput_bucket(self.keys)
+        keys += [*(routes or []), self.keys.counters("articles"), bucket]
         gen = self.seen.generation()
         owner_check = event == "created" if check_owner is None else check_owner
         args: list[Any] = [
