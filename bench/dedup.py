@@ -18,8 +18,8 @@ Each copy must come out a duplicate of its original (recall). Same-feed distinct
 unrelated articles cut to short posts (their first sentence) between one feed's shared intro and
 footer, and SIB-200's Chinese and Japanese one-line sentences, ten posts to a feed, the feed's
 furniture computed as the poller does (ingest/identity.py): any post dropped as a copy of
-another is a false merge (flagged `possible_duplicate_of` is reported apart). Then the 941 MasakhaNEWS
-English and French dev articles, unrelated to the pages and to each other, are processed as new
+another is a false merge (flagged `possible_duplicate_of` is reported apart). Then the 683
+MasakhaNEWS English and French dev articles, unrelated to the pages and to each other, are processed as new
 stories: each one flagged as a near-duplicate is a false positive. Lookup cost is the time of the
 dedup decision (Redis reads + candidate checks) per article; memory is Redis' used_memory for the
 seen state (stream and queues excluded) per article remembered.
@@ -174,7 +174,7 @@ def same_feed_posts(unrelated: list[tuple[str, list[str]]]) -> list[list[tuple[s
 
 
 def same_feed(unrelated: list[tuple[str, list[str]]]) -> tuple[int, int, int]:
-    """Distinct short posts of one feed, on a service of their own: (posts, false merges, flagged)."""
+    """Distinct short posts of feeds, on a service of their own: (posts, false merges, flagged)."""
     with fresh_service() as (r, ctx):
         merges, flagged, distinct = 0, 0, 0
         for f, posts in enumerate(same_feed_posts(unrelated)):

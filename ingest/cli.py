@@ -650,6 +650,7 @@ def explain(app: App, url: str, scan: int) -> None:
         from ingest.observe import read_trace
 
         trace = read_trace(r, keys, article_id(url)) or read_trace(r, keys, aid)
+        aid = str(trace.get("article_id") or aid)  # published under another id (canonical, title)
         entries: Any = r.xrevrange(keys.articles, count=scan)
         from ingest import deadletters
 

@@ -164,7 +164,7 @@ def parse_xml_feed(body: bytes, url: str, content_type: str, max_items: int) -> 
         raise MalformedFeed(reason, url=url)
     feed = parsed.get("feed", {})
     # Never the feed's home link: `<link href="blog/"/>` with entries `blog/2013/...` would
-    # resolve to blog/blog/2013/... (tests/test_feeds.py::test_relative_links_resolve_against_the_document).
+    # resolve to blog/blog/2013/... (tests/test_identity.py::test_relative_links_resolve_...).
     items = [_xml_item(entry, url) for entry in entries[:max_items]]
     ttl = feed.get("ttl")
     return ParsedFeed(

@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from ingest.feedparse import FeedItem, page_url
 from ingest.urls import article_id, short_hash
 
-MODES = ("guid", "link", "link+title")  # link+title: a stored mode of old; read as link
+# link+title: the feed-wide mode of earlier releases, never entered now; a feed stored in it
+# keeps link+title as its per-feed key (its marks were written so), its links fetched per link.
+MODES = ("guid", "link", "link+title")
 FURNITURE_MAX = 64  # recurring-line keys sent with each item (a feed's template is a few lines)
+FURNITURE_SCAN = 8000  # characters read at each end of an item's text for recurring lines
 
 
 @dataclass
@@ -74,7 +77,7 @@ def item_link(item: FeedItem) -> str:
 class DocIdentity:
     """How this feed document's items are told apart."""
 
-    mode: str = "guid"  # guid | link, for the whole feed
+    mode: str = "guid"  # guid | link (| link+title, stored by earlier releases), whole feed
     shared: frozenset[str] = frozenset()  # links carried by items of different titles
     repeated_guids: frozenset[str] = frozenset()  # GUIDs on more than one item of the document
     furniture: tuple[str, ...] = ()  # keys of lines recurring across the items
@@ -86,7 +89,7 @@ def identity_mode(items: list[FeedItem], current: str = "guid") -> str:
 
 
 def analyse(items: list[FeedItem], current: str = "guid") -> DocIdentity:
-    level = min(MODES.index(current), 1) if current in MODES else 0
+    level = MODES.index(current) if current in MODES else 0
     links_by_guid: dict[str, set[str]] = {}
     titles_by_link: dict[str, set[str]] = {}
     guids: Counter[str] = Counter()
@@ -110,17 +113,19 @@ def analyse(items: list[FeedItem], current: str = "guid") -> DocIdentity:
 
 def candidate(item: FeedItem, doc: DocIdentity | str) -> Candidate | None:
     if isinstance(doc, str):
-        doc = DocIdentity(mode="link" if doc == "link+title" else doc)
+        doc = DocIdentity(mode=doc)
     link = item_link(item)
     if not link:
         return None
-    stable_guid = doc.mode == "guid" and item.guid and item.guid not in doc.repeated_guids
+    titled = link + "\x00" + item.title.strip()
     if link in doc.shared:
+        stable_guid = doc.mode == "guid" and item.guid and item.guid not in doc.repeated_guids
         suffix = short_hash(item.title.strip())[:12]
-        key = item.guid if stable_guid else link + "\x00" + item.title.strip()
+        key = item.guid if stable_guid else titled
         # The URL's own id would be shared; the title tells the items apart.
         return Candidate(item, link, short_hash(article_id(link) + suffix), short_hash(key), suffix)
-    key = item.guid if (doc.mode == "guid" and item.guid) else link
+    keys = {"guid": item.guid or link, "link": link, "link+title": titled}
+    key = keys.get(doc.mode, link)
     return Candidate(item, link, article_id(link), short_hash(key), "")
 
 
@@ -151,7 +156,10 @@ def furniture(items: list[FeedItem]) -> tuple[str, ...]:
     story (a footer, a shared intro). Most frequent first, at most FURNITURE_MAX."""
     counts: Counter[str] = Counter()
     for item in items:
-        keys = {line_key(line) for line in text_lines(item.content or item.summary)}
+        text = item.content or item.summary
+        if len(text) > 2 * FURNITURE_SCAN:  # a template sits at the ends: keep the loop quick
+            text = text[:FURNITURE_SCAN] + "\n" + text[-FURNITURE_SCAN:]
+        keys = {line_key(line) for line in text_lines(text)}
         counts.update(keys - {""})
     common = [(k, n) for k, n in counts.most_common(FURNITURE_MAX) if n >= 2]
     return tuple(k for k, _n in common)

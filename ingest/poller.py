@@ -539,11 +539,10 @@ class Poller:
         seen_in_doc: set[str] = set()
         for item in [*items, *(held or [])]:
             cand = candidate(item, doc)
-            if cand is not None:
-                cand.furniture = doc.furniture
             if cand is None:
                 counters.incr(self.r, self.keys, "articles", "no_link")
                 continue
+            cand.furniture = doc.furniture
             if cand.link_id in seen_in_doc:
                 continue
             seen_in_doc.add(cand.link_id)

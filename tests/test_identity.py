@@ -32,17 +32,26 @@ def add_story(server: TestServer, path: str, key: str, **kw: str) -> str:
 # ---------------------------------------------------------------- 1. base of relative links
 
 
-def test_relative_links_resolve_against_the_document(server: TestServer, r: redis.Redis) -> None:
-    server.add("/atom.xml", (DATA / "relative-links.atom").read_bytes(), "application/atom+xml")
-    add_story(server, "/blog/2013/01/30/harbour-crane", "harbour")
-    add_story(server, "/blog/2013/01/31/apricot-frost", "orchard")
-    add_story(server, "/archive/2013/02/01/library", "library")  # entry with its own xml:base
-    register(r, server.url("/atom.xml"))
+@pytest.mark.parametrize("moved", [False, True])
+def test_relative_links_resolve_against_the_document(
+    server: TestServer, r: redis.Redis, moved: bool
+) -> None:
+    """moved: the registered URL redirects to /feeds/atom.xml; its final URL is the base."""
+    where = "/feeds" if moved else ""
+    server.add(f"{where}/atom.xml", (DATA / "relative-links.atom").read_bytes(),
+               "application/atom+xml")  # fmt: skip
+    if moved:
+        server.add("/old/feed", "", status=301, headers={"Location": "/feeds/atom.xml"})
+    paths = [f"{where}/blog/2013/01/30/harbour-crane", f"{where}/blog/2013/01/31/apricot-frost",
+             "/archive/2013/02/01/library"]  # the last entry has its own xml:base  # fmt: skip
+    for path, key in zip(paths, ("harbour", "orchard", "library"), strict=True):
+        add_story(server, path, key)
+    register(r, server.url("/old/feed" if moved else "/atom.xml"))
     settings = settings_for(server)
     poll(settings, r)
-    fetched = sorted(h.path for h in server.requests if h.path not in ("/atom.xml", "/robots.txt"))
-    assert fetched == ["/archive/2013/02/01/library", "/blog/2013/01/30/harbour-crane",
-                       "/blog/2013/01/31/apricot-frost"]  # fmt: skip
+    fetched = sorted(h.path for h in server.requests
+                     if not h.path.endswith(("atom.xml", "/robots.txt", "/old/feed")))  # fmt: skip
+    assert fetched == sorted(paths)
     assert work(settings, r) == ["published"] * 3
     assert sorted(rec["url"] for rec in records(r)) == [server.url(p) for p in fetched]
     assert all(rec["extraction"]["method"] == "trafilatura" for rec in records(r))
@@ -87,7 +96,7 @@ SPONSOR = ("Acme Transit builds trams that are faster, quieter and cheaper to ru
 
 
 def test_a_shared_link_is_told_apart_by_title_and_the_rest_of_the_feed_is_fetched(
-    server: TestServer, r: redis.Redis
+    server: TestServer, r: redis.Redis, redis_url: str
 ) -> None:
     items = [{"title": story(k)[0], "link": add_story(server, f"/p/{k}", k), "guid": f"g-{k}",
               "summary": story(k)[1][0]} for k in ("harbour", "orchard", "library")]  # fmt: skip
@@ -111,8 +120,13 @@ def test_a_shared_link_is_told_apart_by_title_and_the_rest_of_the_feed_is_fetche
     assert "rook sacrifice" in recs[story("chess")[0]]["text"]
     # the twins carry one text: both kept (distinct titles and GUIDs), the second one flagged
     first, second = (recs[t] for t in ("Acme trams", "[Sponsor] Acme trams"))
-    assert {first["possible_duplicate_of"], second["possible_duplicate_of"]} == {None, first["id"]} \
-        or {first["possible_duplicate_of"], second["possible_duplicate_of"]} == {None, second["id"]}
+    flags = {first["possible_duplicate_of"], second["possible_duplicate_of"]}
+    assert flags in ({None, first["id"]}, {None, second["id"]})
+
+    from tests.conftest import cli
+
+    shown = json.loads(cli("--redis-url", redis_url, "explain", server.url("/sponsor")).stdout)
+    assert shown["verdict"].startswith("published (created"), shown["verdict"]
 
     # the twin leaves the feed: the remaining post keeps its identity (nothing new, no fetch)
     doc["items"] = items + twins[:1]
@@ -138,6 +152,10 @@ ABOUT = ("Morning Brief is written by a small team of local reporters and edited
          "office on Market Street. We read every reply. Corrections are published at the end of "
          "the next edition, and our code of practice is on the about page, along with the names "
          "of everyone who works here and how the newsletter is funded.")  # fmt: skip
+CHINESE = (
+    "北京市今天发布了新的交通规定，从下个月起，早高峰时段货车禁止进入三环路。",
+    "上海的一家博物馆周末重新开放，展出了三百多件明代的瓷器和书画作品。",
+)
 INTRO = ("Good morning. Here is what happened in the city overnight, in one short item, before "
          "the full edition lands in your inbox at seven.")  # fmt: skip
 
@@ -152,6 +170,11 @@ def test_distinct_posts_sharing_a_footer_and_an_intro_are_not_merged(
         server.add(f"/brief/{key}", pages.article_page(title, body, boilerplate=False))
         items.append({"title": title, "link": server.url(f"/brief/{key}"), "guid": f"b-{key}",
                       "summary": "\n".join(body)})  # fmt: skip
+    for n, line in enumerate(CHINESE):  # one line of unspaced script each: a handful of \w+ runs
+        body = [INTRO, line, FOOTER, ABOUT]
+        server.add(f"/brief/zh{n}", pages.article_page(line[:12], body, boilerplate=False))
+        items.append({"title": line[:12], "link": server.url(f"/brief/zh{n}"), "guid": f"zh{n}",
+                      "summary": "\n".join(body)})  # fmt: skip
     # a post republished under another title: near the first one, of the same feed: kept, flagged
     title, paras = story("harbour")
     again = [INTRO, paras[0], paras[1], FOOTER, ABOUT]
@@ -163,7 +186,7 @@ def test_distinct_posts_sharing_a_footer_and_an_intro_are_not_merged(
     register(r, server.url("/brief.xml"))
     settings = settings_for(server)
     poll(settings, r)
-    assert work(settings, r) == ["published"] * 7
+    assert work(settings, r) == ["published"] * 9
     recs = {rec["title"]: rec for rec in records(r)}
     # each post's own story line reaches the stream (the shared footer may be dropped by the
     # site-template learning of workers/template.py once enough posts carry it)
@@ -179,8 +202,7 @@ def test_unspaced_scripts_are_shingled_by_character_and_short_texts_not_near_mat
     from ingest.settings import DedupSettings
     from workers.dedup import Fingerprints, Item, Known, decide
 
-    a = Fingerprints.of("北京市今天发布了新的交通规定，从下个月起，早高峰时段货车禁止进入三环路。", (), 20)
-    b = Fingerprints.of("上海的一家博物馆周末重新开放，展出了三百多件明代的瓷器和书画作品。", (), 20)
+    a, b = (Fingerprints.of(line, (), 20) for line in CHINESE)
     assert a.shingles >= 30 and a.bands and b.bands  # characters, not a handful of \w+ runs
     assert not set(a.bands) & set(b.bands)
     short = Fingerprints.of("Cogent. ★ Read the whole thing at the link above.", (), 20)
@@ -231,7 +253,8 @@ def test_each_syndicated_story_is_published_once(
             feeds["top"].append({"title": title, "link": origin + f"?fbclid=x{n}&utm_campaign=top",
                                  "guid": f"top-{key}"})  # fmt: skip
             wire.add(f"/w/2019/{n}", wire_page(WIRE, title, paras, canonical=origin))
-            feeds["wire"].append({"title": title, "link": wire.url(f"/w/2019/{n}"), "guid": f"w{n}"})
+            feeds["wire"].append({"title": title, "link": wire.url(f"/w/2019/{n}"),
+                                  "guid": f"w{n}"})  # fmt: skip
             changed = f"{title.split()[0]} news: {paras[0].split(',')[0].lower()}"
             partner.add(f"/p/{key}", wire_page(PARTNER, changed, paras))
             feeds["partner"].append({"title": changed, "link": partner.url(f"/p/{key}"),
@@ -250,11 +273,12 @@ def test_each_syndicated_story_is_published_once(
         assert len(recs) == len(keys), [(rec["url"], rec["title"]) for rec in recs]
         published = {rec["id"] for rec in recs}
         if origin_first:  # the originals were known: every copy merged into them
-            assert {rec["canonical_url"] for rec in recs} == {server.url(f"/news/{k}") for k in keys}
+            originals = {server.url(f"/news/{k}") for k in keys}
+            assert {rec["canonical_url"] for rec in recs} == originals
         # every item is accounted for: published, or a duplicate of a named published article
         from tests.conftest import cli
 
-        for name in ("wire", "partner"):
+        for name in ("a", "wire", "partner"):
             for item in feeds[name]:
                 shown = json.loads(cli("--redis-url", redis_url, "explain", item["link"]).stdout)
                 verdict = shown["verdict"]
@@ -262,6 +286,8 @@ def test_each_syndicated_story_is_published_once(
                     assert verdict.split(":")[-1].rstrip(")") in published, verdict
                     if origin_first and name == "wire":  # merged by its canonical, known
                         assert "duplicate (canonical:" in verdict, verdict
+                    if not origin_first and name == "a":  # the copy that named it came first
+                        assert "duplicate (canonical-claim:" in verdict, verdict
                 else:
                     assert verdict.startswith("published"), verdict
     finally:
@@ -304,3 +330,61 @@ def test_a_like_post_of_the_same_feed_is_flagged_only_when_its_title_differs() -
     d = decide(same, Item("dd" * 8, ["dd" * 8], tag("feed-1"), tag("Part two")), fp,
                DedupSettings())  # fmt: skip
     assert (d.event, d.possible_duplicate_of, d.check_owner) == ("created", "cc" * 8, False)
+
+
+def test_syndication_notes_are_not_fingerprinted_but_story_lines_that_look_alike_are() -> None:
+    from workers.dedup import NOTE
+
+    assert NOTE.search("This story originally appeared on Example Daily News.")
+    assert NOTE.search("Republished with permission.")
+    assert not NOTE.search("The play first appeared in 1923 and ran for a decade.")
+
+
+def test_url_marks_written_before_the_feed_and_title_tags_still_read() -> None:
+    import struct
+
+    from ingest.seen import UrlMark
+
+    old = struct.pack(">8s8sQH8s", b"\x01" * 8, b"\x02" * 8, 5, 300, b"\x03" * 8)
+    mark = UrlMark.unpack(old)
+    assert (mark.article_id, mark.words, mark.feed_tag, mark.title_tag) == ("01" * 8, 300, "", "")
+    again = UrlMark("01" * 8, "02" * 8, 5, 300, "03" * 8, "0a0b0c0d", "01020304")
+    assert UrlMark.unpack(again.pack()) == again
+
+
+def test_a_feed_stored_in_the_old_link_title_mode_keeps_its_marks(
+    server: TestServer, r: redis.Redis
+) -> None:
+    """Earlier releases switched a whole feed to link+title; its items' marks were written under
+    link+title keys. Such a feed keeps those keys: nothing it already delivered comes again."""
+    from ingest.identity import item_version
+    from ingest.seen import SeenStore, guid_field
+    from ingest.urls import short_hash
+
+    items = [{"title": story(k)[0], "link": add_story(server, f"/old/{k}", k), "guid": f"o-{k}"}
+             for k in ("harbour", "orchard")]  # fmt: skip
+    server.routes["/old.xml"] = pages_route({"items": items})
+    (fid,) = register(r, server.url("/old.xml"))
+    r.hset(KEYS.feed(fid), "guid_mode", "link+title")
+    parsed = feedparse.parse(pages.rss("Feed", items).encode(), server.url("/old.xml"))
+    store = SeenStore(r, KEYS, 30)
+    for item in parsed.items:  # the marks an earlier release left
+        field = guid_field(fid, short_hash(item.link + "\x00" + item.title))
+        r.hset(store.read_keys(field)[0], field, item_version(item))
+    poll(settings_for(server), r)
+    assert server.hits("/old/harbour") == [] and server.hits("/old/orchard") == []
+    assert state(r, fid)["guid_mode"] == "link+title"
+
+
+def test_an_original_arriving_after_a_copy_that_named_it_is_that_copy_only_if_same_text() -> None:
+    from ingest.seen import UrlMark
+    from ingest.settings import DedupSettings
+    from workers.dedup import Fingerprints, Item, Known, decide
+
+    fp = Fingerprints.of("\n".join(story("library")[1]), (), 20)
+    other = Fingerprints.of("\n".join(story("tram")[1]), (), 20)
+    original = Item("ee" * 8, ["ee" * 8])
+    for copy_fp, event in ((fp, "duplicate"), (other, "created")):  # a hostile page: other text
+        copy = UrlMark("ff" * 8, copy_fp.content_hash, copy_fp.simhash, copy_fp.words, "ff" * 8)
+        known = Known(claimed_by="ff" * 8, marks={"ff" * 8: copy})
+        assert decide(known, original, fp, DedupSettings()).event == event

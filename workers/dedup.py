@@ -1,14 +1,17 @@
 """Dedup: what a text is, given what is remembered. `read` fetches everything a decision needs
-from the seen store in two batched round trips (marks and band buckets, then the marks of the
-candidates); `decide` is a pure function of that.
+from the seen store in one batched round trip (URL marks, content owner, band buckets), and a
+second only when that names candidates (their marks, all in one); `decide` is a pure function
+of what was read.
 
 Rules, in order:
 1. Its own URL was seen: the same text is a `duplicate`, a material change an `updated`.
 2. Another URL of the story (the link, the final URL) was seen: `duplicate`.
 3. Its cross-site `rel=canonical` names an article already known (published): a `duplicate` of
-   it. A canonical naming an article not known is only recorded (`duplicate_of` on the record),
-   never honoured: a hostile page must not be able to claim someone else's story, and the
-   story's own site, when it comes, is published as itself (docs/security.md).
+   it. A canonical naming an article not known is only recorded (`duplicate_of` on the record,
+   and a `c` claim mark), never honoured: a hostile page must not be able to claim someone
+   else's story. When the named article arrives, it is a `duplicate` of the copy only if its
+   text is the copy's (SimHash within `near_max_distance`): the story is out already; any other
+   text is published as itself (docs/security.md).
 4. The same text under another article: a `duplicate` of it (content hash).
 5. A near-copy (MinHash bands + SimHash) of an earlier article: `near_duplicate`. Only a text
    with at least `near_min_shingles` shingles of its own (feed furniture removed) is matched or
@@ -26,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ingest.identity import line_key
-from ingest.seen import SeenStore, UrlMark, hash_field, url_field
+from ingest.seen import SeenStore, UrlMark, claim_field, hash_field, url_field
 from ingest.settings import DedupSettings
 from workers import fingerprint
 
@@ -60,8 +63,8 @@ class Fingerprints:
 
 # A syndication credit ("This story originally appeared on ...") is the copy's, not the story's.
 NOTE = re.compile(
-    r"\b(?:originally (?:appeared|published|ran|posted)|first (?:appeared|published)|"
-    r"(?:republished|reprinted|reproduced) (?:here )?(?:with|by) (?:kind )?permission)\b",
+    r"\b(?:(?:originally|first) (?:appeared|published|ran|posted) (?:on|in|at|by) (?!\d)|"
+    r"(?:republished|reprinted|reproduced) (?:here )?(?:with|by) (?:kind )?permission)",
     re.I,
 )
 NOTE_MAX_WORDS = 40  # a longer line mentioning it is part of the story
@@ -97,6 +100,7 @@ class Known:
     own: bytes | None = None  # the own URL's mark
     others: list[bytes | None] = field(default_factory=list)  # marks of url_ids[1:]
     canonical: bytes | None = None  # the mark under the cross-site canonical's id
+    claimed_by: str = ""  # a published copy elsewhere naming this article as its canonical
     owner: str = ""  # the article holding the same content hash
     shared: list[tuple[str, int]] = field(default_factory=list)  # band candidates, bands shared
     marks: dict[str, UrlMark] = field(default_factory=dict)  # of the owner and the candidates
@@ -115,21 +119,23 @@ class Decision:
 
 def read(seen: SeenStore, item: Item, fp: Fingerprints) -> Known:
     fields = [url_field(u) for u in item.url_ids] + [hash_field(fp.content_hash)]
+    fields.append(claim_field(item.aid))
     if item.canonical_id:
         fields.append(url_field(item.canonical_id))
     values, members = seen.lookup(fields, fp.bands)
     n = len(item.url_ids)
     known = Known(own=values[0], others=values[1:n])
-    owner = values[n]
+    owner, claimed = values[n], values[n + 1]
     known.owner = bytes(owner).hex() if owner else ""
+    known.claimed_by = bytes(claimed).hex() if claimed else ""
     if item.canonical_id:
-        known.canonical = values[n + 1]
+        known.canonical = values[n + 2]
     counts: Counter[str] = Counter()
     for ids in members:
         counts.update(set(ids) - {item.aid})
     known.shared = counts.most_common(CANDIDATES)
-    wanted = list(dict.fromkeys([*(c for c, _n in known.shared), known.owner] if known.owner
-                                else [c for c, _n in known.shared]))  # fmt: skip
+    extra = [a for a in (known.owner, known.claimed_by) if a]
+    wanted = list(dict.fromkeys([*(c for c, _n in known.shared), *extra]))
     if wanted:
         for aid, mark in zip(wanted, seen.url_marks(wanted), strict=True):
             if mark is not None:
@@ -176,6 +182,12 @@ def decide(known: Known, item: Item, fp: Fingerprints, settings: DedupSettings) 
     if item.canonical_id and known.canonical:
         return Decision("duplicate", f"canonical:{item.canonical_id}",
                         duplicate_of=item.canonical_id)  # fmt: skip
+    copy = known.marks.get(known.claimed_by) if known.claimed_by else None
+    if copy is not None and copy.article_id != aid and (
+        fingerprint.distance(copy.simhash, fp.simhash) <= settings.near_max_distance
+    ):  # published first elsewhere, naming us as its original, with our text: the story is out
+        return Decision("duplicate", f"canonical-claim:{copy.article_id}",
+                        duplicate_of=copy.article_id)  # fmt: skip
     flagged: str | None = None
     if known.owner and known.owner != aid:
         if not distinct_post(known.marks.get(known.owner), item):
@@ -191,8 +203,10 @@ def decide(known: Known, item: Item, fp: Fingerprints, settings: DedupSettings) 
                 if distinct_post(mark, item):
                     flagged = mark.article_id
                     break
-                return Decision("near_duplicate", f"near:{mark.article_id}",
-                                duplicate_of=mark.article_id, cluster_id=mark.cluster_id)  # fmt: skip
+                return Decision(
+                    "near_duplicate", f"near:{mark.article_id}", duplicate_of=mark.article_id,
+                    cluster_id=mark.cluster_id,
+                )  # fmt: skip
     claim = item.canonical_id or None  # recorded, not honoured (rule 3)
     if flagged is not None:
         return Decision("created", f"possible_duplicate:{flagged}", duplicate_of=claim,

@@ -3,14 +3,16 @@
 Normalisation (case, punctuation, whitespace, Unicode compatibility forms) makes them blind to
 typography. Near-copies are found in two steps, each doing what it is good at:
 
-* MinHash LSH finds candidates: 4 bands of 3 minimums over the word 3-shingles. Two texts whose
-  shingle sets overlap with Jaccard J share a band with probability 1-(1-J^3)^4: 0.94 at J=0.8
-  (a trimmed ending plus an added credit line), 0.99 at J=0.9, 0.03 at J=0.2. Each band is one
-  32-bit key in the index, so a lookup is 4 hash reads whatever the archive size. (6 bands
-  found no more copies in bench/dedup.py and cost 30 % more memory.)
-* SimHash confirms: the candidate must also be within `dedup.simhash_max_distance` bits (12 of
+* MinHash LSH finds candidates: 4 bands of 3 minimums over the 3-shingles of the tokens (words;
+  single characters in scripts written without spaces). Two texts whose shingle sets overlap
+  with Jaccard J share a band with probability 1-(1-J^3)^4: 0.94 at J=0.8 (a trimmed ending
+  plus an added credit line), 0.99 at J=0.9, 0.03 at J=0.2. Each band is one 32-bit key in the
+  index, so a lookup is 4 hash reads whatever the archive size. (6 bands raised recall in
+  bench/dedup.py from 0.983 to 0.994 for 28 % more memory: docs/benchmarks.md.)
+* SimHash confirms: two shared bands, or one and at most `dedup.near_max_distance` bits (14 of
   64 by default; unrelated news articles measure 16 and more). Stored with the URL mark, it
-  also tells a correction from a trivial change.
+  also tells a correction from a trivial change (`dedup.simhash_max_distance`, 3 bits).
+What is fingerprinted (the story's own lines) is decided in workers/dedup.py.
 
 Why not SimHash alone: an edit of 10 % moves about 9 of its 64 bits, and no bucket scheme finds
 all neighbours 9+ bits away in a few lookups. Why not MinHash alone: verifying a candidate would

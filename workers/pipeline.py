@@ -16,7 +16,7 @@ import structlog
 from ingest import bodies, counters, deadletters, failpoints, observe
 from ingest.feedparse import iso_utc
 from ingest.keys import Keys
-from ingest.seen import SeenStore, UrlMark, tag
+from ingest.seen import SeenStore, UrlMark, claim_field, tag
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
 from workers import classify, dedup, extract, learn, limits, metadata
@@ -84,7 +84,8 @@ def same_site(a: str, b: str) -> bool:
 def cross_site_canonical(page_url: str, declared: str) -> str:
     """A rel=canonical/og:url naming another site (a syndicated copy, or a page claiming to be
     one): canonicalised, or "". Only a claim: workers/dedup.py decides what it is worth."""
-    if declared and declared.startswith(("http://", "https://")) and not same_site(declared, page_url):
+    absolute = declared.startswith(("http://", "https://"))
+    if declared and absolute and not same_site(declared, page_url):
         return canonicalize(declared)
     return ""
 
@@ -206,6 +207,8 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
                               record["title"], ex.text)  # fmt: skip
             seen.write(pipe, ctx.keys, outcome, {"stream_id": result.detail, "article_id": aid,
                                                  "canonical_url": canonical}, [aid])  # fmt: skip
+            if who.canonical_id and d.duplicate_of == who.canonical_id:  # an unverified claim
+                ctx.seen.put(pipe, claim_field(who.canonical_id), bytes.fromhex(aid))
             pipe.execute()
             log.info("article_published", **logctx, stage="publish", outcome=outcome,
                      stream_id=result.detail, method=ex.method, ms=round(elapsed * 1000),
@@ -293,7 +296,9 @@ class Seen:
             "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
             "outcome": outcome, "at": time.time(), **extra,
         }  # fmt: skip
-        for aid in dict.fromkeys([self.payload["link_id"], *(ids or [])]):
+        shared = [article_id(self.payload["link"])] if self.payload.get("identity") else []
+        # items sharing one link are told apart by title; `explain LINK` finds the last of them
+        for aid in dict.fromkeys([self.payload["link_id"], *(ids or []), *shared]):
             observe.trace(pipe, keys, aid, fields, self.trace_ttl)
 
 

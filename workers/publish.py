@@ -139,11 +139,12 @@ class Publisher:
         bucket = counters.throughput_bucket(self.keys)
         keys += [*(routes or []), self.keys.counters("articles"), bucket]
         gen = self.seen.generation()
+        owner_check = event == "created" if check_owner is None else check_owner
         args: list[Any] = [
             len(others), len(guids), len(band_fields), expected, mark.pack(),
             bytes.fromhex(aid), self.seen.expire_at(gen), self.maxlen, event, aid,
             json.dumps(record, ensure_ascii=False, separators=(",", ":")),
-            "1" if (event == "created" if check_owner is None else check_owner) else "0", BAND_MAX, item_version or b"\x00" * 4, count_as,
+            "1" if owner_check else "0", BAND_MAX, item_version or b"\x00" * 4, count_as,
             len(routes or []), *fields,
         ]  # fmt: skip
         outcome, detail = self._script(keys=keys, args=args)
