@@ -117,7 +117,7 @@ def run_once(settings: Settings, r: redis.Redis, url: str, feed_ids: list[str] |
         log.warning("work_left", queue_depth=queue.count, started=started.count,
                     feeds=left["feeds"], items=left["items"],
                     feed_urls=sorted(x.feed_url for x in stats.left.values())[:20],
-                    until=max((x.until for x in stats.left.values()), default=None),
+                    until=_iso(max((x.until for x in stats.left.values()), default=0)),
                     deadline_s=settings.run.once_deadline)  # fmt: skip
     return stats
 
@@ -149,6 +149,10 @@ def run_forever(settings: Settings, r: redis.Redis, url: str,
     finally:
         stop_workers(procs)
         log.info("workers_stopped", count=len(procs))
+
+
+def _iso(ts: float) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
 
 
 async def _progress(poller: Poller, stop: asyncio.Event, every: float = 30.0) -> None:
