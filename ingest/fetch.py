@@ -154,6 +154,10 @@ class Fetcher:
             if "content-encoding" in str(exc).lower() or "decompress" in str(exc).lower():
                 raise outcomes.DecodeError(f"bad content-encoding: {exc}", url=url) from exc
             raise outcomes.Truncated(f"truncated body: {exc}", url=url) from exc
+        except aiohttp.ClientResponseError as exc:
+            if "content-encoding" in str(exc).lower():  # br/zstd: no decoder, or it failed
+                raise outcomes.DecodeError(f"bad content-encoding: {exc.message}", url=url) from exc
+            raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
         except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
 

@@ -44,6 +44,17 @@ class Keys:
     def page(self, claim: str) -> str:  # a fetched page body (ingest.bodies) waiting for its job
         return self.k("page", claim)
 
+    # site template learning: see workers/template.py
+    @property
+    def template_sites(self) -> str:  # ZSET site -> last time one of its articles was learned
+        return self.k("tpl", "sites")
+
+    def template_lines(self, site: str, gen: int) -> str:  # HASH line fingerprint -> articles
+        return self.k("tpl", site, str(gen), "lines")
+
+    def template_stories(self, site: str, gen: int) -> str:  # SET article ids already counted
+        return self.k("tpl", site, str(gen), "stories")
+
     # outputs
     @property
     def articles(self) -> str:

@@ -111,44 +111,103 @@ class RedisCollector(Collector):
                 baseline.add_metric([s["site"]], s["baseline"])
             drift.add_metric([s["site"]], 1.0 if s["drifting"] else 0.0)
         yield from (success, baseline, drift)
+        yield from _topic_model_metrics(data["topic_models"])
+
+
+def _topic_model_metrics(models: dict[str, Any]) -> Iterator[Any]:
+    """Each language's learnt topic model (workers/learn.py) and the refits by outcome."""
+    age = GaugeMetricFamily("news_ingest_topic_model_age_seconds",
+                            "Age of the installed learnt topic model", labels=["language"])  # fmt: skip
+    docs = GaugeMetricFamily("news_ingest_topic_model_documents",
+                             "Texts the installed learnt model was trained on", labels=["language"])  # fmt: skip
+    agree = GaugeMetricFamily(
+        "news_ingest_topic_model_agreement",
+        "Share of the held-back texts where the model's first topic is the lexicon's",
+        labels=["language"])  # fmt: skip
+    archive = GaugeMetricFamily("news_ingest_topic_archive_texts",
+                                "Texts archived for the next refit", labels=["language"])  # fmt: skip
+    for lang, info in models["languages"].items():
+        archive.add_metric([lang], info["archive"])
+        if info["model"] is not None:
+            age.add_metric([lang], info["model"]["age_seconds"])
+            docs.add_metric([lang], info["model"]["documents"])
+            agree.add_metric([lang], info["model"]["agreement"])
+    refits = CounterMetricFamily("news_ingest_topic_refits", "Topic model refits by outcome",
+                                 labels=["outcome"])  # fmt: skip
+    for outcome, n in models["refits"].items():
+        refits.add_metric([outcome], n)
+    yield from (age, docs, agree, archive, refits)
 
 
 def ready(settings: Settings, r: redis.Redis) -> tuple[bool, str]:
-    found = problems(r, Keys(settings.redis.prefix))
+    found = problems(r, Keys(settings.redis.prefix), settings.worker.job_timeout)
     return (not found, "; ".join(found) or "ok")
+
+
+class MetricsServer(ThreadingHTTPServer):
+    """Bound (and so the port checked) before anything else starts; `attach` gives it the data."""
+
+    daemon_threads = True
+    registry: CollectorRegistry | None = None
+    settings: Settings
+    r: redis.Redis
+
+
+class PortInUse(OSError):
+    """The metrics port is taken: one line for the user, nothing started."""
+
+
+def bind(port: int, host: str = "0.0.0.0") -> MetricsServer:
+    try:
+        return MetricsServer((host, port), _Handler)
+    except OSError as exc:
+        raise PortInUse(
+            f"metrics port {host}:{port} is not available ({exc.strerror}); choose another with "
+            "--metrics-port, NEWS_INGEST_METRICS_PORT or `make run METRICS_PORT=...` (0: off)"
+        ) from exc
+
+
+def attach(httpd: MetricsServer, settings: Settings, r: redis.Redis) -> MetricsServer:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(settings, r))
+    httpd.settings, httpd.r, httpd.registry = settings, r, registry
+    return httpd
 
 
 def serve(
     settings: Settings, r: redis.Redis, port: int, host: str = "0.0.0.0"
 ) -> ThreadingHTTPServer:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(settings, r))
+    return attach(bind(port, host), settings, r)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
 
-        def do_GET(self) -> None:
-            path = self.path.split("?")[0]
-            if path == "/metrics":
-                try:
-                    body, status = generate_latest(registry), 200
-                except redis.RedisError as exc:
-                    body, status = f"redis unreachable: {exc}\n".encode(), 503
-                self._send(status, body, "text/plain; version=0.0.4")
-            elif path == "/healthz":
-                self._send(200, b"ok\n")
-            elif path == "/readyz":
-                ok, why = ready(settings, r)
-                self._send(200 if ok else 503, (why + "\n").encode())
-            else:
-                self._send(404, b"not found\n")
+class _Handler(BaseHTTPRequestHandler):
+    server: MetricsServer
 
-        def _send(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def log_message(self, *args: Any) -> None:
+        pass
 
-    return ThreadingHTTPServer((host, port), Handler)
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        srv = self.server
+        if srv.registry is None:
+            self._send(503, b"starting\n")
+        elif path == "/metrics":
+            try:
+                body, status = generate_latest(srv.registry), 200
+            except redis.RedisError as exc:
+                body, status = f"redis unreachable: {exc}\n".encode(), 503
+            self._send(status, body, "text/plain; version=0.0.4")
+        elif path == "/healthz":
+            self._send(200, b"ok\n")
+        elif path == "/readyz":
+            ok, why = ready(srv.settings, srv.r)
+            self._send(200 if ok else 503, (why + "\n").encode())
+        else:
+            self._send(404, b"not found\n")
+
+    def _send(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

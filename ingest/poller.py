@@ -8,6 +8,7 @@ so a poller killed mid-feed leaves the feed to be polled again with nothing lost
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -21,13 +22,23 @@ import redis
 import structlog
 from rq import Queue, Retry
 
-from ingest import bodies, counters, failpoints, feedparse, observe, once, outcomes, schedule
+from ingest import (
+    bodies,
+    counters,
+    deadletters,
+    failpoints,
+    feedparse,
+    observe,
+    once,
+    outcomes,
+    schedule,
+)
 from ingest.egress import NETWORK_OUTCOMES, EgressMonitor
 from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
 from ingest.gates import check_article
 from ingest.hosts import HostGate
-from ingest.identity import Candidate, ItemsResult, candidate, identity_mode
+from ingest.identity import Candidate, ItemsResult, analyse, candidate
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.robots import RobotsCache
@@ -52,18 +63,43 @@ REFUSALS = (
 )  # network failures wait this long for the egress verdict before being charged
 
 
+# Free fetch claims still held as "fetching" (never a refusal's or an enqueued item's marker).
+RELEASE_CLAIMS = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'fetching' then n = n + redis.call('DEL', key) end
+end
+return n
+"""
+
+
 @dataclass
 class PollStats:
-    feeds: int = 0
+    """This process's polls. A feed is *polled* once its poll has an outcome (what the `polls`
+    counter in Redis counts too); one still waiting for its host or its answer is in flight."""
+
+    started: int = 0
     items_new: int = 0
     enqueued: int = 0
     by_outcome: dict[str, int] = field(default_factory=dict)
     deferred: dict[str, int] = field(default_factory=dict)  # item deferrals, by reason
     left: dict[str, once.Left] = field(default_factory=dict)  # feed id -> what it still owes
     jobs_left: int = 0  # run --once: jobs still queued or started when the workers stopped
+    once_feeds: int | None = None  # run --once: distinct feeds (a deferred feed polls again)
 
     def count(self, outcome: str) -> None:
         self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+
+    @property
+    def feeds(self) -> int:
+        """Polls finished, with an outcome: the sum of `by_outcome` (for `run --once`, the
+        distinct feeds it polled)."""
+        done = sum(self.by_outcome.values())
+        return done if self.once_feeds is None else min(done, self.once_feeds)
+
+    @property
+    def in_flight(self) -> int:
+        return max(0, self.started - sum(self.by_outcome.values()))
 
 
 @dataclass
@@ -98,6 +134,7 @@ class Poller:
             else None
         )
         self._paused = False
+        self._learn_next = 0.0
         self._redis_down = False
         self._pending: list[tuple[float, tuple[Any, ...]]] = []
         self._writes = r.pipeline(transaction=False)
@@ -105,6 +142,14 @@ class Poller:
         self.stats = PollStats()
         self._fetcher: Fetcher | None = None
         self._work = asyncio.Semaphore(settings.poll.concurrency)
+        self._parsers: concurrent.futures.ThreadPoolExecutor | None = None
+        self.in_progress: set[asyncio.Task[None]] = set()
+        self._cancelled: list[str] = []  # feeds cancelled mid-poll at shutdown
+        # fetch claims of items not enqueued (a poll cancelled, or Redis gone mid-poll): freed
+        # at the next flush, so they are fetched again at once rather than after fetch_claim
+        self._unclaim: list[str] = []
+        self._release_claims = r.register_script(RELEASE_CLAIMS)
+        self.left: dict[str, int] = {}  # what a stop left for next time
 
     @property
     def fetcher(self) -> Fetcher:
@@ -120,6 +165,20 @@ class Poller:
     async def aclose(self) -> None:
         if self._fetcher is not None:
             await self._fetcher.aclose()
+        if self._parsers is not None:
+            self._parsers.shutdown(wait=False, cancel_futures=True)
+
+    async def parse(self, resp: Response) -> feedparse.ParsedFeed:
+        """Parse in a thread: a 9 MB feed takes seconds, and the loop must keep polling others
+        and beating meanwhile (tests/test_hostile.py::test_a_huge_feed_parses_off_the_loop)."""
+        if self._parsers is None:
+            self._parsers = concurrent.futures.ThreadPoolExecutor(
+                max(1, self.settings.poll.parse_threads), thread_name_prefix="parse"
+            )
+        return await asyncio.get_running_loop().run_in_executor(
+            self._parsers, feedparse.parse, resp.body, resp.url, resp.content_type,
+            self.settings.poll.max_items,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------- loops
 
@@ -158,14 +217,17 @@ class Poller:
                 for fid in ids:
                     self.registry.save(fid, {}, lease, self._writes)
                 self.flush()
-        self.stats.feeds = min(self.stats.feeds, first_round)  # feeds, not polls
+        self.stats.once_feeds = first_round  # feeds, not polls
         return self.stats
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
+    async def run_forever(self, stop: asyncio.Event, grace: float | None = None) -> None:
         """Keep up to `poll.concurrency` feeds in progress; claim more as each one finishes, so
-        one slow server never holds up the rest. On stop, claim nothing and let the feeds in
-        progress finish (their leases cover the rest if we are killed)."""
-        running: set[asyncio.Task[None]] = set()
+        one slow server never holds up the rest. On stop, claim nothing more and give the feeds
+        in progress `grace` seconds (default `run.shutdown_grace`); then cancel them: their
+        feeds are due again at once and the items they had claimed are free to be fetched
+        again (`stopped`, in `self.left`)."""
+        self.in_progress = running = set[asyncio.Task[None]]()
+        stopped = asyncio.ensure_future(stop.wait())  # wakes the loop the moment stop is set
         pause = 0.5
         while not stop.is_set():
             try:
@@ -195,17 +257,25 @@ class Poller:
                 for fid, st in zip(ids, states, strict=True)
             )
             if running:
-                _done, running_left = await asyncio.wait(
-                    running, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                await asyncio.wait(
+                    [*running, stopped], timeout=1.0, return_when=asyncio.FIRST_COMPLETED
                 )
-                running = set(running_left)
+                running.difference_update([t for t in running if t.done()])
             elif not ids:
                 await _sleep_or_stop(stop, 1.0)
+        stopped.cancel()
+        grace = self.settings.run.shutdown_grace if grace is None else grace
         if running:
-            await asyncio.wait(running)
+            _done, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.left["feeds_cancelled"] = len(pending)
         with contextlib.suppress(*REDIS_DOWN):
             self.settle(force=True)
             self.flush()
+            self.registry.release(self._cancelled)
+            self.left["feeds_released"], self._cancelled = len(self._cancelled), []
 
     def flush(self) -> None:
         """Send the buffered feed-state saves and slot releases in one round trip. Losing them
@@ -215,6 +285,10 @@ class Poller:
         if len(self._writes):
             self._writes.execute()
         self._buffered = 0
+        if self._unclaim:
+            released = self._release_claims(keys=self._unclaim)
+            self.left["items_released"] = self.left.get("items_released", 0) + int(released)
+            self._unclaim = []
 
     def settle(self, force: bool = False) -> None:
         """Finish the feeds whose network failures waited for the egress verdict: by now the
@@ -230,6 +304,12 @@ class Poller:
 
     def heartbeat(self) -> None:
         self.r.set(self.keys.k("poller", "heartbeat"), f"{time.time():.0f}", ex=120)
+        now = time.monotonic()
+        if now >= self._learn_next:  # the topic-model refit's schedule (workers/learn.py)
+            self._learn_next = now + 60
+            from workers import learn
+
+            learn.maybe_schedule(self.settings, self.r, self.queue)
 
     def backpressure(self) -> bool:
         """True while downstream is behind: the articles queue or a consumer group's lag is over
@@ -250,15 +330,19 @@ class Poller:
 
     async def poll_feed(self, fid: str, state: dict[str, str]) -> None:
         # an outage is reported by the main loop; the feed's lease brings it back
-        with contextlib.suppress(*REDIS_DOWN):
-            await self._poll_feed(fid, state)
+        try:
+            with contextlib.suppress(*REDIS_DOWN):
+                await self._poll_feed(fid, state)
+        except asyncio.CancelledError:
+            self._cancelled.append(fid)
+            raise
 
     async def _poll_feed(self, fid: str, state: dict[str, str]) -> None:
         async with self._work:
             spec = self.registry.spec_from(state)
             if spec is None:
                 return
-            self.stats.feeds += 1
+            self.stats.started += 1
             try:
                 outcome, fields, hint, new = await self._poll(spec, state)
             except Exception as exc:  # a bug must cost one feed one poll, not the poller
@@ -296,9 +380,7 @@ class Poller:
         if fields["body_hash"] == state.get("body_hash"):
             return "unchanged", fields, hint, 0  # a server ignoring conditional GET: no item work
         try:
-            parsed = feedparse.parse(
-                resp.body, resp.url, resp.content_type, self.settings.poll.max_items
-            )
+            parsed = await self.parse(resp)
         except outcomes.FetchError as exc:
             return exc.outcome, {"last_error": str(exc)[:300], "_exc": exc}, hint, 0
         if parsed.ttl_minutes:
@@ -316,6 +398,7 @@ class Poller:
         if holding or res.waiting:
             self._hold(spec.id, res.waiting)
         fields["guid_mode"] = res.mode
+        fields["shared_links"] = res.shared_links  # links told apart by title (identity.py)
         if not state.get("rate"):  # not watched yet: the items' own dates tell the cadence
             fields["_dated_rate"] = schedule.rate_from_dates(
                 [_ts(i.published_at) for i in parsed.items if i.published_at], time.time()
@@ -385,7 +468,12 @@ class Poller:
                 until = now + exc.retry_after * RATE_LIMITED_LAG
                 delay = max(delay, exc.retry_after * RATE_LIMITED_LAG)
         permanent = outcome == "gone" or (isinstance(exc, outcomes.DNSError) and exc.permanent)
-        gone = permanent and errors >= 3
+        # A 410 says itself that it is permanent (RFC 9110 15.5.11): `gone` at once and probed
+        # at max_backoff, not backed off step by step like a transient error; 404 needs three.
+        said_gone = isinstance(exc, outcomes.Gone) and exc.status == 410
+        if said_gone:
+            delay = self.bounds.max_backoff
+        gone = said_gone or (permanent and errors >= 3)
         fields.update(
             errors=errors,
             health=schedule.health(errors, gone),
@@ -443,13 +531,16 @@ class Poller:
         """`held`: items an earlier poll deferred, after the document's own (whose version of
         an item wins); they do not count toward the feed's identity mode."""
         fid = spec.id
-        res = ItemsResult(mode=identity_mode(items, state.get("guid_mode", "guid")))
+        doc = analyse(items, state.get("guid_mode", "guid"))
+        res = ItemsResult(mode=doc.mode, shared_links=len(doc.shared))
         if res.mode != state.get("guid_mode", "guid"):
             log.warning("feed_identity_degraded", feed_url=spec.url, stage="poll", mode=res.mode)
         candidates: list[Candidate] = []
         seen_in_doc: set[str] = set()
         for item in [*items, *(held or [])]:
-            cand = candidate(item, res.mode)
+            cand = candidate(item, doc)
+            if cand is not None:
+                cand.furniture = doc.furniture
             if cand is None:
                 counters.incr(self.r, self.keys, "articles", "no_link")
                 continue
@@ -488,7 +579,11 @@ class Poller:
         fresh = [c for c, ok in zip(unseen, claimed, strict=True) if ok]
         if not fresh:
             return res
-        results = await asyncio.gather(*(self._article(spec, c) for c in fresh))
+        try:
+            results = await asyncio.gather(*(self._article(spec, c) for c in fresh))
+        except (asyncio.CancelledError, *REDIS_DOWN):
+            self._unclaim += [self.keys.inflight(c.claim) for c in fresh]
+            raise
         payloads = [p for p in results if isinstance(p, dict)]
         failpoints.hit("poller.before_enqueue")
         deferred = [c for c, p in zip(fresh, results, strict=True) if isinstance(p, Deferral)]
@@ -501,7 +596,13 @@ class Poller:
             for p in waits:
                 res.deferred[p.reason] = res.deferred.get(p.reason, 0) + 1
             res.waiting = {c.link_id: c.item for c in deferred}
-        self.enqueue(payloads)
+        before = self.stats.enqueued
+        try:
+            self.enqueue(payloads)
+        except REDIS_DOWN:
+            done = self.stats.enqueued - before  # batches go in order: these made it
+            self._unclaim += [self.keys.inflight(p["claim"]) for p in payloads[done:]]
+            raise
         res.new = len(fresh) - len(deferred)
         self.stats.items_new += res.new
         return res
@@ -556,6 +657,7 @@ class Poller:
             "link_id": aid,
             "guid_hash": cand.guid_hash,
             "identity": cand.identity,
+            "furniture": list(cand.furniture),  # recurring lines of the feed (identity.py)
             "item_version": cand.version.hex(),
             "claim": cand.claim,
             "page": page,
@@ -601,8 +703,8 @@ class Poller:
             "fetch": {"outcome": exc.outcome, "error": str(exc)}, "outcome": exc.outcome,
             "detail": str(exc), "at": time.time(),
         }, self.settings.stream.trace_ttl)  # fmt: skip
-        counters.deadletter(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url,
-                            article_id=aid, detail=str(exc))  # fmt: skip
+        deadletters.refused(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url, claim=aid,
+                            detail=str(exc))  # fmt: skip
         pipe.execute()
         log.warning("article_refused", feed_url=spec.url, article_id=aid, url=link,
                     stage="fetch", outcome=exc.outcome, reason=str(exc))  # fmt: skip

@@ -40,7 +40,10 @@ class _QuietServer6(_QuietServer):
 class TestServer:
     __test__ = False
 
-    def __init__(self, host: str = "127.0.0.1") -> None:  # "::1" for an IPv6 server
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """`host="::1"`: another site on the loopback (a different host name for same-site
+        checks, without any DNS)."""
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
         self.inflight = 0
@@ -96,7 +99,6 @@ class TestServer:
                 if status != 304:
                     self.wfile.write(body)
 
-        self.host = host
         self.httpd = (_QuietServer6 if ":" in host else _QuietServer)((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
