@@ -227,7 +227,8 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int | None,
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="Poll every feed once and exit.")
+@click.option("--once", is_flag=True, help="Poll every feed once, wait up to run.once_deadline "
+              "for deferred feeds and items, exit (3 when some are left).")  # fmt: skip
 @pass_app
 def poll(app: App, once: bool) -> None:
     """The poller alone (Procfile/compose role). Without a Redis URL it uses the embedded server
@@ -243,12 +244,16 @@ def poll(app: App, once: bool) -> None:
     log = structlog.get_logger("ingest.cli")
     with app.redis(join=True) as (_url, r):
         ids = _register(app, r)
+        left: dict[str, Any] = {}  # --once: feeds still deferred at the deadline
 
         async def main() -> None:
             poller = Poller(app.settings, r)
             try:
                 if once:
-                    await poller.run_once(ids if app.feeds else None)
+                    stats = await poller.run_once(
+                        ids if app.feeds else None, deadline=app.settings.run.once_deadline
+                    )
+                    left.update(stats.left)
                     return
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
@@ -269,6 +274,13 @@ def poll(app: App, once: bool) -> None:
                 await poller.aclose()
 
         asyncio.run(main())
+        if left:  # what the deadline left: said once, and in the exit status
+            import structlog
+
+            from ingest import once as once_mod
+
+            structlog.get_logger("ingest.poller").warning("work_left", **once_mod.summary(left))
+            sys.exit(once_mod.WORK_LEFT_EXIT)
 
 
 @cli.command()

@@ -185,7 +185,7 @@ def run_once(settings: Settings, r: redis.Redis, url: str, feed_ids: list[str] |
         log.warning("work_left", queue_depth=queue.count, started=started.count,
                     feeds=left["feeds"], items=left["items"],
                     feed_urls=sorted(x.feed_url for x in stats.left.values())[:20],
-                    until=max((x.until for x in stats.left.values()), default=None),
+                    until=_iso(max((x.until for x in stats.left.values()), default=0)),
                     deadline_s=settings.run.once_deadline)  # fmt: skip
     return stats
 
@@ -270,6 +270,10 @@ async def _watch(sup: BaseProcess, stop: asyncio.Event, failed: list[str]) -> No
             log.error("supervisor_died", exitcode=sup.exitcode)
             failed.append("supervisor")
             stop.set()
+
+
+def _iso(ts: float) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
 
 
 async def _progress(poller: Poller, stop: asyncio.Event, every: float = 30.0) -> None:

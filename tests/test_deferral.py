@@ -292,3 +292,15 @@ def test_a_deferred_item_arrives_even_after_its_feed_stopped_listing_it(
     assert published(r) == [server.url("/story/1"), server.url("/story/2")]
     assert not r.exists(KEYS.feed_deferred(fid))  # handled: nothing held any more
     side.close()
+
+
+def test_poll_once_says_what_it_left_too(server: TestServer, redis_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    limited_feed(server, "/limited.xml", retry_after=30, times=None)
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - {server.url('/limited.xml')}\n")
+    done = cli("--redis-url", redis_url, "--feeds", str(feeds), "poll", "--once",
+               env=run_once_env(server, 5))  # fmt: skip
+    assert done.returncode == 3, done.stderr[-3000:]
+    (left,) = events(done.stderr, "work_left")  # a 37.5 s retry cannot be due within 5 s
+    assert left["feeds"] == {"rate_limited": 1}
+    assert len(server.hits("/limited.xml")) == 1
