@@ -8,7 +8,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import redis
@@ -38,8 +37,7 @@ DESKS = {
                         "campaign coalition lawmakers cabinet ballot referendum governor",
                         "hustings backbench polldesk townhall"),
 }  # fmt: skip
-FILLER = ("the a of in on and to said was is for with after from by year week new city "
-          "people officials on tuesday monday report told local").split()
+FILLER = ["the", "a", "of", "in", "on", "and", "to", "said", "was", "is", "for", "with", "after", "from", "by", "year", "week", "new", "city", "people", "officials", "on", "tuesday", "monday", "report", "told", "local"]
 
 
 def name(rng: random.Random) -> str:
@@ -161,6 +159,20 @@ def test_a_fresh_model_is_not_refitted_and_one_refit_runs_at_a_time(r: redis.Red
     assert learn.refit(settings, r, force=True)[0].outcome == "locked"
 
 
+def test_learning_off_archives_nothing_and_schedules_nothing(r: redis.Redis) -> None:
+    from rq import Queue
+
+    from workers.pipeline import Context
+
+    off = Settings().with_overrides(classify={"learn": False})
+    pipe = r.pipeline()
+    learn.archive(pipe, KEYS, off.classify, "en", "A title", "a text")
+    pipe.execute()
+    assert not r.exists(learn.archive_key(KEYS, "en"))
+    assert not learn.maybe_schedule(off, r, Queue(off.stream.queue, connection=r))
+    assert Context.build(off, r).learned is None  # topics from the lexicon alone
+
+
 def test_the_poller_schedules_one_refit_job_per_period(r: redis.Redis) -> None:
     from rq import Queue
 
@@ -169,9 +181,6 @@ def test_the_poller_schedules_one_refit_job_per_period(r: redis.Redis) -> None:
     assert learn.maybe_schedule(settings, r, queue)
     assert not learn.maybe_schedule(settings, r, queue)  # another poller, the same hour
     assert [job.func_name for job in queue.jobs] == [learn.REFIT_FUNC]
-    off = settings.with_overrides(classify={"learn": False})
-    r.delete(KEYS.k("learn", "scheduled"))
-    assert not learn.maybe_schedule(off, r, queue)
 
 
 # ---------------------------------------------------------------- the running service
