@@ -385,3 +385,12 @@ def test_labels_in_the_articles_language() -> None:
                                 "fr")  # fmt: skip
     assert economy[0]["label_local"] == "économie, affaires et finances"
     assert "label_local" not in classify.localise(LEX, [{"code": "medtop:04000000"}], "sw")[0]
+
+
+def test_tokens_of_pieces_with_no_word_or_several_and_seen_twice() -> None:
+    # the memo of pieces must give the same words the second time a piece is seen
+    text = "Le 2020/2021 — budget (AFP) : l'état-major, 2020/2021 — fin."
+    first = classify.tokens(text)
+    assert first == ["le", "2020", "2021", "budget", "AFP", "état-major", "2020", "2021", "fin"]
+    assert classify.tokens(text) == first
+    assert classify.tokens(text, limit=4) == first[:4]

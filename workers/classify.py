@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,8 @@ def tokens(text: str, limit: int = 0) -> list[str]:
 
 
 # A piece of text between white space -> its words as matched (unelided, lowered or kept as an
-# acronym). Bounded: cleared past 300,000 pieces.
+# acronym). Bounded: cleared past 300,000 pieces. (Tried: a memo of single words mapped in C
+# with the rest spliced in by list.index: slower, since index() compares every word to None.)
 _PIECES: dict[str, tuple[str, ...]] = {}
 
 
@@ -158,33 +159,27 @@ class Terms:
         keys = self._keys[tok] = tuple((topic, term) for topic, term, _w in found)
         return keys
 
-    def hits(self, toks: list[str], counts: Counter[str] | None = None,
-             ) -> dict[tuple[str, str], tuple[int, float]]:  # fmt: skip
-        """(topic, term) -> (count, weight). The inner loop of topic scoring, run over the
-        distinct words (`counts`) rather than every occurrence, each word's (topic, term) keys
-        memoised; only the positions of words that start a phrase are visited in order."""
+    def hits(self, toks: list[str]) -> dict[tuple[str, str], tuple[int, float]]:
+        """(topic, term) -> (count, weight). The inner loop of topic scoring, with no Python
+        code per word: the words not seen before get their (topic, term) keys memoised, then
+        every word's keys are counted by Counter over map/chain (C); only the positions of
+        words that start a phrase are visited in order."""
         # a phrase's first word as read: lower case, or in capitals (an acronym-length word of
         # a shouted headline, "PRIME MINISTER"); longer words are lowered by tokens() anyway
         starts = self._starts
         if starts is None:
             starts = self._starts = self.phrase_starts | {
                 s.upper() for s in self.phrase_starts if len(s) <= 5}  # fmt: skip
-        if counts is None:
-            counts = Counter(toks)
-        if len(self._keys) > 500_000:
-            self._keys.clear()
-        kget = self._keys.get
-        cnt: dict[tuple[str, str], int] = {}
-        cget = cnt.get
-        for tok, n in counts.items():
-            keys = kget(tok)
-            if keys is None:
-                keys = self._keys_of(tok)
-            for key in keys:
-                cnt[key] = cget(key, 0) + n
+        known = self._keys
+        if len(known) > 500_000:
+            known.clear()
+        distinct = set(toks)
+        for tok in distinct.difference(known):
+            self._keys_of(tok)
+        cnt = Counter(chain.from_iterable(map(known.__getitem__, toks)))
         weight = self._weight
         found = {key: (n, weight[key]) for key, n in cnt.items()}
-        wanted = starts.intersection(counts)
+        wanted = starts.intersection(distinct)
         if not wanted:
             return found
         phrases, end = self.phrases, len(toks)
@@ -264,18 +259,23 @@ def cached_lexicon(path: str) -> Lexicon:
 class Prepared:
     """A text tokenised once, for the lexicon and the model alike: the title with the feed's
     tags (weighted TITLE_WEIGHT by the lexicon, counted twice by the model) and the first
-    BODY_WORDS words of the body, each with its word counts."""
+    BODY_WORDS words of the body; word counts (for the model) on first use."""
 
     head: list[str]
     body: list[str]
-    head_counts: Counter[str]
-    body_counts: Counter[str]
+
+    @cached_property
+    def head_counts(self) -> Counter[str]:
+        return Counter(self.head)
+
+    @cached_property
+    def body_counts(self) -> Counter[str]:
+        return Counter(self.body)
 
 
 def prepare(title: str, text: str, tags: list[str] | None = None) -> Prepared:
     head = tokens(title) + (tokens(" ; ".join(tags)) if tags else [])
-    body = tokens(text, BODY_WORDS)
-    return Prepared(head, body, Counter(head), Counter(body))
+    return Prepared(head, tokens(text, BODY_WORDS))
 
 
 def topic_scores(
@@ -286,9 +286,8 @@ def topic_scores(
     p = prepared or prepare(title, text, tags)
     raw: defaultdict[str, float] = defaultdict(float)
     log = math.log
-    for weight, toks, counts in ((TITLE_WEIGHT, p.head, p.head_counts),
-                                 (1.0, p.body, p.body_counts)):  # fmt: skip
-        for (topic, _term), (count, w) in terms.hits(toks, counts).items():
+    for weight, toks in ((TITLE_WEIGHT, p.head), (1.0, p.body)):
+        for (topic, _term), (count, w) in terms.hits(toks).items():
             raw[topic] += weight * w * (1 + log(count))
     if prior in lex.labels:
         raw[prior] += PRIOR
