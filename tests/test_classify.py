@@ -394,3 +394,9 @@ def test_tokens_of_pieces_with_no_word_or_several_and_seen_twice() -> None:
     assert first == ["le", "2020", "2021", "budget", "AFP", "état-major", "2020", "2021", "fin"]
     assert classify.tokens(text) == first
     assert classify.tokens(text, limit=4) == first[:4]
+
+
+def test_german_contractions_keep_their_word() -> None:
+    # "geht's" is "geht es": the word stays; a German genitive apostrophe is the name
+    assert classify.tokens("Wie geht's? Gibt's Neues bei Andrea's Laden?") == [
+        "wie", "geht", "gibt", "neues", "bei", "andrea", "laden"]  # fmt: skip

@@ -151,9 +151,20 @@ def test_a_model_trained_on_shuffled_labels_is_refused(r: redis.Redis) -> None:
 
 
 def test_a_fresh_model_is_not_refitted_and_one_refit_runs_at_a_time(r: redis.Redis) -> None:
+    from ingest.metrics import RedisCollector
+
     settings = small(Settings())
     fill_archive(r, mix(240))
     assert learn.refit(settings, r)[0].outcome == "installed"
+    # /metrics shows the language's model
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in RedisCollector(settings, r).collect() for s in family.samples}  # fmt: skip
+    en = (("language", "en"),)
+    assert samples["news_ingest_topic_model_documents", en] > 100
+    assert 0.9 < samples["news_ingest_topic_model_agreement", en] <= 1.0
+    assert 0 <= samples["news_ingest_topic_model_age_seconds", en] < 60
+    assert samples["news_ingest_topic_archive_texts", en] == 240
+    assert samples["news_ingest_topic_refits_total", (("outcome", "installed"),)] == 1
     assert learn.refit(settings, r)[0].outcome == "fresh"
     r.set(KEYS.k("learn", "lock"), "another machine", ex=60)
     assert learn.refit(settings, r, force=True)[0].outcome == "locked"
