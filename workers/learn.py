@@ -24,7 +24,9 @@ same refit by hand.
 
 The gate: a fifth of the archive (chosen by a hash of the text, so the same texts each time) is
 held back from training. On the `learn_gate_size` (200) held-back texts where the lexicon is most
-confident, the share where the model's first topic is the lexicon's is the model's agreement.
+confident (and at least as confident as a training label needs: 0.35), the share where the
+model's first topic is the lexicon's is the model's agreement (fewer than 20 such texts: no
+verdict, `too_few`).
 The candidate is installed when its agreement is at least the installed model's on the same
 texts minus `learn_tolerance` (0.02), and at least `learn_min_agreement` (0.6) for a first model;
 else it is refused (logged, counted) and the installed model stays. A model trained on shuffled
@@ -55,6 +57,7 @@ log = structlog.get_logger("workers.learn")
 
 ARCHIVE_CHARS = 8000  # more than the lexicon's BODY_WORDS (1,500 words) on nearly every text
 HOLDOUT_PER_100 = 20
+MIN_GATE = 20  # fewer confident held-back texts than this: no verdict, no model (too_few)
 LOCK_S = 1800
 REFIT_FUNC = "workers.learn.refit_job"
 SOURCE = "learned+lexicon"  # the topics' `source` when a learned model took part
@@ -104,14 +107,15 @@ def held_back(title: str, text: str) -> bool:
     return zlib.crc32(f"{title}\n{text[:500]}".encode()) % 100 < HOLDOUT_PER_100
 
 
-def gate_set(lex: classify.Lexicon, texts: Sequence[tuple[str, str]], lang: str,
-             size: int) -> list[tuple[classify.Prepared, str]]:  # fmt: skip
-    """The `size` texts the lexicon is most sure of, with its first topic."""
+def gate_set(lex: classify.Lexicon, texts: Sequence[tuple[str, str]], lang: str, size: int,
+             min_score: float) -> list[tuple[classify.Prepared, str]]:  # fmt: skip
+    """The `size` texts the lexicon is most sure of (and at least as sure as it must be to
+    give a training label), with its first topic."""
     scored = []
     for title, text in texts:
         p = classify.prepare(title, text)
         found = classify.topics(lex, title, text, lang=lang, prepared=p)
-        if found:
+        if found and found[0]["score"] >= min_score:
             scored.append((found[0]["score"], p, found[0]["code"]))
     scored.sort(key=lambda s: -s[0])
     return [(p, code) for _s, p, code in scored[:size]]
@@ -234,13 +238,17 @@ def _refit_one(settings: Settings, r: redis.Redis, keys: Keys, lex: classify.Lex
         candidate = (trainer or default_trainer)(labelled)
     except ImportError as exc:  # scikit-learn is the [train] extra
         return Outcome(lang, "unavailable", f"fitting needs scikit-learn: {exc}")
-    gate = gate_set(lex, held, lang, cfg.learn_gate_size)
+    gate = gate_set(lex, held, lang, cfg.learn_gate_size, SELF_LABEL_MIN)
+    if len(gate) < MIN_GATE:
+        return Outcome(lang, "too_few", f"{len(gate)} confident held-back texts",
+                       documents=len(labelled))  # fmt: skip
     new = agreement(candidate, gate)
     old = None
     if meta is not None:
         current = load(r, keys, lang)
         old = agreement(current, gate) if current is not None else None
     ok, detail = verdict(new, old, floor=cfg.learn_min_agreement, tolerance=cfg.learn_tolerance)
+    detail += f" on {len(gate)} held-back texts"
     if not ok:
         return Outcome(lang, "refused", detail, len(labelled), new, old)
     now = time.time()
