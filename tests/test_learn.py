@@ -273,3 +273,31 @@ def test_a_running_worker_classifies_with_the_model_learnt_from_what_it_publishe
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_an_explicit_model_file_takes_precedence_over_the_learnt_one(
+    r: redis.Redis, tmp_path: Path
+) -> None:
+    from tests.test_publish import payload
+    from workers.pipeline import Context, process
+
+    settings = small(Settings())
+    docs = mix(260)
+    fill_archive(r, docs[:240])
+    assert learn.refit(settings, r)[0].outcome == "installed"
+    path = tmp_path / "mine.npz"
+    topic_model.train([(t, x, code) for code, t, x in docs[:240]]).save(path)
+
+    def topics_of(ctx: Context, n: int) -> list[dict[str, object]]:
+        ctx.learned and ctx.learned.refresh(r)  # as a worker does before each batch
+        _code, _title, text = docs[n]
+        assert process(ctx, payload(f"http://127.0.0.1/story/{n}", [text], guid=str(n))) == (
+            "published")
+        _id, fields = r.xrevrange(KEYS.articles, count=1)[0]
+        return json.loads(fields[b"data"])["topics"]  # type: ignore[no-any-return]
+
+    learnt = topics_of(Context.build(settings, r), 250)
+    assert {t["source"] for t in learnt} == {learn.SOURCE}
+    mine = settings.with_overrides(classify={"model": str(path)})
+    explicit = topics_of(Context.build(mine, r), 251)
+    assert explicit and all(t.get("source") != learn.SOURCE for t in explicit)
