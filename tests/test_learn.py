@@ -187,11 +187,15 @@ def test_learning_off_archives_nothing_and_schedules_nothing(r: redis.Redis) -> 
 def test_the_poller_schedules_one_refit_job_per_period(r: redis.Redis) -> None:
     from rq import Queue
 
+    from ingest.poller import Poller
+
     settings = Settings()
     queue = Queue(settings.stream.queue, connection=r)
-    assert learn.maybe_schedule(settings, r, queue)
+    Poller(settings, r).heartbeat()  # the poller's loop beats every tick
     assert not learn.maybe_schedule(settings, r, queue)  # another poller, the same hour
     assert [job.func_name for job in queue.jobs] == [learn.REFIT_FUNC]
+    # the job a worker then runs: nothing archived yet, so nothing to fit
+    assert queue.jobs[0].perform() == {}
 
 
 # ---------------------------------------------------------------- the running service
