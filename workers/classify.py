@@ -66,13 +66,13 @@ def tokens(text: str, limit: int = 0) -> list[str]:
 
 
 # A piece of text between white space -> its words as matched (unelided, lowered or kept as an
-# acronym). Bounded: cleared past 300,000 pieces. (Tried: a memo of single words mapped in C
+# acronym). Bounded: cleared past 100,000 pieces. (Tried: a memo of single words mapped in C
 # with the rest spliced in by list.index: slower, since index() compares every word to None.)
 _PIECES: dict[str, tuple[str, ...]] = {}
 
 
 def _piece(p: str) -> tuple[str, ...]:
-    if len(_PIECES) > 300_000:
+    if len(_PIECES) > 100_000:  # ~20 MB at most (a piece, its tuple and word: ~200 bytes)
         _PIECES.clear()
     words = []
     for t in _TOKEN.findall(p):
@@ -94,8 +94,10 @@ class Terms:
     prefix: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
     phrases: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
     prefix_lengths: set[int] = field(default_factory=set)
+    # word endings ("*wahl"): German compounds put the word that names the thing last
+    suffix: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    suffix_lengths: set[int] = field(default_factory=set)
     phrase_starts: set[str] = field(default_factory=set)
-    _memo: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)
     _starts: set[str] | None = None
     _keys: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     _weight: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -107,6 +109,12 @@ class Terms:
             return
         term = term.lower()
         star = term.endswith("*")
+        if term.startswith("*") and not star:  # "*wahl": Landtagswahl, Bundestagswahl...
+            word = term[1:].strip()
+            if word:
+                self.suffix[word].append((topic, weight))
+                self.suffix_lengths.add(len(word))
+            return
         words = tokens(term.rstrip("*"))
         if not words:
             return
@@ -122,36 +130,36 @@ class Terms:
 
     def merge(self, other: Terms) -> None:
         for mine, theirs in ((self.exact, other.exact), (self.prefix, other.prefix),
-                             (self.phrases, other.phrases)):  # fmt: skip
+                             (self.suffix, other.suffix), (self.phrases, other.phrases)):  # fmt: skip
             for key, entries in theirs.items():
                 mine[key].extend(entries)
         self.prefix_lengths |= other.prefix_lengths
+        self.suffix_lengths |= other.suffix_lengths
         self.phrase_starts |= other.phrase_starts
         self._starts = None
 
     def word_hits(self, tok: str) -> list[tuple[str, str, float]]:
-        """(topic, term, weight) for one word: its exact entry or its longest matching prefix,
-        once per topic (`elect*` and `election` in one list do not count "election" twice).
-        Memoised, since news vocabulary repeats (Zipf) and this is the inner loop."""
-        key = tok
-        found = self._memo.get(key)
-        if found is None:
-            best: dict[str, tuple[int, str, float]] = {}
-            if tok.isupper():  # an acronym: its own entries, then those of the word
-                for topic, w in self.exact.get(tok, ()):
-                    best[topic] = (99, tok, w)
-                tok = tok.lower()
+        """(topic, term, weight) for one word: its exact entry, else its longest matching prefix,
+        else its longest matching ending, once per topic (`elect*` and `election` in one list do
+        not count "election" twice; `auswahl: 0` beside `"*wahl"` keeps "Auswahl" out of
+        politics). Not memoised here: `hits` memoises each word's keys (a tuple; the empty one,
+        most words', is shared)."""
+        best: dict[str, tuple[int, str, float]] = {}
+        if tok.isupper():  # an acronym: its own entries, then those of the word
             for topic, w in self.exact.get(tok, ()):
-                best.setdefault(topic, (len(tok) + 1, tok, w))
-            for n in sorted(self.prefix_lengths, reverse=True):
-                if len(tok) >= n:
-                    for topic, w in self.prefix.get(tok[:n], ()):
-                        best.setdefault(topic, (n, tok[:n] + "*", w))
-            found = [(topic, term, w) for topic, (_n, term, w) in best.items()]
-            if len(self._memo) > 500_000:
-                self._memo.clear()
-            self._memo[key] = found
-        return found
+                best[topic] = (99, tok, w)
+            tok = tok.lower()
+        for topic, w in self.exact.get(tok, ()):
+            best.setdefault(topic, (len(tok) + 1, tok, w))
+        for n in sorted(self.prefix_lengths, reverse=True):
+            if len(tok) >= n:
+                for topic, w in self.prefix.get(tok[:n], ()):
+                    best.setdefault(topic, (n, tok[:n] + "*", w))
+        for n in sorted(self.suffix_lengths, reverse=True):
+            if len(tok) > n:  # an ending of a longer word (the word itself is an exact term)
+                for topic, w in self.suffix.get(tok[-n:], ()):
+                    best.setdefault(topic, (n, "*" + tok[-n:], w))
+        return [(topic, term, w) for topic, (_n, term, w) in best.items()]
 
     def _keys_of(self, tok: str) -> tuple[tuple[str, str], ...]:
         found = self.word_hits(tok)
@@ -172,7 +180,7 @@ class Terms:
             starts = self._starts = self.phrase_starts | {
                 s.upper() for s in self.phrase_starts if len(s) <= 5}  # fmt: skip
         known = self._keys
-        if len(known) > 500_000:
+        if len(known) > 200_000:  # ~20 MB at most
             known.clear()
         distinct = set(toks)
         for tok in distinct.difference(known):
