@@ -15,6 +15,7 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import chain
@@ -98,7 +99,8 @@ class Terms:
     suffix: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
     suffix_lengths: set[int] = field(default_factory=set)
     phrase_starts: set[str] = field(default_factory=set)
-    _starts: set[str] | None = None
+    _starts: dict[str, set[str]] | None = None
+    _start_set: set[str] = field(default_factory=set)
     _keys: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     _weight: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -168,17 +170,29 @@ class Terms:
         keys = self._keys[tok] = tuple((topic, term) for topic, term, _w in found)
         return keys
 
+    def _phrase_index(self) -> dict[str, set[str]]:
+        """A phrase's first word -> the second words it can have, each as read: lower case, or
+        in capitals when acronym-length (a shouted headline, "PRIME MINISTER"; longer words are
+        lowered by tokens() anyway)."""
+        index: dict[str, set[str]] = {}
+        for phrase in self.phrases:
+            first, second = phrase.split(" ")[:2]
+            seconds = index.setdefault(first, set())
+            seconds.update((second, second.upper()) if len(second) <= 5 else (second,))
+        for first in list(index):
+            if len(first) <= 5:
+                index[first.upper()] = index[first]
+        return index
+
     def hits(self, toks: list[str]) -> dict[tuple[str, str], tuple[int, float]]:
         """(topic, term) -> (count, weight). The inner loop of topic scoring, with no Python
         code per word: the words not seen before get their (topic, term) keys memoised, then
         every word's keys are counted by Counter over map/chain (C); only the positions of
         words that start a phrase are visited in order."""
-        # a phrase's first word as read: lower case, or in capitals (an acronym-length word of
-        # a shouted headline, "PRIME MINISTER"); longer words are lowered by tokens() anyway
         starts = self._starts
         if starts is None:
-            starts = self._starts = self.phrase_starts | {
-                s.upper() for s in self.phrase_starts if len(s) <= 5}  # fmt: skip
+            starts = self._starts = self._phrase_index()
+            self._start_set = set(starts)
         known = self._keys
         if len(known) > 200_000:  # ~20 MB at most
             known.clear()
@@ -188,11 +202,14 @@ class Terms:
         cnt = Counter(chain.from_iterable(map(known.__getitem__, toks)))
         weight = self._weight
         found = {key: (n, weight[key]) for key, n in cnt.items()}
-        wanted = starts.intersection(distinct)
+        # only first words whose possible second word is in the text too ("la" starts a phrase,
+        # but "la liga" needs "liga"): most texts then visit no position at all
+        wanted = {tok for tok in self._start_set.intersection(distinct)
+                  if not starts[tok].isdisjoint(distinct)}  # fmt: skip
         if not wanted:
             return found
         phrases, end = self.phrases, len(toks)
-        for i in [i for i, tok in enumerate(toks) if tok in wanted]:
+        for i in _positions(toks, wanted):
             if i + 1 >= end:
                 continue
             # phrases are lower case: "PRIME MINISTER" is "prime minister"
@@ -203,6 +220,20 @@ class Terms:
                     seen = found.get((topic, gram))
                     found[topic, gram] = (seen[0] + 1 if seen else 1, w)
         return found
+
+
+def _positions(toks: list[str], wanted: set[str]) -> list[int]:
+    """Where the wanted words are, in order: list.index scans in C, one pass per word (a few
+    words, a few occurrences each), rather than a Python loop over every word."""
+    found = []
+    for word in wanted:
+        i = -1
+        with suppress(ValueError):
+            while True:
+                i = toks.index(word, i + 1)
+                found.append(i)
+    found.sort()
+    return found
 
 
 ANY = "any"  # the taxonomy key for terms of every language (names, acronyms)
