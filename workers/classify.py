@@ -1,6 +1,6 @@
 """Language and IPTC topics, offline: py3langid and an editable weighted lexicon.
 
-Topic scoring (pure; 3,000-5,000 articles a CPU-second on the French and English dev sets,
+Topic scoring (pure; 2,850-5,200 articles a CPU-second on the French and English dev sets,
 docs/benchmarks.md):
 * words and phrases of `config/taxonomy.yaml` are matched in the title (weight x3) and the body;
   a term seen n times counts w * (1 + ln n), so one repeated word cannot carry a topic;
