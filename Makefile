@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-FEEDS ?= config/feeds.yaml
+# FEEDS: a feed file to register at start (default none: the registry is the truth, and
+# config/feeds.yaml seeds it when empty). METRICS_PORT: the metrics endpoint (default 9108).
+FEEDS ?=
+METRICS_PORT ?=
 
 .PHONY: run test lint bench clean
 
@@ -19,7 +22,8 @@ $(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run-stamp
 
 run: $(VENV)/.run-stamp
-	$(BIN)/news-ingest --feeds $(FEEDS) run
+	$(if $(METRICS_PORT),NEWS_INGEST_METRICS_PORT=$(METRICS_PORT)) $(BIN)/news-ingest \
+		$(if $(FEEDS),--feeds $(FEEDS)) run
 
 lint: $(VENV)/.dev-stamp
 	$(BIN)/ruff check ingest workers tests bench

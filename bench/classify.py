@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("--min-df", type=int, default=None,
                     help="with --self-label: words in at least this many training texts")
     args = ap.parse_args()
-    lex = classify.cached_lexicon(str(ROOT / "config" / "taxonomy.yaml"))
+    lex = classify.cached_lexicon(str(ROOT / "ingest" / "defaults" / "taxonomy.yaml"))
 
     def lexicon(title: str, text: str, lang: str) -> str:
         found = classify.topics(lex, title, text, lang=lang)

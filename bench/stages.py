@@ -3,16 +3,20 @@
     python bench/stages.py
 
 Times each step the worker runs on a page (unpack, decode, parse, metadata, anchors,
-trafilatura's precision pass, paywall scan, cleaner, fingerprints, language, topics) with
+trafilatura's precision pass, paywall scan, cleaner, site template, fingerprints, language,
+topics) with
 `time.process_time`, and the poller's packing of the page body, next to `trafilatura.extract` on the same page (the floor of
 bench/pipeline.py), and prints milliseconds per page, largest first. What bench/pipeline.py
-measures beyond their sum is Redis, RQ and the poller's fetch and feed parsing.
+measures beyond their sum is Redis, RQ and the poller's fetch and feed parsing, except the site
+template step (workers/template.py), which is one script call to a Valkey this bench starts on
+127.0.0.1: its CPU here is the client's, and its wall time per call is printed apart.
 """
 
 from __future__ import annotations
 
 import gzip
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,16 +29,34 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ingest import bodies  # noqa: E402
+from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
+from ingest.keys import Keys  # noqa: E402
+from ingest.settings import TemplateSettings  # noqa: E402
+from ingest.urls import article_id  # noqa: E402
 from workers import classify, extract, metadata  # noqa: E402
 from workers.decode import decode  # noqa: E402
 from workers.pipeline import Fingerprints  # noqa: E402
+from workers.template import SiteTemplates  # noqa: E402
 
 PAGES = ROOT.parent / "shared" / "data" / "extraction" / "html"
 
 
 def main() -> None:
+    server = EmbeddedValkey(tempfile.mkdtemp(prefix="bench-stages-"), free_port())
+    server.start()
+    try:
+        run(server.url)
+    finally:
+        server.stop()
+
+
+def run(redis_url: str) -> None:
+    import redis
+
+    templates = SiteTemplates(redis.Redis.from_url(redis_url), Keys(), TemplateSettings())
+    wall = 0.0
     pages = [gzip.decompress(p.read_bytes()) for p in sorted(PAGES.glob("*.html.gz"))]
-    lexicon = classify.cached_lexicon(str(ROOT / "config" / "taxonomy.yaml"))
+    lexicon = classify.cached_lexicon(str(ROOT / "ingest" / "defaults" / "taxonomy.yaml"))
     classify.language("A first call loads the language model, outside the timings.")
     spent: dict[str, float] = {}
 
@@ -54,6 +76,11 @@ def main() -> None:
         raw = timed("trafilatura precision pass", extract._trafilatura, tree, "", True, True)
         timed("paywall scan", extract.paywall_signal, body)
         text, _removed = timed("cleaner", extract.clean, raw)
+        # all pages as one site: the worst case for the counts each call reads and writes
+        started = time.perf_counter()
+        timed("site template (1 round trip)", templates.apply, "bench.example",
+              article_id(str(len(spent)) + text[:64]), text)  # fmt: skip
+        wall += time.perf_counter() - started
         timed("fingerprints", Fingerprints.of, text)
         lang = timed("language", classify.language, text)
         timed("topics", lambda t, lg: classify.topics(lexicon, "", t, lang=lg), text, lang)
@@ -67,6 +94,7 @@ def main() -> None:
     print(f"  {'sum of the stages':28} {total / n * 1000:6.2f}")
     print(f"  {'floor: trafilatura.extract':28} {floor / n * 1000:6.2f}  "
           f"(stages / floor: {total / floor:.2f})")  # fmt: skip
+    print(f"  site template wall time per article (one script call): {wall / n * 1000:.2f} ms")
 
 
 if __name__ == "__main__":

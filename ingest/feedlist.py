@@ -1,4 +1,8 @@
-"""Feed lists on disk: our YAML format and OPML (nested outlines; folders become tags)."""
+"""Feed lists on disk: our YAML format and OPML (nested outlines; folders become tags).
+
+One bad entry (not an http(s) URL, an unparseable one such as `http://[::1`) is skipped with a
+warning and the rest of the list is kept; a list with no usable entry at all is an error.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 import yaml
 from lxml import etree
+
+from ingest.escape import xml_text
+
+log = structlog.get_logger("ingest.feedlist")
 
 
 class FeedListError(ValueError):
@@ -34,9 +43,26 @@ def feed_id(url: str) -> str:
 
 
 def check_url(url: Any, where: str) -> str:
-    if not isinstance(url, str) or urlsplit(url.strip()).scheme not in ("http", "https"):
+    try:
+        parts = urlsplit(url.strip()) if isinstance(url, str) else None
+        ok = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port if parts is not None else None  # a port that is not one raises
+    except ValueError:  # `http://[::1`, `http://h:99999/`
+        ok = False
+    if not ok:
         raise FeedListError(f"{where}: not an http(s) URL: {url!r}")
-    return url.strip()
+    return str(url).strip()
+
+
+def _skipped(specs: list[FeedSpec], errors: list[str], name: str) -> list[FeedSpec]:
+    """The list without its bad entries, each logged; an error when nothing usable is left."""
+    for error in errors:
+        log.warning("feed_list_entry_skipped", stage="feeds", outcome="bad_url", error=error)
+    if errors and not specs:
+        raise FeedListError(
+            errors[0] if len(errors) == 1 else f"{name}: no usable feed ({errors[0]}, ...)"
+        )
+    return specs
 
 
 def load(path: str | Path) -> list[FeedSpec]:
@@ -60,23 +86,30 @@ def load_yaml(data: bytes, name: str = "feeds.yaml") -> list[FeedSpec]:
     if not isinstance(entries, list):
         raise FeedListError(f"{name}: expected a list under 'feeds'")
     specs: list[FeedSpec] = []
+    errors: list[str] = []
     for n, entry in enumerate(entries, 1):
         where = f"{name}: feed #{n}"
         if isinstance(entry, str):
             entry = {"url": entry}
         if not isinstance(entry, dict):
-            raise FeedListError(f"{where}: expected a mapping or a URL")
+            errors.append(f"{where}: expected a mapping or a URL")
+            continue
+        try:
+            url = check_url(entry.get("url"), where)
+        except FeedListError as exc:
+            errors.append(str(exc))
+            continue
         tags = entry.get("tags") or []
         specs.append(
             FeedSpec(
-                url=check_url(entry.get("url"), where),
+                url=url,
                 title=str(entry.get("title") or ""),
                 tags=[str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
                 language=str(entry.get("language") or ""),
                 topic=str(entry.get("topic") or ""),
             )
         )
-    return specs
+    return _skipped(specs, errors, name)
 
 
 def load_opml(data: bytes, name: str = "feeds.opml") -> list[FeedSpec]:
@@ -88,6 +121,7 @@ def load_opml(data: bytes, name: str = "feeds.opml") -> list[FeedSpec]:
     if root is None or root.find("body") is None:
         raise FeedListError(f"{name}: no OPML <body>")
     specs: list[FeedSpec] = []
+    errors: list[str] = []
 
     def walk(node: Any, folders: list[str]) -> None:
         for outline in node.findall("outline"):
@@ -96,8 +130,9 @@ def load_opml(data: bytes, name: str = "feeds.opml") -> list[FeedSpec]:
             if url:
                 try:
                     checked = check_url(url, name)
-                except FeedListError:
-                    continue  # one bad outline does not sink the list
+                except FeedListError as exc:
+                    errors.append(str(exc))  # one bad outline does not sink the list
+                    continue
                 cats = [c.strip(" /") for c in (outline.get("category") or "").split(",")]
                 specs.append(
                     FeedSpec(
@@ -110,7 +145,7 @@ def load_opml(data: bytes, name: str = "feeds.opml") -> list[FeedSpec]:
             walk(outline, folders + ([label] if not url and label else []))
 
     walk(root.find("body"), [])
-    return specs
+    return _skipped(specs, errors, name)
 
 
 def dump_opml(specs: list[FeedSpec]) -> str:
@@ -124,6 +159,7 @@ def dump_opml(specs: list[FeedSpec]) -> str:
             attrs["title"] = spec.title
         if spec.tags:
             attrs["category"] = ",".join(spec.tags)
-        etree.SubElement(body, "outline", attrs)
+        # titles and tags come from feeds: drop what XML cannot hold (lxml raises on it)
+        etree.SubElement(body, "outline", {k: xml_text(str(v)) for k, v in attrs.items()})
     data: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
     return data.decode()

@@ -3,17 +3,25 @@
 Both paths produce the same `FeedItem`, so everything after parsing is format-blind. feedparser
 never resolves external entities (its SAX parser has external general entities off), and a
 document it cannot read at all is `malformed_feed`, not an exception.
+
+Hostile documents (docs/security.md): feedparser is only ever handed a file-like object of the
+bytes we fetched (given bytes or str it opens them as a path or fetches them as a URL when they
+look like one); a DTD that declares entities is refused before any parser sees it (no real feed
+needs one, and nested internal entities expand by gigabytes under expat's ratio limit); item
+links are http(s) or nothing, in every format, before any id is derived from them.
 """
 
 from __future__ import annotations
 
 import calendar
+import io
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
@@ -77,18 +85,70 @@ def looks_like_json(body: bytes, content_type: str) -> bool:
     return "json" in content_type.lower() or body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
 
 
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.I)
+_ENTITY = re.compile(rb"<!ENTITY", re.I)
+
+
+def declares_entities(body: bytes) -> bool:
+    """Does the document carry a DTD that declares entities (general or parameter)?
+
+    Searched from the DOCTYPE to the end, not just to the apparent end of the internal subset:
+    an entity value may itself contain `]>`. UTF-16/32 documents are searched with their zero
+    bytes taken out (the markup is ASCII); every ASCII-compatible charset spells it as is."""
+    if b"\x00" in body[:4]:
+        body = body.replace(b"\x00", b"")
+    doctype = _DOCTYPE.search(body)
+    return doctype is not None and _ENTITY.search(body, doctype.end()) is not None
+
+
+def page_url(base: str, link: str) -> str:
+    """An item's link made absolute, when it is an http(s) URL with a host; else "".
+
+    Decided before any id is derived: a `x://host/path` must not become the scheme-blind id of
+    `http://host/path` (a refusal stored under it would censor that story for every feed)."""
+    link = link.strip()
+    if not link:
+        return ""
+    try:
+        absolute = urljoin(base, link)
+        parts = urlsplit(absolute)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises on a port that is not a number or out of range
+    except ValueError:  # `http://[::1`, bad ports: not a URL we could fetch
+        return ""
+    return absolute if ok else ""
+
+
+def _base(url: str, link: Any) -> str:
+    try:
+        return urljoin(url, str(link or "")) or url
+    except ValueError:
+        return url
+
+
 def parse(body: bytes, url: str = "", content_type: str = "", max_items: int = 200) -> ParsedFeed:
     if not body.strip():
         raise MalformedFeed("empty document", url=url)
-    if looks_like_json(body, content_type):
-        return parse_json_feed(body, url, max_items)
-    return parse_xml_feed(body, url, content_type, max_items)
+    try:
+        if looks_like_json(body, content_type):
+            return parse_json_feed(body, url, max_items)
+        return parse_xml_feed(body, url, content_type, max_items)
+    except RecursionError as exc:  # JSON nested thousands deep, and any parser's twin of it
+        raise MalformedFeed("document nested too deeply", url=url) from exc
 
 
 def parse_xml_feed(body: bytes, url: str, content_type: str, max_items: int) -> ParsedFeed:
     headers = {"content-type": content_type} if content_type else {}
+    if declares_entities(body):
+        raise MalformedFeed("the document type declares entities (refused: entity expansion)",
+                            url=url)  # fmt: skip
+    if url:
+        # The document's own location is the base for relative links (RFC 4287 / RFC 3986):
+        # feedparser resolves every link against xml:base where given, else against this.
+        headers["content-location"] = url
     try:
-        parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)
+        # A stream, never the bytes: feedparser opens bytes that name a file as that file.
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
     except Exception as exc:  # feedparser is robust, but a parser bug must not kill a poll
         raise MalformedFeed(f"feedparser failed: {exc}", url=url) from exc
     version = parsed.get("version", "")
@@ -100,8 +160,9 @@ def parse_xml_feed(body: bytes, url: str, content_type: str, max_items: int) -> 
             reason = "an HTML page where a feed was expected"
         raise MalformedFeed(reason, url=url)
     feed = parsed.get("feed", {})
-    base = urljoin(url, feed.get("link") or "") or url
-    items = [_xml_item(entry, base) for entry in entries[:max_items]]
+    # Never the feed's home link: `<link href="blog/"/>` with entries `blog/2013/...` would
+    # resolve to blog/blog/2013/... (tests/test_feeds.py::test_relative_links_resolve_against_the_document).
+    items = [_xml_item(entry, url) for entry in entries[:max_items]]
     ttl = feed.get("ttl")
     return ParsedFeed(
         title=feed.get("title", ""),
@@ -121,9 +182,7 @@ def _xml_item(entry: Any, base: str) -> FeedItem:
             if candidate.get("rel", "alternate") == "alternate" and candidate.get("href"):
                 link = candidate["href"]
                 break
-    link = urljoin(base, link.strip()) if link else ""
-    if not link.startswith(("http://", "https://")):
-        link = ""  # tag: URIs and the like are identifiers, not pages
+    link = page_url(base, str(link))  # tag: URIs and the like are identifiers, not pages
     contents = entry.get("content") or []
     content = max((c.get("value", "") for c in contents), key=len, default="")
     authors = [a.get("name", "") for a in entry.get("authors", []) if a.get("name")]
@@ -151,6 +210,8 @@ def parse_json_feed(body: bytes, url: str, max_items: int) -> ParsedFeed:
     """JSON Feed 1.0 and 1.1 (https://jsonfeed.org/version/1.1)."""
     try:
         doc = json.loads(body.decode("utf-8-sig"))
+    except RecursionError as exc:  # arrays nested thousands deep
+        raise MalformedFeed("invalid JSON: nested too deeply", url=url) from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedFeed(f"invalid JSON: {exc}", url=url) from exc
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
@@ -160,15 +221,19 @@ def parse_json_feed(body: bytes, url: str, max_items: int) -> ParsedFeed:
     raw_items = doc.get("items")
     if not isinstance(raw_items, list):
         raise MalformedFeed("JSON Feed without an items list", url=url)
-    base = str(doc.get("home_page_url") or url)
-    items = [_json_item(it, base) for it in raw_items[:max_items] if isinstance(it, dict)]
+    # home_page_url is the site, not a base: relative item URLs resolve against the document.
+    items = [_json_item(it, url) for it in raw_items[:max_items] if isinstance(it, dict)]
     return ParsedFeed(
         title=str(doc.get("title", "")),
-        link=base,
+        link=_base(url, doc.get("home_page_url")),
         language=_lang(doc.get("language")),
         items=items,
         format="json" + str(doc["version"]).rsplit("/", 1)[-1],
     )
+
+
+def _list(obj: Any) -> list[Any]:
+    return obj if isinstance(obj, list) else []
 
 
 def _names(obj: Any) -> list[str]:
@@ -178,9 +243,9 @@ def _names(obj: Any) -> list[str]:
 
 
 def _json_item(item: dict[str, Any], base: str) -> FeedItem:
-    link = str(item.get("url") or item.get("external_url") or "")
+    link = page_url(base, str(item.get("url") or item.get("external_url") or ""))
     authors: list[str] = []
-    for author in item.get("authors") or []:
+    for author in _list(item.get("authors")):
         authors += _names(author)
     authors = authors or _names(item.get("author"))
     html = str(item.get("content_html") or "")
@@ -188,7 +253,7 @@ def _json_item(item: dict[str, Any], base: str) -> FeedItem:
     tags = item.get("tags") or []
     return FeedItem(
         guid=str(item.get("id") or ""),
-        link=urljoin(base, link) if link else "",
+        link=link,
         title=str(item.get("title") or ""),
         authors=authors,
         published_at=iso_utc(item.get("date_published") or item.get("date_modified")),

@@ -2,7 +2,8 @@
 
 Redirects are followed here, hop by hop, so that each hop is checked (scheme, loop, count) and the
 connect-time address guard sees every host. The body is streamed and capped after decompression;
-the whole request, redirects included, runs under one deadline.
+the whole request, redirects included, runs under one deadline (the caller's check of each hop,
+robots.txt, runs outside it: it has its own).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import email.utils
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -23,6 +25,7 @@ from ingest.netguard import BLOCKED_MARK, AddressPolicy, GuardedResolver
 from ingest.settings import FetchSettings
 
 REDIRECTS = {301, 302, 303, 307, 308}
+HopCheck = Callable[[str], Awaitable[None]]
 CHALLENGE_MARKERS = (
     b"cf-browser-verification",
     b"challenge-platform",
@@ -127,11 +130,16 @@ class Fetcher:
             await self._session.close()
             self._session = None
 
-    async def get(self, url: str, headers: dict[str, str] | None = None) -> Response:
+    async def get(
+        self, url: str, headers: dict[str, str] | None = None, on_redirect: HopCheck | None = None
+    ) -> Response:
+        """`on_redirect(target)` is awaited before each redirect hop is followed; it raises
+        (a FetchError) to stop there, such as robots.txt disallowing the target. Its time is
+        not charged to this request's deadline (it has deadlines of its own)."""
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.settings.timeout):
-                return await self._follow(url, headers or {}, started)
+            async with asyncio.timeout(self.settings.timeout) as deadline:
+                return await self._follow(url, headers or {}, started, on_redirect, deadline)
         except TimeoutError as exc:
             raise outcomes.Timeout(
                 f"no complete answer in {self.settings.timeout}s", url=url
@@ -146,10 +154,17 @@ class Fetcher:
             if "content-encoding" in str(exc).lower() or "decompress" in str(exc).lower():
                 raise outcomes.DecodeError(f"bad content-encoding: {exc}", url=url) from exc
             raise outcomes.Truncated(f"truncated body: {exc}", url=url) from exc
+        except aiohttp.ClientResponseError as exc:
+            if "content-encoding" in str(exc).lower():  # br/zstd: no decoder, or it failed
+                raise outcomes.DecodeError(f"bad content-encoding: {exc.message}", url=url) from exc
+            raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
         except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
 
-    async def _follow(self, url: str, headers: dict[str, str], started: float) -> Response:
+    async def _follow(
+        self, url: str, headers: dict[str, str], started: float, on_redirect: HopCheck | None,
+        deadline: asyncio.Timeout,
+    ) -> Response:  # fmt: skip
         visited: list[str] = []
         session = self.session()
         while True:
@@ -160,6 +175,14 @@ class Fetcher:
                 raise outcomes.TooManyRedirects("redirect loop", url=url)
             if len(visited) > self.settings.max_redirects:
                 raise outcomes.TooManyRedirects(f"more than {self.settings.max_redirects}", url=url)
+            if visited and on_redirect is not None:
+                loop = asyncio.get_running_loop()
+                left = (deadline.when() or loop.time()) - loop.time()
+                deadline.reschedule(None)  # a slow robots.txt is its own outcome, not our timeout
+                try:
+                    await on_redirect(url)
+                finally:
+                    deadline.reschedule(loop.time() + left)
             async with session.get(
                 yarl.URL(url, encoded=True), headers=headers, allow_redirects=False
             ) as resp:

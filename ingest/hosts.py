@@ -9,6 +9,14 @@ Two limits per host, both enforced with the server's clock so pollers on differe
 
 Feed polls and article fetches go through the same gate, so ten feeds and 500 articles on one
 host queue behind one another instead of bursting.
+
+A Retry-After (429, or 503 with the header) on any URL of a host blocks the *whole host*: feeds,
+article pages and robots.txt alike, across all pollers. A server that says "slow down" rarely
+rate-limits per path, and we cannot tell that it does. What the block defers is not lost: the
+poller retries it when the host is free (a deferred feed at the end of the block, the feed
+whose request drew the 429 a quarter of the block later, so it does not re-arm the block before
+the others had their turn; see `ingest/poller.py`). Tests:
+`tests/test_deferral.py::test_retry_after_on_a_feed_blocks_the_articles_of_its_host_too`.
 """
 
 from __future__ import annotations
@@ -86,19 +94,22 @@ class HostGate:
         return int(1000 / rate) if rate > 0 else 0
 
     @contextlib.asynccontextmanager
-    async def turn(self, host: str) -> AsyncIterator[None]:
+    async def turn(self, host: str, hold: bool = True) -> AsyncIterator[None]:
         """Hold one of the host's in-flight slots and wait for its next spacing slot.
 
         Raises HostDeferred when the host's next slot is further away than `max_wait_s` (after a
         long Retry-After, or a queue of our own requests): the caller reschedules instead of
-        holding a slot and a coroutine for that long."""
+        holding a slot and a coroutine for that long. `hold=False` keeps the spacing but takes
+        no in-flight slot: for a request made while this process already holds one at the same
+        host (robots.txt of a redirect's target), which would otherwise wait for itself."""
         limit = self.limit(host)
-        token = uuid.uuid4().hex[:12] if limit.inflight > 0 else ""
+        inflight = limit.inflight if hold else 0
+        token = uuid.uuid4().hex[:12] if inflight > 0 else ""
         keys = [self.keys.host_next(host), self.keys.host_inflight(host)]
         args: list[int | str] = [
             self.gap_ms(host),
             self.max_wait_ms,
-            limit.inflight,
+            inflight,
             self.lease_ms,
             token,
         ]

@@ -1,21 +1,35 @@
 """Which item is which: the identity of feed items, per feed, degrading automatically.
 
 Most feeds give each item a stable GUID. Some repeat one GUID for every item, some leave it out,
-some point every item at the same link (a homepage). A feed's identity mode only ever degrades,
-from `guid` to `link` (GUIDs shared by different links) to `link+title` (one link for different
-titles), so a broken feed cannot make new stories look already seen. Unstable GUIDs (a new GUID
+some point several items at the same link (a homepage, a sponsor post and its "[Sponsor]" twin).
+A feed's identity mode only ever degrades, from `guid` to `link` (GUIDs shared by different
+links), so a broken feed cannot make new stories look already seen. Unstable GUIDs (a new GUID
 for the same link on every poll) need no mode: the link is always checked as well.
+
+Links shared by items of different titles are handled per link, not per feed: only the items
+of such a link are told apart by their title (and their page is not fetched: it is not their
+story); every other item of the feed is fetched as usual. Their per-feed key stays the GUID when
+it is unique in the document, so an item keeps its identity when its twin leaves the feed.
+
+Feed furniture: lines that recur across a feed's items (a "Thank you for reading via RSS" footer,
+a shared intro paragraph) say nothing about the story; `furniture` lists their keys so the
+worker fingerprints the story without them (tests/test_identity.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import html
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
 
-from ingest.feedparse import FeedItem
+from ingest.feedparse import FeedItem, page_url
 from ingest.urls import article_id, short_hash
 
-MODES = ("guid", "link", "link+title")
+MODES = ("guid", "link", "link+title")  # link+title: a stored mode of old; read as link
+FURNITURE_MAX = 64  # recurring-line keys sent with each item (a feed's template is a few lines)
 
 
 @dataclass
@@ -27,6 +41,7 @@ class Candidate:
     identity: str  # "" or the title hash that makes items sharing a link distinct
     version: bytes = b""  # what the feed says about the item now (a change means: re-fetch)
     claim: str = ""  # the fetch-claim key: the link id, or link id + version for a changed item
+    furniture: tuple[str, ...] = ()  # line keys recurring across the feed's items
 
     def __post_init__(self) -> None:
         self.version = self.version or item_version(self.item)
@@ -36,8 +51,11 @@ class Candidate:
 @dataclass
 class ItemsResult:
     mode: str = "guid"
+    shared_links: int = 0
     new: int = 0
     deferred_for: float = 0.0  # >0: some items wait for a busy host, poll again within this
+    deferred: dict[str, int] = field(default_factory=dict)  # items left for later, by reason
+    waiting: dict[str, FeedItem] = field(default_factory=dict)  # those items, by link id
 
 
 def item_version(item: FeedItem) -> bytes:
@@ -49,35 +67,91 @@ def item_version(item: FeedItem) -> bytes:
 def item_link(item: FeedItem) -> str:
     if item.link:
         return item.link
-    return item.guid if item.guid.startswith(("http://", "https://")) else ""
+    return page_url("", item.guid) if item.guid.startswith(("http://", "https://")) else ""
+
+
+@dataclass(frozen=True)
+class DocIdentity:
+    """How this feed document's items are told apart."""
+
+    mode: str = "guid"  # guid | link, for the whole feed
+    shared: frozenset[str] = frozenset()  # links carried by items of different titles
+    repeated_guids: frozenset[str] = frozenset()  # GUIDs on more than one item of the document
+    furniture: tuple[str, ...] = ()  # keys of lines recurring across the items
 
 
 def identity_mode(items: list[FeedItem], current: str = "guid") -> str:
     """The weakest mode this document needs, never stronger than the feed's current mode."""
-    level = MODES.index(current) if current in MODES else 0
+    return analyse(items, current).mode
+
+
+def analyse(items: list[FeedItem], current: str = "guid") -> DocIdentity:
+    level = min(MODES.index(current), 1) if current in MODES else 0
     links_by_guid: dict[str, set[str]] = {}
     titles_by_link: dict[str, set[str]] = {}
+    guids: Counter[str] = Counter()
     for item in items:
         link = item_link(item)
+        if item.guid:
+            guids[item.guid] += 1
         if item.guid and link:
             links_by_guid.setdefault(item.guid, set()).add(link)
         if link:
             titles_by_link.setdefault(link, set()).add(item.title.strip())
     if any(len(links) > 1 for links in links_by_guid.values()):
         level = max(level, 1)
-    if any(len(titles) > 1 for titles in titles_by_link.values()):
-        level = max(level, 2)
-    return MODES[level]
+    return DocIdentity(
+        mode=MODES[level],
+        shared=frozenset(link for link, titles in titles_by_link.items() if len(titles) > 1),
+        repeated_guids=frozenset(g for g, n in guids.items() if n > 1),
+        furniture=furniture(items),
+    )
 
 
-def candidate(item: FeedItem, mode: str) -> Candidate | None:
+def candidate(item: FeedItem, doc: DocIdentity | str) -> Candidate | None:
+    if isinstance(doc, str):
+        doc = DocIdentity(mode="link" if doc == "link+title" else doc)
     link = item_link(item)
     if not link:
         return None
-    if mode == "link+title":
+    stable_guid = doc.mode == "guid" and item.guid and item.guid not in doc.repeated_guids
+    if link in doc.shared:
         suffix = short_hash(item.title.strip())[:12]
-        key = link + "\x00" + item.title.strip()
+        key = item.guid if stable_guid else link + "\x00" + item.title.strip()
         # The URL's own id would be shared; the title tells the items apart.
         return Candidate(item, link, short_hash(article_id(link) + suffix), short_hash(key), suffix)
-    key = item.guid if (mode == "guid" and item.guid) else link
+    key = item.guid if (doc.mode == "guid" and item.guid) else link
     return Candidate(item, link, article_id(link), short_hash(key), "")
+
+
+# ---------------------------------------------------------------- feed furniture
+
+_BLOCK = re.compile(r"<(?:/?(?:p|div|li|h[1-6]|blockquote|tr|ul|ol|section)|br)\b[^>]*>", re.I)
+_TAG = re.compile(r"<[^>]+>")
+_TOKENS = re.compile(r"\w+")
+
+
+def line_key(line: str) -> str:
+    """A line's identity whatever its typography: 8 hex digits of its casefolded words ("" for
+    a line of fewer than 2 words). The worker computes it over the lines of its text too."""
+    toks = _TOKENS.findall(unicodedata.normalize("NFKC", line).casefold())
+    if len(toks) < 2:
+        return ""
+    return hashlib.blake2b(" ".join(toks).encode(), digest_size=4).hexdigest()
+
+
+def text_lines(fragment: str) -> list[str]:
+    """Feed content (HTML or text) split into its lines/paragraphs."""
+    text = html.unescape(_TAG.sub(" ", _BLOCK.sub("\n", fragment)))
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def furniture(items: list[FeedItem]) -> tuple[str, ...]:
+    """Keys of the lines found in at least two items' feed text: the feed's template, not a
+    story (a footer, a shared intro). Most frequent first, at most FURNITURE_MAX."""
+    counts: Counter[str] = Counter()
+    for item in items:
+        keys = {line_key(line) for line in text_lines(item.content or item.summary)}
+        counts.update(keys - {""})
+    common = [(k, n) for k, n in counts.most_common(FURNITURE_MAX) if n >= 2]
+    return tuple(k for k, _n in common)

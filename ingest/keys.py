@@ -24,6 +24,9 @@ class Keys:
     def feed(self, feed_id: str) -> str:  # HASH of one feed's config and state
         return self.k("feed", feed_id)
 
+    def feed_deferred(self, feed_id: str) -> str:  # HASH link id -> item JSON, not fetched yet
+        return self.k("feed", feed_id, "deferred")
+
     def host_next(self, host: str) -> str:  # earliest next request to a host
         return self.k("host", host, "next")
 
@@ -40,6 +43,17 @@ class Keys:
 
     def page(self, claim: str) -> str:  # a fetched page body (ingest.bodies) waiting for its job
         return self.k("page", claim)
+
+    # site template learning: see workers/template.py
+    @property
+    def template_sites(self) -> str:  # ZSET site -> last time one of its articles was learned
+        return self.k("tpl", "sites")
+
+    def template_lines(self, site: str, gen: int) -> str:  # HASH line fingerprint -> articles
+        return self.k("tpl", site, str(gen), "lines")
+
+    def template_stories(self, site: str, gen: int) -> str:  # SET article ids already counted
+        return self.k("tpl", site, str(gen), "stories")
 
     # outputs
     @property

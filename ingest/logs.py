@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+
+from ingest.escape import terminal
 
 
 def configure(level: str = "info", json: bool | None = None) -> None:
@@ -23,6 +27,7 @@ def configure(level: str = "info", json: bool | None = None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            *([] if json else [terminal_safe]),  # JSON escapes control characters itself
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -33,3 +38,15 @@ def configure(level: str = "info", json: bool | None = None) -> None:
     )
     # RQ and aiohttp log through the stdlib; keep them quiet unless asked.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
+
+
+def terminal_safe(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Log values come from outside (feed URLs, titles, a server's error text): on a console,
+    their control characters are shown, not obeyed (`ingest.escape`); tracebacks keep their
+    lines."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = terminal(value, lines=key == "exception")
+    return event

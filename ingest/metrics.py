@@ -40,6 +40,18 @@ class RedisCollector(Collector):
         for outcome, n in data["polls"].items():
             polls.add_metric([outcome], n)
         yield polls
+        deferrals = CounterMetricFamily(
+            "news_ingest_items_deferred",
+            "Items left for a later poll, by reason",
+            labels=["reason"],
+        )
+        for reason, n in data["deferred"]["by_reason"].items():
+            deferrals.add_metric([reason], n)
+        yield deferrals
+        yield GaugeMetricFamily(
+            "news_ingest_items_waiting", "Deferred items waiting for their feed's next poll",
+            value=data["deferred"]["waiting"],
+        )  # fmt: skip
         feeds = GaugeMetricFamily("news_ingest_feeds", "Feeds by health state", labels=["health"])
         for health, n in data["feeds"]["by_health"].items():
             feeds.add_metric([health], n)
@@ -128,41 +140,74 @@ def _topic_model_metrics(models: dict[str, Any]) -> Iterator[Any]:
 
 
 def ready(settings: Settings, r: redis.Redis) -> tuple[bool, str]:
-    found = problems(r, Keys(settings.redis.prefix))
+    found = problems(r, Keys(settings.redis.prefix), settings.worker.job_timeout)
     return (not found, "; ".join(found) or "ok")
+
+
+class MetricsServer(ThreadingHTTPServer):
+    """Bound (and so the port checked) before anything else starts; `attach` gives it the data."""
+
+    daemon_threads = True
+    registry: CollectorRegistry | None = None
+    settings: Settings
+    r: redis.Redis
+
+
+class PortInUse(OSError):
+    """The metrics port is taken: one line for the user, nothing started."""
+
+
+def bind(port: int, host: str = "0.0.0.0") -> MetricsServer:
+    try:
+        return MetricsServer((host, port), _Handler)
+    except OSError as exc:
+        raise PortInUse(
+            f"metrics port {host}:{port} is not available ({exc.strerror}); choose another with "
+            "--metrics-port, NEWS_INGEST_METRICS_PORT or `make run METRICS_PORT=...` (0: off)"
+        ) from exc
+
+
+def attach(httpd: MetricsServer, settings: Settings, r: redis.Redis) -> MetricsServer:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(settings, r))
+    httpd.settings, httpd.r, httpd.registry = settings, r, registry
+    return httpd
 
 
 def serve(
     settings: Settings, r: redis.Redis, port: int, host: str = "0.0.0.0"
 ) -> ThreadingHTTPServer:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(settings, r))
+    return attach(bind(port, host), settings, r)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
 
-        def do_GET(self) -> None:
-            path = self.path.split("?")[0]
-            if path == "/metrics":
-                try:
-                    body, status = generate_latest(registry), 200
-                except redis.RedisError as exc:
-                    body, status = f"redis unreachable: {exc}\n".encode(), 503
-                self._send(status, body, "text/plain; version=0.0.4")
-            elif path == "/healthz":
-                self._send(200, b"ok\n")
-            elif path == "/readyz":
-                ok, why = ready(settings, r)
-                self._send(200 if ok else 503, (why + "\n").encode())
-            else:
-                self._send(404, b"not found\n")
+class _Handler(BaseHTTPRequestHandler):
+    server: MetricsServer
 
-        def _send(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def log_message(self, *args: Any) -> None:
+        pass
 
-    return ThreadingHTTPServer((host, port), Handler)
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        srv = self.server
+        if srv.registry is None:
+            self._send(503, b"starting\n")
+        elif path == "/metrics":
+            try:
+                body, status = generate_latest(srv.registry), 200
+            except redis.RedisError as exc:
+                body, status = f"redis unreachable: {exc}\n".encode(), 503
+            self._send(status, body, "text/plain; version=0.0.4")
+        elif path == "/healthz":
+            self._send(200, b"ok\n")
+        elif path == "/readyz":
+            ok, why = ready(srv.settings, srv.r)
+            self._send(200 if ok else 503, (why + "\n").encode())
+        else:
+            self._send(404, b"not found\n")
+
+    def _send(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

@@ -26,6 +26,7 @@ from ingest.outcomes import BlockedAddress, DNSError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 BLOCKED_MARK = "non-public address"
+SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")  # `is_global` calls it global
 
 
 def is_public(ip: IPAddress) -> bool:
@@ -35,6 +36,8 @@ def is_public(ip: IPAddress) -> bool:
             return is_public(mapped)
         if ip.teredo is not None:
             return is_public(ip.teredo[1])
+        if ip in SITE_LOCAL:  # deprecated (RFC 3879) but still routed inside some networks
+            return False
     return ip.is_global and not (
         ip.is_multicast
         or ip.is_private

@@ -8,24 +8,37 @@ so a poller killed mid-feed leaves the feed to be polled again with nothing lost
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
+import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 import structlog
 from rq import Queue, Retry
 
-from ingest import bodies, counters, failpoints, feedparse, observe, outcomes, schedule
+from ingest import (
+    bodies,
+    counters,
+    deadletters,
+    failpoints,
+    feedparse,
+    observe,
+    once,
+    outcomes,
+    schedule,
+)
 from ingest.egress import NETWORK_OUTCOMES, EgressMonitor
 from ingest.feedlist import FeedSpec
 from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
 from ingest.gates import check_article
 from ingest.hosts import HostGate
-from ingest.identity import Candidate, ItemsResult, candidate, identity_mode
+from ingest.identity import Candidate, ItemsResult, analyse, candidate
 from ingest.keys import Keys
 from ingest.registry import Registry
 from ingest.robots import RobotsCache
@@ -40,6 +53,7 @@ JOB_FUNC = "workers.jobs.process_batch"
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 WRITE_BATCH = 64  # feed-state saves sent per round trip (and at least once per loop tick)
 SETTLE_S = 3.0
+RATE_LIMITED_LAG = 1.25  # a feed that drew a Retry-After comes back this many blocks later
 ERROR_BODY_BYTES = 256_000  # of an error page kept for the dead letter
 # URLs we must not fetch at all: refused once, remembered for the dedup window
 REFUSALS = (
@@ -49,15 +63,51 @@ REFUSALS = (
 )  # network failures wait this long for the egress verdict before being charged
 
 
+# Free fetch claims still held as "fetching" (never a refusal's or an enqueued item's marker).
+RELEASE_CLAIMS = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'fetching' then n = n + redis.call('DEL', key) end
+end
+return n
+"""
+
+
 @dataclass
 class PollStats:
-    feeds: int = 0
+    """This process's polls. A feed is *polled* once its poll has an outcome (what the `polls`
+    counter in Redis counts too); one still waiting for its host or its answer is in flight."""
+
+    started: int = 0
     items_new: int = 0
     enqueued: int = 0
     by_outcome: dict[str, int] = field(default_factory=dict)
+    deferred: dict[str, int] = field(default_factory=dict)  # item deferrals, by reason
+    left: dict[str, once.Left] = field(default_factory=dict)  # feed id -> what it still owes
+    jobs_left: int = 0  # run --once: jobs still queued or started when the workers stopped
+    once_feeds: int | None = None  # run --once: distinct feeds (a deferred feed polls again)
 
     def count(self, outcome: str) -> None:
         self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+
+    @property
+    def feeds(self) -> int:
+        """Polls finished, with an outcome: the sum of `by_outcome` (for `run --once`, the
+        distinct feeds it polled)."""
+        done = sum(self.by_outcome.values())
+        return done if self.once_feeds is None else min(done, self.once_feeds)
+
+    @property
+    def in_flight(self) -> int:
+        return max(0, self.started - sum(self.by_outcome.values()))
+
+
+@dataclass
+class Deferral:
+    """An item not fetched now, and why; it is read again when its feed is polled again."""
+
+    reason: str  # host_deferred | rate_limited | robots_unavailable
+    retry_after: float
 
 
 class Poller:
@@ -73,12 +123,14 @@ class Poller:
         self.gate = HostGate(
             r, self.keys, HostLimit(rate=settings.poll.host_rate, inflight=settings.poll.host_inflight),
             settings.poll.host_limits, lease_s=settings.fetch.timeout + 10,
+            max_wait_s=settings.poll.max_host_wait,
         )  # fmt: skip
         self.egress = EgressMonitor()
         self.seen = SeenStore(r, self.keys, settings.dedup.window_days, settings.dedup.shards)
+        fetch = settings.fetch
         self.robots = (
-            RobotsCache(r, self.keys, settings.fetch.user_agent, settings.fetch.robots_ttl)
-            if settings.fetch.robots
+            RobotsCache(r, self.keys, fetch.user_agent, fetch.robots_ttl, fetch.robots_retry)
+            if fetch.robots
             else None
         )
         self._paused = False
@@ -90,6 +142,14 @@ class Poller:
         self.stats = PollStats()
         self._fetcher: Fetcher | None = None
         self._work = asyncio.Semaphore(settings.poll.concurrency)
+        self._parsers: concurrent.futures.ThreadPoolExecutor | None = None
+        self.in_progress: set[asyncio.Task[None]] = set()
+        self._cancelled: list[str] = []  # feeds cancelled mid-poll at shutdown
+        # fetch claims of items not enqueued (a poll cancelled, or Redis gone mid-poll): freed
+        # at the next flush, so they are fetched again at once rather than after fetch_claim
+        self._unclaim: list[str] = []
+        self._release_claims = r.register_script(RELEASE_CLAIMS)
+        self.left: dict[str, int] = {}  # what a stop left for next time
 
     @property
     def fetcher(self) -> Fetcher:
@@ -105,11 +165,31 @@ class Poller:
     async def aclose(self) -> None:
         if self._fetcher is not None:
             await self._fetcher.aclose()
+        if self._parsers is not None:
+            self._parsers.shutdown(wait=False, cancel_futures=True)
+
+    async def parse(self, resp: Response) -> feedparse.ParsedFeed:
+        """Parse in a thread: a 9 MB feed takes seconds, and the loop must keep polling others
+        and beating meanwhile (tests/test_hostile.py::test_a_huge_feed_parses_off_the_loop)."""
+        if self._parsers is None:
+            self._parsers = concurrent.futures.ThreadPoolExecutor(
+                max(1, self.settings.poll.parse_threads), thread_name_prefix="parse"
+            )
+        return await asyncio.get_running_loop().run_in_executor(
+            self._parsers, feedparse.parse, resp.body, resp.url, resp.content_type,
+            self.settings.poll.max_items,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------- loops
 
-    async def run_once(self, only: list[str] | None = None) -> PollStats:
-        """Poll every registered feed (or those of `only`) once, whatever its due time."""
+    async def run_once(
+        self, only: list[str] | None = None, deadline: float | None = None
+    ) -> PollStats:
+        """Poll every registered feed (or those of `only`) once, whatever its due time. With a
+        `deadline` (seconds from now), then poll the deferred feeds again as they come due
+        (`ingest/once.py`) until nothing is left or nothing left can be done before it; what
+        is still left is in `stats.left`."""
+        end = time.time() + (deadline or 0)
         ids = self.registry.claim_due(
             limit=1_000_000, lease=self.settings.poll.lease, everything=True
         )
@@ -117,17 +197,37 @@ class Poller:
             wanted = set(only)
             self.registry.release([fid for fid in ids if fid not in wanted])
             ids = [fid for fid in ids if fid in wanted]
-        states = self.registry.get_many(ids)
-        await asyncio.gather(*(self.poll_feed(f, st) for f, st in zip(ids, states, strict=True)))
-        self.settle(force=True)
-        self.flush()
+        first_round = len(ids)
+        while ids:
+            states = self.registry.get_many(ids)
+            await asyncio.gather(
+                *(self.poll_feed(f, st) for f, st in zip(ids, states, strict=True))
+            )
+            self.settle(force=True)
+            self.flush()
+            ids = []
+            while deadline and self.stats.left and not ids:
+                ids, wake = once.next_round(self.stats.left, time.time(), end)
+                if not ids and wake is None:
+                    break
+                if wake is not None:
+                    await asyncio.sleep(max(0.05, wake - time.time()))
+            if ids:  # ours again for this round, as a claim would make them
+                lease = time.time() + self.settings.poll.lease
+                for fid in ids:
+                    self.registry.save(fid, {}, lease, self._writes)
+                self.flush()
+        self.stats.once_feeds = first_round  # feeds, not polls
         return self.stats
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
+    async def run_forever(self, stop: asyncio.Event, grace: float | None = None) -> None:
         """Keep up to `poll.concurrency` feeds in progress; claim more as each one finishes, so
-        one slow server never holds up the rest. On stop, claim nothing and let the feeds in
-        progress finish (their leases cover the rest if we are killed)."""
-        running: set[asyncio.Task[None]] = set()
+        one slow server never holds up the rest. On stop, claim nothing more and give the feeds
+        in progress `grace` seconds (default `run.shutdown_grace`); then cancel them: their
+        feeds are due again at once and the items they had claimed are free to be fetched
+        again (`stopped`, in `self.left`)."""
+        self.in_progress = running = set[asyncio.Task[None]]()
+        stopped = asyncio.ensure_future(stop.wait())  # wakes the loop the moment stop is set
         pause = 0.5
         while not stop.is_set():
             try:
@@ -157,17 +257,25 @@ class Poller:
                 for fid, st in zip(ids, states, strict=True)
             )
             if running:
-                _done, running_left = await asyncio.wait(
-                    running, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                await asyncio.wait(
+                    [*running, stopped], timeout=1.0, return_when=asyncio.FIRST_COMPLETED
                 )
-                running = set(running_left)
+                running.difference_update([t for t in running if t.done()])
             elif not ids:
                 await _sleep_or_stop(stop, 1.0)
+        stopped.cancel()
+        grace = self.settings.run.shutdown_grace if grace is None else grace
         if running:
-            await asyncio.wait(running)
+            _done, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.left["feeds_cancelled"] = len(pending)
         with contextlib.suppress(*REDIS_DOWN):
             self.settle(force=True)
             self.flush()
+            self.registry.release(self._cancelled)
+            self.left["feeds_released"], self._cancelled = len(self._cancelled), []
 
     def flush(self) -> None:
         """Send the buffered feed-state saves and slot releases in one round trip. Losing them
@@ -177,6 +285,10 @@ class Poller:
         if len(self._writes):
             self._writes.execute()
         self._buffered = 0
+        if self._unclaim:
+            released = self._release_claims(keys=self._unclaim)
+            self.left["items_released"] = self.left.get("items_released", 0) + int(released)
+            self._unclaim = []
 
     def settle(self, force: bool = False) -> None:
         """Finish the feeds whose network failures waited for the egress verdict: by now the
@@ -218,15 +330,19 @@ class Poller:
 
     async def poll_feed(self, fid: str, state: dict[str, str]) -> None:
         # an outage is reported by the main loop; the feed's lease brings it back
-        with contextlib.suppress(*REDIS_DOWN):
-            await self._poll_feed(fid, state)
+        try:
+            with contextlib.suppress(*REDIS_DOWN):
+                await self._poll_feed(fid, state)
+        except asyncio.CancelledError:
+            self._cancelled.append(fid)
+            raise
 
     async def _poll_feed(self, fid: str, state: dict[str, str]) -> None:
         async with self._work:
             spec = self.registry.spec_from(state)
             if spec is None:
                 return
-            self.stats.feeds += 1
+            self.stats.started += 1
             try:
                 outcome, fields, hint, new = await self._poll(spec, state)
             except Exception as exc:  # a bug must cost one feed one poll, not the poller
@@ -264,9 +380,7 @@ class Poller:
         if fields["body_hash"] == state.get("body_hash"):
             return "unchanged", fields, hint, 0  # a server ignoring conditional GET: no item work
         try:
-            parsed = feedparse.parse(
-                resp.body, resp.url, resp.content_type, self.settings.poll.max_items
-            )
+            parsed = await self.parse(resp)
         except outcomes.FetchError as exc:
             return exc.outcome, {"last_error": str(exc)[:300], "_exc": exc}, hint, 0
         if parsed.ttl_minutes:
@@ -277,17 +391,25 @@ class Poller:
         if parsed.language and not spec.language:
             fields["feed_language"] = parsed.language
             spec.language = parsed.language
-        res = await self.handle_items(spec, parsed.items, state)
+        # Items deferred by an earlier poll come back even if the feed no longer lists them.
+        holding = state.get("deferred_items") not in (None, "", "0")
+        held = self._held(spec.id) if holding else []
+        res = await self.handle_items(spec, parsed.items, state, held)
+        if holding or res.waiting:
+            self._hold(spec.id, res.waiting)
         fields["guid_mode"] = res.mode
+        fields["shared_links"] = res.shared_links  # links told apart by title (identity.py)
         if not state.get("rate"):  # not watched yet: the items' own dates tell the cadence
             fields["_dated_rate"] = schedule.rate_from_dates(
                 [_ts(i.published_at) for i in parsed.items if i.published_at], time.time()
             )
-        if res.deferred_for:
-            # Items left for later: forget the validators so the next poll reads them again,
-            # and come back when the host has a slot.
+        if res.deferred:
+            # Items left for later: forget the validators and the body hash so the next poll
+            # reads them again, and come back when the host has a slot.
             fields.update(etag="", last_modified="", body_hash="")
             fields["_retry_in"] = res.deferred_for
+            fields["_deferred"] = res.deferred
+            return "deferred", fields, hint, res.new
         return "ok", fields, hint, res.new
 
     def _finish(
@@ -297,11 +419,13 @@ class Poller:
         now = time.time()
         exc = fields.pop("_exc", None)
         retry_in = fields.pop("_retry_in", None)
+        deferred: dict[str, int] = fields.pop("_deferred", None) or {}
         dated_rate = fields.pop("_dated_rate", None)
         errors = int(state.get("errors") or 0)
         last = float(state.get("last_polled") or 0)
         rate = float(state["rate"]) if state.get("rate") else None
-        ok = outcome in ("ok", "not_modified", "unchanged")
+        ok = outcome in ("ok", "not_modified", "unchanged", "deferred")
+        until = 0.0  # a deferral's earliest retry (unix time), for run --once
         if ok:
             errors = 0
             prior = schedule.default_rate(self.settings.poll.default_interval)
@@ -310,11 +434,16 @@ class Poller:
             interval = schedule.interval_for(
                 rate, self.bounds, self.settings.poll.default_interval, hint
             )
-            delay = min(interval, max(retry_in, self.bounds.min_interval)) if retry_in else interval
+            # Deferred items: back as soon as the host is free, not after min_interval.
+            delay = min(interval, max(retry_in, 1.0)) if retry_in else interval
             if rate is not None:
                 fields["rate"] = f"{rate:.4f}"
             fields["interval"] = f"{interval:.0f}"
             fields["last_error"] = ""
+            fields["deferred_items"] = sum(deferred.values())  # waiting now (status, metrics)
+            if deferred:
+                until = now + (retry_in or 0)
+                fields["deferred_until"] = f"{until:.0f}"
         else:
             interval = float(state.get("interval") or self.settings.poll.default_interval)
             blameless = isinstance(exc, outcomes.FetchError) and exc.blameless
@@ -329,12 +458,22 @@ class Poller:
             else:
                 errors += 1
                 delay = schedule.backoff(errors, interval, self.bounds)
-            if isinstance(exc, outcomes.RateLimited | outcomes.HostDeferred):
-                delay = max(delay if outcome != "host_deferred" else 0, exc.retry_after)
+            if isinstance(exc, outcomes.HostDeferred):
+                until = now + exc.retry_after
+                delay = exc.retry_after  # the host is free then: not a failure to back off from
             if isinstance(exc, outcomes.RateLimited):
                 self.gate.defer(host_of(spec.url), exc.retry_after)
+                # A quarter of the block later than the work it deferred (which comes back when
+                # the block ends), so this feed's next 429 does not re-arm it before their turn.
+                until = now + exc.retry_after * RATE_LIMITED_LAG
+                delay = max(delay, exc.retry_after * RATE_LIMITED_LAG)
         permanent = outcome == "gone" or (isinstance(exc, outcomes.DNSError) and exc.permanent)
-        gone = permanent and errors >= 3
+        # A 410 says itself that it is permanent (RFC 9110 15.5.11): `gone` at once and probed
+        # at max_backoff, not backed off step by step like a transient error; 404 needs three.
+        said_gone = isinstance(exc, outcomes.Gone) and exc.status == 410
+        if said_gone:
+            delay = self.bounds.max_backoff
+        gone = said_gone or (permanent and errors >= 3)
         fields.update(
             errors=errors,
             health=schedule.health(errors, gone),
@@ -351,14 +490,30 @@ class Poller:
         if self._buffered >= WRITE_BATCH:
             self.flush()
         self.stats.count(outcome)
-        log.info("feed_polled", feed_url=spec.url, stage="poll", outcome=outcome, new_items=new,
-                 errors=errors, next_in=round(delay))  # fmt: skip
+        if deferred:
+            for reason, n in deferred.items():
+                counters.incr(self._writes, self.keys, "deferred", reason, n)
+                self.stats.deferred[reason] = self.stats.deferred.get(reason, 0) + n
+        if until:
+            self.stats.left[fid] = once.Left(spec.url, host_of(spec.url), outcome, until, deferred)
+        else:
+            self.stats.left.pop(fid, None)
+        if outcome == "deferred":
+            log.info("feed_polled", feed_url=spec.url, stage="poll", outcome=outcome,
+                     new_items=new, deferred_items=sum(deferred.values()), deferred_by=deferred,
+                     deferred_until=_iso(until), errors=errors, next_in=round(delay))  # fmt: skip
+        else:
+            log.info("feed_polled", feed_url=spec.url, stage="poll", outcome=outcome,
+                     new_items=new, errors=errors, next_in=round(delay))  # fmt: skip
 
-    async def _get(self, url: str, headers: dict[str, str] | None = None) -> Response:
+    async def _get(
+        self, url: str, headers: dict[str, str] | None = None,
+        on_redirect: Callable[[str], Awaitable[None]] | None = None, hold: bool = True,
+    ) -> Response:  # fmt: skip
         host = host_of(url)
         try:
-            async with self.gate.turn(host):
-                resp = await self.fetcher.get(url, headers)
+            async with self.gate.turn(host, hold=hold):
+                resp = await self.fetcher.get(url, headers, on_redirect)
         except outcomes.HostDeferred:
             raise
         except outcomes.FetchError as exc:
@@ -370,16 +525,22 @@ class Poller:
     # ---------------------------------------------------------------- items
 
     async def handle_items(
-        self, spec: FeedSpec, items: list[feedparse.FeedItem], state: dict[str, str]
-    ) -> ItemsResult:
+        self, spec: FeedSpec, items: list[feedparse.FeedItem], state: dict[str, str],
+        held: list[feedparse.FeedItem] | None = None,
+    ) -> ItemsResult:  # fmt: skip
+        """`held`: items an earlier poll deferred, after the document's own (whose version of
+        an item wins); they do not count toward the feed's identity mode."""
         fid = spec.id
-        res = ItemsResult(mode=identity_mode(items, state.get("guid_mode", "guid")))
+        doc = analyse(items, state.get("guid_mode", "guid"))
+        res = ItemsResult(mode=doc.mode, shared_links=len(doc.shared))
         if res.mode != state.get("guid_mode", "guid"):
             log.warning("feed_identity_degraded", feed_url=spec.url, stage="poll", mode=res.mode)
         candidates: list[Candidate] = []
         seen_in_doc: set[str] = set()
-        for item in items:
-            cand = candidate(item, res.mode)
+        for item in [*items, *(held or [])]:
+            cand = candidate(item, doc)
+            if cand is not None:
+                cand.furniture = doc.furniture
             if cand is None:
                 counters.incr(self.r, self.keys, "articles", "no_link")
                 continue
@@ -418,21 +579,37 @@ class Poller:
         fresh = [c for c, ok in zip(unseen, claimed, strict=True) if ok]
         if not fresh:
             return res
-        results = await asyncio.gather(*(self._article(spec, c) for c in fresh))
+        try:
+            results = await asyncio.gather(*(self._article(spec, c) for c in fresh))
+        except (asyncio.CancelledError, *REDIS_DOWN):
+            self._unclaim += [self.keys.inflight(c.claim) for c in fresh]
+            raise
         payloads = [p for p in results if isinstance(p, dict)]
         failpoints.hit("poller.before_enqueue")
-        deferred = [c for c, p in zip(fresh, results, strict=True) if isinstance(p, float)]
+        deferred = [c for c, p in zip(fresh, results, strict=True) if isinstance(p, Deferral)]
         if deferred:
-            # Not fetched now (host busy): release the claims so the next poll takes them again.
+            # Not fetched now (host busy, robots.txt unavailable): release the claims so the
+            # next poll takes them again; the feed's body hash is not saved until then.
             self.r.delete(*(self.keys.inflight(c.claim) for c in deferred))
-            res.deferred_for = max(p for p in results if isinstance(p, float))
-        self.enqueue(payloads)
+            waits = [p for p in results if isinstance(p, Deferral)]
+            res.deferred_for = max(p.retry_after for p in waits)
+            for p in waits:
+                res.deferred[p.reason] = res.deferred.get(p.reason, 0) + 1
+            res.waiting = {c.link_id: c.item for c in deferred}
+        before = self.stats.enqueued
+        try:
+            self.enqueue(payloads)
+        except REDIS_DOWN:
+            done = self.stats.enqueued - before  # batches go in order: these made it
+            self._unclaim += [self.keys.inflight(p["claim"]) for p in payloads[done:]]
+            raise
         res.new = len(fresh) - len(deferred)
         self.stats.items_new += res.new
         return res
 
-    async def _article(self, spec: FeedSpec, cand: Candidate) -> dict[str, Any] | float | None:
-        """The job payload; None when refused; the seconds to wait when the host is busy."""
+    async def _article(self, spec: FeedSpec, cand: Candidate) -> dict[str, Any] | Deferral | None:
+        """The job payload; None when refused; a Deferral when it must wait (busy host,
+        robots.txt unavailable)."""
         item, link, aid = cand.item, cand.link, cand.link_id
         discovered = time.time()
         page: dict[str, Any] = {"url": link, "status": 0, "content_type": "", "html_z": None,
@@ -444,17 +621,18 @@ class Poller:
                 raise outcomes.NotArticle("link shared by several items", url=link)
             if self.robots is not None:
                 await self.robots.check(link, self._get)
-            resp = await self._get(link)
+            # robots.txt is asked about every redirect hop's target too, before it is fetched
+            resp = await self._get(link, on_redirect=self._robots_hop if self.robots else None)
             page.update(url=resp.url, status=resp.status, content_type=resp.content_type)
             page["fetch_ms"] = round(resp.elapsed * 1000)
             classify_status(resp)
             check_article(resp.content_type, resp.body, resp.url)
             page["html_z"] = bodies.pack(resp.body)
         except outcomes.HostDeferred as exc:  # busy host, unanswered robots.txt: later, not lost
-            return exc.retry_after
+            return Deferral(exc.outcome, float(exc.retry_after))
         except outcomes.RateLimited as exc:
-            self.gate.defer(host_of(link), exc.retry_after)
-            return exc.retry_after
+            self.gate.defer(host_of(exc.url or link), exc.retry_after)
+            return Deferral(exc.outcome, float(exc.retry_after))
         except outcomes.FetchError as exc:
             page.update(outcome=exc.outcome, error=str(exc)[:300])
             if isinstance(exc, REFUSALS):
@@ -479,12 +657,39 @@ class Poller:
             "link_id": aid,
             "guid_hash": cand.guid_hash,
             "identity": cand.identity,
+            "furniture": list(cand.furniture),  # recurring lines of the feed (identity.py)
             "item_version": cand.version.hex(),
             "claim": cand.claim,
             "page": page,
             "discovered_at": discovered,
             "fetched_at": utcnow_iso(),
         }
+
+    def _held(self, fid: str) -> list[feedparse.FeedItem]:
+        raw = self.r.hvals(self.keys.feed_deferred(fid))
+        held = []
+        for value in raw:
+            with contextlib.suppress(ValueError, TypeError):
+                held.append(feedparse.FeedItem(**json.loads(value)))
+        return held
+
+    def _hold(self, fid: str, waiting: dict[str, feedparse.FeedItem]) -> None:
+        """Keep the deferred items until they are handled (the dedup window at most)."""
+        key = self.keys.feed_deferred(fid)
+        self._writes.delete(key)
+        if waiting:
+            self._writes.hset(key, mapping={k: json.dumps(i.to_dict()) for k, i in waiting.items()})
+            self._writes.expire(key, int(self.settings.dedup.window_days * 86400))
+
+    async def _robots_hop(self, url: str) -> None:
+        """robots.txt for a redirect's target. Its fetch takes no in-flight slot: this article
+        holds one at a host that may be the same, and would otherwise wait for itself."""
+        assert self.robots is not None
+
+        async def get(robots_url: str) -> Response:
+            return await self._get(robots_url, hold=False)
+
+        await self.robots.check(url, get)
 
     def _refuse(self, spec: FeedSpec, link: str, aid: str, exc: outcomes.FetchError) -> None:
         """A URL we must not fetch: counted, dead-lettered, and not retried for the window."""
@@ -498,8 +703,8 @@ class Poller:
             "fetch": {"outcome": exc.outcome, "error": str(exc)}, "outcome": exc.outcome,
             "detail": str(exc), "at": time.time(),
         }, self.settings.stream.trace_ttl)  # fmt: skip
-        counters.deadletter(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url,
-                            article_id=aid, detail=str(exc))  # fmt: skip
+        deadletters.refused(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url, claim=aid,
+                            detail=str(exc))  # fmt: skip
         pipe.execute()
         log.warning("article_refused", feed_url=spec.url, article_id=aid, url=link,
                     stage="fetch", outcome=exc.outcome, reason=str(exc))  # fmt: skip
@@ -531,6 +736,10 @@ class Poller:
                     pipe.set(key, body_z, ex=inflight_ttl)
                 pipe.execute()
             self.stats.enqueued += len(batch)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _ts(iso: str) -> float:

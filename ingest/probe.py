@@ -4,7 +4,6 @@ poller), parse it, and when it is an HTML page follow its feed autodiscovery lin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urljoin
 
 import lxml.html
 from lxml import etree
@@ -38,7 +37,9 @@ def discover(html: bytes, base: str) -> list[str]:
         rel = (link.get("rel") or "").lower().split()
         kind = (link.get("type") or "").lower().split(";")[0].strip()
         if "alternate" in rel and kind in FEED_TYPES:
-            found.append(urljoin(base, link.get("href").strip()))
+            url = feedparse.page_url(base, link.get("href"))  # http(s) only; `http://[::1` is ""
+            if url:
+                found.append(url)
     return list(dict.fromkeys(found))
 
 

@@ -2,8 +2,13 @@
 
 One parsed file per origin, cached in this process and in Redis (so every poller fetches it once
 per `ttl`). Answers by status, per RFC 9309: 2xx → its rules; 4xx → everything allowed;
-5xx, timeouts and network errors → nothing allowed *for now*: the article is deferred (not lost)
-and robots.txt is asked again after `retry_s`.
+5xx, 429 (as Google reads it), timeouts, network errors, a body over the fetch cap or a
+compression bomb → nothing allowed *for now*: the article is deferred (not lost, not refused)
+and robots.txt is asked again after `retry_s`. A robots.txt URL that our own fetcher rejects
+(a bug of ours, such as an IPv6 literal without brackets) is the same "for now", logged as
+`robots_url_error`: never a refusal remembered for the dedup window.
+
+The poller checks the article's URL and every redirect hop's target (`ingest/poller.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import redis
+import structlog
 from protego import Protego
 
 from ingest import outcomes
@@ -29,6 +35,7 @@ MAX_ROBOTS_BYTES = 512_000  # Google reads the first 500 KiB
 LOCAL_ENTRIES = 4096
 
 Getter = Callable[[str], Awaitable[Response]]
+log = structlog.get_logger("ingest.robots")
 
 
 class RobotsCache:
@@ -45,7 +52,11 @@ class RobotsCache:
         self._loading: dict[str, asyncio.Future[Protego | bytes]] = {}
 
     async def check(self, url: str, get: Getter) -> None:
-        """Return if `url` may be fetched; raise RobotsDisallowed or RobotsUnavailable."""
+        """Return if `url` may be fetched; raise RobotsDisallowed or RobotsUnavailable (or
+        BadScheme for a URL that is not http(s) at all: the article's own fault)."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise outcomes.BadScheme(f"scheme {parts.scheme!r} is not fetched", url=url)
         origin = origin_of(url)
         rules = self._cached(origin)
         if rules is None:
@@ -57,7 +68,7 @@ class RobotsCache:
             rules = await asyncio.shield(pending)
         if rules == UNAVAILABLE:
             raise outcomes.RobotsUnavailable(
-                f"robots.txt of {origin} unavailable", url=url, retry_after=self.retry_s
+                f"robots.txt of {origin} unavailable", url=url, retry_after=float(self.retry_s)
             )
         if isinstance(rules, Protego) and not rules.can_fetch(url, self.agent):
             raise outcomes.RobotsDisallowed(f"robots.txt of {origin} disallows it", url=url)
@@ -77,17 +88,22 @@ class RobotsCache:
         return self._remember(origin, _rules(stored), float(ttl))
 
     async def _load(self, origin: str, get: Getter) -> Protego | bytes:
-        parts = urlsplit(origin)
+        robots_url = origin + "/robots.txt"
         try:
-            resp = await get(f"{parts.scheme}://{parts.netloc}/robots.txt")
-        except (outcomes.HostDeferred, outcomes.BlockedAddress, outcomes.BadScheme):
+            resp = await get(robots_url)
+        except (outcomes.HostDeferred, outcomes.BlockedAddress):
             raise  # not robots.txt's answer: the caller's business (defer, or refuse the URL)
+        except outcomes.BadScheme as exc:
+            # The article's URL was http(s) (checked above), so this URL is ours: our bug must
+            # not become a refusal of the article. Unavailable for now, and said loudly.
+            log.error("robots_url_error", url=robots_url, error=str(exc)[:300])
+            resp = None
         except outcomes.FetchError:
             resp = None
         if resp is not None and 200 <= resp.status < 300:
             stored = b"R" + zlib.compress(resp.body[:MAX_ROBOTS_BYTES], 6)
             ttl = self.ttl_s
-        elif resp is not None and 400 <= resp.status < 500:
+        elif resp is not None and 400 <= resp.status < 500 and resp.status != 429:
             stored, ttl = ALLOW_ALL, self.ttl_s
         else:
             stored, ttl = UNAVAILABLE, self.retry_s

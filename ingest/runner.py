@@ -1,19 +1,24 @@
-"""Process orchestration for `run`: the poller in this process, N RQ SimpleWorkers as children.
+"""Process orchestration for `run`: the poller in this process, N RQ SimpleWorkers under a
+supervisor child (ingest/supervisor.py).
 
-The children are forked from this process after it has loaded what every worker needs
+The supervisor is forked from this process after it has loaded what every worker needs
 (trafilatura, numpy, the py3langid model, the lexicon, a topic model): about 1.5 s of CPU and
-tens of MB that each worker would otherwise pay and hold on its own. They share those pages
-copy-on-write (`gc.freeze` keeps the collector from touching them). `news-ingest worker` (the
-Procfile/compose role) still starts a worker on its own.
+tens of MB that each worker would otherwise pay and hold on its own. The workers it forks share
+those pages copy-on-write (`gc.freeze` keeps the collector from touching them).
+`news-ingest worker` (the Procfile/compose role) still starts a worker on its own.
 
-Shutdown order on SIGINT/SIGTERM: stop claiming feeds, let in-flight polls finish, send the
-workers SIGTERM (RQ's warm shutdown: finish the current job), wait, then the embedded server is
-stopped by the caller's context manager.
+Shutdown on SIGINT/SIGTERM (to this process or its whole group): one `stopping` line; the
+poller claims nothing more and gives the polls in progress `run.shutdown_grace` seconds, then
+cancels them (their feeds are due again, their items' fetch claims freed); the workers are told
+at once and finish the article in hand (ingest/supervisor.py); one `stopped` line says what was
+left; the embedded server is stopped last, by the caller's context manager. A second signal
+exits at once (the supervisor SIGKILLs the workers; their jobs are retried on the next start).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -25,23 +30,31 @@ from multiprocessing.process import BaseProcess
 import redis
 import structlog
 from rq import Queue
+from rq.exceptions import StopRequested
 from rq.registry import StartedJobRegistry
-from rq.worker import SimpleWorker
+from rq.worker import SimpleWorker, WorkerStatus
 
+from ingest import once, supervisor
 from ingest.connection import connect
-from ingest.poller import Poller, PollStats
+from ingest.poller import REDIS_DOWN, Poller, PollStats
 from ingest.settings import Settings
+from ingest.status import WORKER_TTL
 
 log = structlog.get_logger("ingest.runner")
 
+# WORKER_TTL (ingest/status.py): an RQ worker's registration lives worker_ttl + 60 s past its last
+# beat; its blocking dequeue times out every worker_ttl - 15 s, and then it beats and runs RQ's
+# maintenance. RQ's default (420 s) meant an idle worker beat, and retried abandoned jobs, once in
+# ~7 minutes.
 
-def preload() -> None:
+
+def preload(settings: Settings) -> None:
     """What every worker loads, loaded once here before the fork."""
     from workers import classify, jobs, pipeline
 
-    worker_settings = jobs.worker_settings()  # what the workers' pipeline will read
-    pipeline.warm(worker_settings)
-    classify.identifier(tuple(sorted(worker_settings.classify.languages)))
+    jobs.configure(settings)  # what the workers' pipeline will read
+    pipeline.warm(settings)
+    classify.identifier(tuple(sorted(settings.classify.languages)))
     gc.freeze()
 
 
@@ -54,7 +67,7 @@ def _worker_main(settings: Settings, url: str, burst: bool) -> None:
 def spawn_workers(settings: Settings, url: str, count: int, burst: bool) -> list[BaseProcess]:
     if count < 1:  # workers run elsewhere (worker.count = 0): nothing to load here
         return []
-    preload()
+    preload(settings)
     fork = multiprocessing.get_context("fork")
     procs: list[BaseProcess] = [
         fork.Process(target=_worker_main, args=(settings, url, burst), name=f"worker-{n}")
@@ -78,26 +91,87 @@ def stop_workers(procs: Sequence[BaseProcess], timeout: float = 30) -> None:
             p.join()
 
 
+class IngestWorker(SimpleWorker):
+    """RQ's SimpleWorker, stopped gently: SIGTERM or SIGINT, once or several times (a terminal's
+    Ctrl+C reaches the whole group and `run` passes the stop on too), asks it to finish the
+    article in hand and put the rest of its batch back (workers/jobs.py). RQ would take a second
+    signal as a cold shutdown; here only SIGKILL (from the supervisor, after
+    `worker.job_timeout`) stops a worker mid-article."""
+
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self._request_stop)
+        signal.signal(signal.SIGTERM, self._request_stop)
+
+    def _request_stop(self, _signum: int, _frame: object) -> None:
+        from workers import jobs
+
+        jobs.request_stop()
+        self._stop_requested = True
+        if self.get_state() != WorkerStatus.BUSY:
+            raise StopRequested()
+
+
+def _stop_flag(_signum: int, _frame: object) -> None:
+    from workers import jobs
+
+    jobs.request_stop()
+
+
 def run_worker(settings: Settings, r: redis.Redis, burst: bool = False) -> None:
+    """One worker until it is stopped (or, with `burst`, the queue is empty). RQ's worker quits
+    on a Redis error in the middle of a job ("found an unhandled exception"); this loop waits
+    for the server (logged once per outage) and starts it again, however long the outage."""
+    from workers import jobs
+
+    jobs.configure(settings)  # passed in, never re-read from the environment
     queue = Queue(settings.stream.queue, connection=r)
-    # maintenance every 30 s: a job whose worker died (no heartbeat for ~65 s) is retried soon
-    worker = SimpleWorker([queue], connection=r, job_monitoring_interval=5, maintenance_interval=30)
     log.info("worker_started", queue=queue.name, burst=burst, pid=os.getpid())
-    worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+    down = False
+    while not jobs.stop_requested():
+        worker = IngestWorker([queue], connection=r, job_monitoring_interval=5,
+                              maintenance_interval=30, worker_ttl=WORKER_TTL)  # fmt: skip
+        with contextlib.suppress(*REDIS_DOWN):  # register_birth during an outage
+            worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the worker's handlers raise; ours do not
+            signal.signal(sig, _stop_flag)
+        pause = 0.5
+        while not jobs.stop_requested():
+            try:
+                r.ping()
+                if burst and queue.count == 0:  # done, as RQ's burst mode means it
+                    log.info("worker_stopped", pid=os.getpid())
+                    return
+                break
+            except REDIS_DOWN as exc:
+                if not down:
+                    log.warning("redis_unavailable", stage="worker", error=str(exc)[:200])
+                    down = True
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+        if down and not jobs.stop_requested():
+            log.info("redis_available", stage="worker")
+            down = False
+        elif not jobs.stop_requested():
+            time.sleep(0.5)  # RQ quit on something else: not in a tight loop
     log.info("worker_stopped", pid=os.getpid())
 
 
 def run_once(settings: Settings, r: redis.Redis, url: str, feed_ids: list[str] | None) -> PollStats:
+    """Poll every feed, wait up to `run.once_deadline` for what was deferred (ingest/once.py),
+    then process the queue with burst workers. What is left (feeds, items, jobs) is in the
+    stats and logged once as `work_left`; the CLI then exits with `once.WORK_LEFT_EXIT`."""
+
     async def poll() -> PollStats:
         poller = Poller(settings, r)
         try:
-            return await poller.run_once(feed_ids)
+            return await poller.run_once(feed_ids, deadline=settings.run.once_deadline)
         finally:
             await poller.aclose()
 
     stats = asyncio.run(poll())
     log.info("poll_done", stage="poll", feeds=stats.feeds, new_items=stats.items_new,
-             enqueued=stats.enqueued, outcomes=stats.by_outcome)  # fmt: skip
+             enqueued=stats.enqueued, outcomes=stats.by_outcome,
+             deferred=stats.deferred)  # fmt: skip
     queue = Queue(settings.stream.queue, connection=r)
     if queue.count:
         count = max(1, min(settings.worker.count, queue.count))
@@ -105,38 +179,97 @@ def run_once(settings: Settings, r: redis.Redis, url: str, feed_ids: list[str] |
         for p in procs:
             p.join()
     started = StartedJobRegistry(queue=queue)
-    if queue.count or started.count:
-        log.warning("work_left", queue_depth=queue.count, started=started.count)
+    stats.jobs_left = queue.count + started.count
+    if stats.jobs_left or stats.left:
+        left = once.summary(stats.left)
+        log.warning("work_left", queue_depth=queue.count, started=started.count,
+                    feeds=left["feeds"], items=left["items"],
+                    feed_urls=sorted(x.feed_url for x in stats.left.values())[:20],
+                    until=max((x.until for x in stats.left.values()), default=None),
+                    deadline_s=settings.run.once_deadline)  # fmt: skip
     return stats
 
 
 def run_forever(settings: Settings, r: redis.Redis, url: str,
-                after_fork: Callable[[], None] | None = None) -> None:  # fmt: skip
-    """`after_fork` starts what must not be inherited by the workers (threads, listening
-    sockets: a fork copies a lock a thread holds, and the socket would outlive this process)."""
-    procs = spawn_workers(settings, url, settings.worker.count, burst=False)
+                after_fork: Callable[[], None] | None = None,
+                inherited: Sequence[int] = ()) -> int:  # fmt: skip
+    """`after_fork` starts what must not be inherited by the workers (threads: a fork copies a
+    lock a thread holds); `inherited` are descriptors (a listening socket) the supervisor
+    closes, so that none outlives this process. Returns the exit status: 0 after a graceful
+    stop."""
+    count = settings.worker.count
+    sup = None
+    if count > 0:  # workers run elsewhere (worker.count = 0): nothing to load here
+        preload(settings)
+        sup = supervisor.start(settings, url, count, close=inherited)
     if after_fork is not None:
         after_fork()
+
+    def tell_supervisor() -> None:
+        if sup is not None and sup.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(sup.pid, signal.SIGTERM)
+
+    failed: list[str] = []
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         poller = Poller(settings, r)
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stop.is_set():  # the second one: at once
+                log.warning("stop_forced", signal=sig.name)
+                tell_supervisor()  # its second SIGTERM: it SIGKILLs the workers
+                os._exit(1)
+            log.info("stopping", signal=sig.name, grace_s=settings.run.shutdown_grace,
+                     waiting_for={"feeds_in_progress": len(poller.in_progress),
+                                  "workers": count})  # fmt: skip
+            stop.set()
+            tell_supervisor()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig)
         progress = asyncio.create_task(_progress(poller, stop))
+        if sup is not None:
+            watch = asyncio.create_task(_watch(sup, stop, failed))
         try:
-            await poller.run_forever(stop)
+            await poller.run_forever(stop, settings.run.shutdown_grace)
         finally:
             progress.cancel()
+            if sup is not None:
+                watch.cancel()
             await poller.aclose()
         log.info("poller_stopped")
+        while sup is not None and sup.is_alive():  # signals still handled while we wait
+            await asyncio.sleep(0.1)
+        left: dict[str, int] = dict(poller.left)
+        with contextlib.suppress(redis.RedisError):
+            queue = Queue(settings.stream.queue, connection=r)
+            left.update(queue_depth=queue.count, jobs_started=StartedJobRegistry(queue=queue).count)
+        log.info("workers_stopped", count=count)
+        log.info("stopped", left=left)
 
     try:
         asyncio.run(main())
     finally:
-        stop_workers(procs)
-        log.info("workers_stopped", count=len(procs))
+        if sup is not None and sup.is_alive():  # an exception in the poller: not a stop
+            tell_supervisor()
+            sup.join(settings.worker.job_timeout + 5)
+            if sup.is_alive():
+                sup.kill()
+    return 1 if failed else 0
+
+
+async def _watch(sup: BaseProcess, stop: asyncio.Event, failed: list[str]) -> None:
+    """The supervisor dying on its own (it never should) stops the service with status 1, for
+    systemd or compose to restart it: polling on without workers would only fill the queue."""
+    while not stop.is_set():
+        await asyncio.sleep(1.0)
+        if not sup.is_alive() and not stop.is_set():
+            log.error("supervisor_died", exitcode=sup.exitcode)
+            failed.append("supervisor")
+            stop.set()
 
 
 async def _progress(poller: Poller, stop: asyncio.Event, every: float = 30.0) -> None:
@@ -148,7 +281,8 @@ async def _progress(poller: Poller, stop: asyncio.Event, every: float = 30.0) ->
             arts = counters.read(poller.r, poller.keys, "articles")
         except redis.RedisError:
             continue  # the poller reports outages
-        log.info("progress", feeds_polled=poller.stats.feeds, enqueued=poller.stats.enqueued,
+        log.info("progress", polls=poller.stats.feeds, polls_in_flight=poller.stats.in_flight,
+                 polls_by_outcome=dict(poller.stats.by_outcome), enqueued=poller.stats.enqueued,
                  published=arts.get("published", 0), duplicates=arts.get("duplicate", 0),
                  failed=sum(v for k, v in arts.items() if k not in ("published", "duplicate",
                                                                      "updated")))  # fmt: skip

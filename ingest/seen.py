@@ -29,7 +29,16 @@ from ingest.keys import Keys
 
 GENERATIONS = 3  # read window: the current generation and the two before
 BAND_MAX = 16  # article ids kept per band bucket and generation
-_MARK = struct.Struct(">8s8sQH8s")  # article id, content hash, simhash, words, cluster id
+_MARK_V1 = struct.Struct(">8s8sQH8s")  # article id, content hash, simhash, words, cluster id
+# ... then 4 bytes of the feed's id and 4 of the item's title: an item of the same feed with
+# another title is a distinct post, flagged and never dropped as a copy (workers/dedup.py).
+_MARK = struct.Struct(">8s8sQH8s4s4s")
+MARK_SIZES = (_MARK.size, _MARK_V1.size)
+
+
+def tag(text: str) -> str:
+    """4 bytes (8 hex digits) naming a feed or a title in a URL mark; "" stays ""."""
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest() if text else ""
 
 
 @dataclass(frozen=True)
@@ -39,17 +48,26 @@ class UrlMark:
     simhash: int
     words: int
     cluster_id: str  # hex
+    feed_tag: str = ""  # hex, 4 bytes ("" in marks written before it existed)
+    title_tag: str = ""
 
     def pack(self) -> bytes:
         return _MARK.pack(
             bytes.fromhex(self.article_id), bytes.fromhex(self.content_hash[:16]),
             self.simhash, min(self.words, 65535), bytes.fromhex(self.cluster_id),
+            bytes.fromhex(self.feed_tag or "00000000"), bytes.fromhex(self.title_tag or "00000000"),
         )  # fmt: skip
 
     @classmethod
     def unpack(cls, raw: bytes) -> UrlMark:
-        aid, chash, sim, words, cluster = _MARK.unpack(raw)
-        return cls(aid.hex(), chash.hex(), sim, words, cluster.hex())
+        if len(raw) == _MARK_V1.size:
+            aid, chash, sim, words, cluster = _MARK_V1.unpack(raw)
+            return cls(aid.hex(), chash.hex(), sim, words, cluster.hex())
+        aid, chash, sim, words, cluster, feed, title = _MARK.unpack(raw)
+        untagged = b"\x00" * 4
+        return cls(aid.hex(), chash.hex(), sim, words, cluster.hex(),
+                   "" if feed == untagged else feed.hex(),
+                   "" if title == untagged else title.hex())  # fmt: skip
 
 
 def _h8(*parts: str) -> bytes:
@@ -130,11 +148,15 @@ class SeenStore:
         return values, members
 
     def url_mark(self, article_id: str) -> UrlMark | None:
-        raw = self.get_many([url_field(article_id)])[0]
-        return UrlMark.unpack(raw) if raw and len(raw) == _MARK.size else None
+        return self.url_marks([article_id])[0]
+
+    def url_marks(self, article_ids: list[str]) -> list[UrlMark | None]:
+        """The own-URL marks of these articles, in one round trip (None: not a known article)."""
+        raws = self.get_many([url_field(a) for a in article_ids])
+        return [UrlMark.unpack(bytes(v)) if v is not None and self.is_mark(v) else None for v in raws]
 
     def known(self, fields: list[bytes]) -> list[bool]:
         return [v is not None for v in self.get_many(fields)]
 
     def is_mark(self, raw: Any) -> bool:
-        return bool(raw) and len(raw) == _MARK.size
+        return bool(raw) and len(raw) in MARK_SIZES

@@ -15,23 +15,35 @@ import courlan
 
 
 def canonicalize(url: str) -> str:
+    """The canonical form of an http(s) URL; anything else (not http(s), unparseable) as given."""
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            return url
+    except ValueError:  # `http://[::1` and the like
         return url
     try:
         normalized = courlan.normalize_url(url)
+        parts = urlsplit(normalized)
     except (ValueError, AttributeError):
-        normalized = url
-    parts = urlsplit(normalized)
+        parts = urlsplit(url)
     fragment = parts.fragment if parts.fragment.startswith("!") else ""
     path = parts.path or "/"
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, fragment))
 
 
 def url_key(url: str) -> str:
-    """The identity of a canonical URL, scheme-blind (a story moving to https stays one)."""
-    parts = urlsplit(canonicalize(url))
+    """The identity of a canonical URL, scheme-blind (a story moving to https stays one).
+    Only http and https are one: `x://host/path` keeps its scheme, so whatever is stored under
+    its id can never shadow `http://host/path`."""
+    canonical = canonicalize(url)
+    try:
+        parts = urlsplit(canonical)
+    except ValueError:
+        return canonical
+    if parts.scheme.lower() not in ("http", "https"):
+        return canonical
     return urlunsplit(("", parts.netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -58,7 +70,9 @@ def origin_of(url: str) -> str:
     except ValueError:
         port = None
     scheme = parts.scheme.lower()
-    return f"{scheme}://{host_of(url)}:{port or (443 if scheme == 'https' else 80)}"
+    host = host_of(url)
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
+    return f"{scheme}://{host}:{port or (443 if scheme == 'https' else 80)}"
 
 
 def resolve_amp(url: str) -> str:
@@ -73,3 +87,15 @@ def resolve_amp(url: str) -> str:
     if host.startswith("amp."):
         host = host[4:]
     return urlunsplit((parts.scheme, host, path, parts.query, parts.fragment))
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) shown as ***, for messages and logs. Everything up to
+    the last `@` after the scheme is the user info, as urlsplit reads it; when unsure, hide more."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _at, host = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+    shown = f"{user}:***" if ":" in userinfo else "***"
+    return f"{scheme}://{shown}@{host}"

@@ -63,6 +63,8 @@ def work(settings: Settings, r: redis.Redis) -> list[str]:
     queue = Queue(settings.stream.queue, connection=r)
     out = []
     for job in queue.jobs:
+        if job.func_name != "workers.jobs.process_batch":  # e.g. a scheduled topic refit
+            continue
         load_pages(ctx, job.args[0])  # the bodies the poller stored beside the job
         out.extend(process(ctx, payload) for payload in job.args[0])
     queue.empty()

@@ -1,4 +1,5 @@
-"""Builders for test pages and feeds (our own markup around texts read from ../shared)."""
+"""Builders for test pages and feeds: our own markup around our own texts (tests/data/articles.json,
+written for these tests, so that a bare clone needs nothing beside it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import html
 import json
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+ARTICLES = Path(__file__).resolve().parent / "data" / "articles.json"
 WAR_REPORT = "a1fca19b884e"  # Taliban prisoners flown to Qatar for a hostage swap (nypost, 2019)
 BOLIVIA = "4a44ab3e4c41"
 AUSTRIA = "5a822960e9a2"
@@ -35,7 +36,7 @@ BOILERPLATE = """
 
 
 def ground_truth(doc_id: str) -> dict[str, str]:
-    data = json.loads((SHARED / "extraction" / "ground-truth.json").read_text("utf-8"))
+    data = json.loads(ARTICLES.read_text("utf-8"))
     for key, value in data.items():
         if key.startswith(doc_id):
             return dict(value)
@@ -82,3 +83,36 @@ def json_feed(title: str, items: list[dict[str, str]]) -> str:
                    "content_text": it.get("summary", ""),
                    "date_published": "2019-11-19T10:00:00Z"} for it in items],
     })  # fmt: skip
+
+
+_PLACES = ["Arden", "Belmont", "Corvale", "Dunmore", "Elsworth", "Fairhaven", "Glenrock",
+           "Harwick", "Islington", "Juniper Bay", "Kestrel Point", "Lowmoor"]  # fmt: skip
+_SUBJECTS = ["the city council", "the regional water board", "a group of local farmers",
+             "the transport authority", "the hospital trust", "the port operator",
+             "a coalition of teachers", "the housing association", "the fire service"]  # fmt: skip
+_VERBS = ["approved", "rejected", "postponed", "debated", "announced", "questioned", "defended"]
+_THINGS = ["a plan to rebuild the old bridge", "new rules for night buses",
+           "a budget for flood defences", "the closure of two libraries",
+           "a scheme to plant ten thousand trees", "longer opening hours for clinics",
+           "a levy on empty shops", "the sale of the market hall"]  # fmt: skip
+
+
+def distinct_story(n: int, paras: int = 6) -> list[str]:
+    """Paragraphs of a plain English local-news story of our own, different for every `n` (no
+    two share enough wording to be near-copies), for tests that need many distinct articles."""
+    import random
+
+    rnd = random.Random(n)
+    place = _PLACES[n % len(_PLACES)]
+    out = []
+    for p in range(paras):
+        sentences = []
+        for _ in range(3):
+            count = rnd.randint(12, 9000)
+            sentences.append(
+                f"In {place}, {rnd.choice(_SUBJECTS)} {rnd.choice(_VERBS)} "
+                f"{rnd.choice(_THINGS)} on day {rnd.randint(1, 28)} of story {n}, "
+                f"after {count} residents signed letter {n}-{p}-{rnd.randint(100, 999)}."
+            )
+        out.append(" ".join(sentences))
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -32,10 +33,17 @@ class _QuietServer(ThreadingHTTPServer):
         """Clients hanging up mid-answer (caps, deadlines) are the point of many tests."""
 
 
+class _QuietServer6(_QuietServer):
+    address_family = socket.AF_INET6
+
+
 class TestServer:
     __test__ = False
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """`host="::1"`: another site on the loopback (a different host name for same-site
+        checks, without any DNS)."""
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
         self.inflight = 0
@@ -91,18 +99,23 @@ class TestServer:
                 if status != 304:
                     self.wfile.write(body)
 
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self.httpd = (_QuietServer6 if ":" in host else _QuietServer)((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.netloc}"
 
     @property
     def allow(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return self.netloc
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path

@@ -8,7 +8,7 @@ from workers import classify, fingerprint
 from workers.clean import clean
 from workers.decode import decode
 
-LEX = classify.load_lexicon(ROOT / "config" / "taxonomy.yaml")
+LEX = classify.load_lexicon(ROOT / "ingest" / "defaults" / "taxonomy.yaml")
 REPORT = (
     "The government said troops had launched an offensive against rebel positions overnight.\n"
     "A ceasefire agreed last month collapsed after an attack on an army checkpoint.\n"

@@ -7,7 +7,7 @@ import yaml
 from tests.conftest import ROOT
 from workers import classify
 
-TAXONOMY = ROOT / "config" / "taxonomy.yaml"
+TAXONOMY = ROOT / "ingest" / "defaults" / "taxonomy.yaml"
 LEX = classify.load_lexicon(TAXONOMY)
 
 STORIES = {

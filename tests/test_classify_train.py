@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import SHARED, cli
 
@@ -20,6 +23,7 @@ def masakhane(*langs: str) -> list[dict[str, str]]:
     return out
 
 
+@pytest.mark.corpus
 def test_train_on_labels_then_classify_with_the_model(tmp_path: Path) -> None:
     docs = [d for d in masakhane() if d["label"] in MAPPING]
     labels = tmp_path / "labels.jsonl"
@@ -45,6 +49,7 @@ def test_train_on_labels_then_classify_with_the_model(tmp_path: Path) -> None:
     assert any(t.get("source") == "model" for r in rows for t in r["topics"])
 
 
+@pytest.mark.corpus
 def test_self_label_trains_from_an_unlabelled_archive(tmp_path: Path) -> None:
     both = masakhane("eng", "fra")  # English and French, as in bench/classify.py --self-label
     archive = tmp_path / "archive.jsonl"
@@ -73,6 +78,45 @@ def test_self_label_trains_from_an_unlabelled_archive(tmp_path: Path) -> None:
             assert all(t["source"] == "model+lexicon" for r in rows for t in r["topics"])
             assert all(sum(t["score"] for t in r["topics"]) <= 1.0 + 1e-6 for r in rows)
     assert accuracy["blend"] > accuracy["lexicon"]
+
+
+_OWN_VOCAB = {  # our own small labelled set: three topics, words only one of them uses
+    "medtop:15000000": "striker goal league match coach season stadium referee keeper cup",
+    "medtop:04000000": "shares profits bank investors market inflation company earnings trade",
+    "medtop:07000000": "hospital patients doctors vaccine disease nurses clinic treatment virus",
+}
+_COMMON = "the a said on in and of to for with after week city officials"
+
+
+def _own_docs(per_label: int, seed: int) -> list[dict[str, str]]:
+    rnd = random.Random(seed)
+    docs = []
+    for label, vocab in _OWN_VOCAB.items():
+        words, common = vocab.split(), _COMMON.split()
+        for _ in range(per_label):
+            text = " ".join(rnd.choice(words if rnd.random() < 0.4 else common) for _ in range(60))
+            docs.append({"title": " ".join(rnd.sample(words, 3)), "text": text, "label": label})
+    return docs
+
+
+def test_train_on_labels_then_classify_with_the_model_own_fixture(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps(d) + "\n" for d in _own_docs(30, seed=1)))
+    model = tmp_path / "model.npz"
+    out = cli("classify", "train", str(labels), "--out", str(model))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["documents"] == 90
+    fresh = _own_docs(5, seed=2)
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("".join(json.dumps({"id": i, "title": d["title"], "text": d["text"]}) + "\n"
+                              for i, d in enumerate(fresh)))  # fmt: skip
+    got = cli("classify", "--input", str(inputs), env={"NEWS_INGEST_CLASSIFY_MODEL": str(model)})
+    assert got.returncode == 0, got.stderr
+    rows = [json.loads(line) for line in got.stdout.splitlines()]
+    right = sum(bool(r["topics"]) and r["topics"][0]["code"] == d["label"]
+                for r, d in zip(rows, fresh, strict=True))  # fmt: skip
+    assert right >= 13, rows  # of 15
+    assert any(t.get("source") in ("model", "model+lexicon") for r in rows for t in r["topics"])
 
 
 def test_training_needs_labels(tmp_path: Path) -> None:

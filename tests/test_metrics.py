@@ -132,7 +132,7 @@ def test_metrics_scraped_during_a_real_run_match_what_the_run_did(
         assert 'news_ingest_queue_depth{queue="articles"} 0.0' in body
         assert 'news_ingest_polls_total{outcome="ok"} 1.0' in body
         assert 'news_ingest_polls_total{outcome="gone"} 1.0' in body
-        assert 'news_ingest_feeds{health="degraded"} 1.0' in body
+        assert 'news_ingest_feeds{health="gone"} 1.0' in body  # one 410 is permanent
         assert 'news_ingest_stage_seconds_count{stage="end_to_end"} 3.0' in body
         assert 'news_ingest_stage_seconds_count{stage="extract"} 3.0' in body
         assert 'news_ingest_site_extraction_success{site="127.0.0.1"} 1.0' in body

@@ -39,7 +39,8 @@ def test_retry_after_pushes_out_the_feed_and_its_host(
     st = state(r, busy)
     assert st["last_outcome"] == "rate_limited"
     assert st["errors"] == "0" and st["health"] == "healthy"  # a 429 is not the feed's fault
-    assert 100 < due_in(r, busy) < 140
+    # 1.25 blocks (±10 % jitter): after the work the block deferred, which comes back at 1
+    assert 130 < due_in(r, busy) < 170
     assert 100_000 < r.pttl(KEYS.host_next("127.0.0.1")) - 60_000 <= 121_000
 
     # Another feed on the same host waits for the same Retry-After: no request reaches it.
@@ -184,7 +185,8 @@ def test_feed_identity_degrades_for_shared_guids_and_links(
     settings = settings_for(server)
     poll(settings, r)
     assert state(r, g)["guid_mode"] == "link"
-    assert state(r, link)["guid_mode"] == "link+title"
+    # links shared by different titles are told apart per link, not by a feed-wide mode
+    assert (state(r, link)["guid_mode"], state(r, link)["shared_links"]) == ("guid", "1")
     assert sorted(h.path for h in server.requests if h.path.startswith("/s")) == [
         "/s0",
         "/s1",

@@ -7,11 +7,15 @@ Two kinds of rules, both on short lines only (a real paragraph that merely menti
   newsletter box). It and everything after it go, when it sits in the last part of the text.
 * drop lines: single boilerplate lines anywhere (share bars, "Advertisement", copyright lines,
   cookie notices, "Follow us on", "Click here to ...").
+* bylines, credits, signatures and promotions (workers/credits.py): by structure and position
+  first, phrases second.
 """
 
 from __future__ import annotations
 
 import re
+
+from workers import credits
 
 SHORT = 160  # characters: longer lines are content
 
@@ -49,7 +53,8 @@ _DROP = re.compile(
 
 # Promotional sentences that close an article inside its last paragraph.
 _PROMO = re.compile(
-    r"\b(?:follow (?:us|him|her|them) on|follow us\b|click here\b|subscribe (?:now|today|to)\b"
+    r"\b(?:follow (?:us|him|her|them|@\w+) on|follow us\b|click here\b|subscribe (?:now|today|to)\b"
+    r"|suivez-nous\b|folgen sie uns\b"
     r"|sign up (?:for|to)\b|tell us what you think|delivered (?:to|through) your (?:inbox|letterbox)"
     r"|download (?:our|the) app)",
     re.I,
@@ -63,8 +68,12 @@ def _trim_promo(line: str) -> str:
     return " ".join(kept)
 
 
-def clean(text: str, tail_from: float = 0.5) -> tuple[str, list[str]]:
-    """Return the cleaned text and the labels of what was removed."""
+def clean(
+    text: str, tail_from: float = 0.5, links: set[str] | None = None, title: str = ""
+) -> tuple[str, list[str]]:
+    """Return the cleaned text and the labels of what was removed. `links` (the page's link
+    texts) and `title` (its headline) let the byline/credit/promotion rules (workers/credits.py)
+    see a link-only line and the headline repeated at the top."""
     lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
     removed: list[str] = []
@@ -88,4 +97,7 @@ def clean(text: str, tail_from: float = 0.5) -> tuple[str, list[str]]:
             removed.append(f"promo:{kept[i][:40]}")
             kept[i] = trimmed
     kept = [line for line in kept if line]
+    verdicts = credits.judge(kept, links, title)
+    removed += [f"{rule}:{line[:40]}" for line, rule in zip(kept, verdicts, strict=True) if rule]
+    kept = [line for line, rule in zip(kept, verdicts, strict=True) if not rule]
     return "\n".join(kept), removed

@@ -62,9 +62,11 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
         if tree is None:
             return Extracted()
         meta = metadata.read(tree)
-        anchors = anchor_texts(tree)
+        links = link_texts(tree)
+        anchors = {text for text in links if len(text) >= 12}
         raw = _trafilatura(tree, url, include_tables, precision=True)
         method = "trafilatura"
+        retry = ""
         if len(raw) < RETRY_BELOW_CHARS:
             second = load_html(html)
             wider = (
@@ -73,18 +75,48 @@ def from_page(html: str, url: str, include_tables: bool = True) -> Extracted:
                 else ""
             )
             if len(wider) >= 2 * max(len(raw), 1):
-                raw, method = wider, "trafilatura_balanced"
+                retry = retry_verdict(wider, links, anchors)
+                if retry == "taken":
+                    raw, method = wider, "trafilatura_balanced"
     except (ValueError, etree.LxmlError, RecursionError):
         return Extracted()
     if not raw:
+        if retry.startswith("rejected"):  # nothing but the chrome the retry found: an index page
+            share = max(link_share(wider, anchors), chrome_share(wider, links))
+            return Extracted(**vars(meta), quality={"retry": retry, "link_share": round(share, 2)})
         return Extracted()
-    text, removed = clean(raw)
-    return Extracted(
-        **vars(meta),
-        text=text,
-        method=method,
-        quality={"removed": len(removed), "link_share": round(link_share(text, anchors), 2)},
-    )
+    text, removed = clean(raw, links=links, title=meta.title)
+    quality: dict[str, Any] = {"removed": len(removed),
+                               "link_share": round(link_share(text, anchors), 2)}  # fmt: skip
+    if retry:
+        quality["retry"] = retry
+    return Extracted(**vars(meta), text=text, method=method, quality=quality)
+
+
+CHROME_LIMIT = 0.5  # more of a retry's text than this in link texts and stubs: the page's chrome
+STUB_WORDS = 3  # a line of at most this many words is a section name or a menu entry, not prose
+
+
+def chrome_share(text: str, links: set[str]) -> float:
+    """Share of the text's characters in lines that are any link text of the page (menus, "most
+    read" teasers) or stubs of at most STUB_WORDS words (section names, "Sign in")."""
+    lines = [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
+    total = sum(len(ln) for ln in lines)
+    if not total:
+        return 0.0
+    chrome = sum(len(ln) for ln in lines if ln in links or len(ln.split()) <= STUB_WORDS)
+    return chrome / total
+
+
+def retry_verdict(wider: str, links: set[str], anchors: set[str]) -> str:
+    """Whether the balanced retry's text may replace the precision pass's: "taken", or why not.
+    A retry that is mostly menus, section names and teaser links found the page's chrome, not
+    a longer article (precision mode's short text is then the article, or nothing is)."""
+    if link_share(wider, anchors) > LINK_LIMIT:
+        return "rejected_links"
+    if chrome_share(wider, links) > CHROME_LIMIT:
+        return "rejected_chrome"
+    return "taken"
 
 
 _FREE_FALSE = re.compile(rb'"isAccessibleForFree"\s*:\s*"?false"?', re.I)
@@ -147,14 +179,19 @@ def html_to_text(fragment: str) -> str:
     return "\n".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def anchor_texts(tree: Any) -> set[str]:
-    """The page's link texts long enough to be headlines (read before trafilatura prunes)."""
+def link_texts(tree: Any) -> set[str]:
+    """Every link text of the page, whitespace collapsed (read before trafilatura prunes)."""
     out = set()
     for a in tree.iter("a"):
         text = " ".join((a.text_content() or "").split())
-        if len(text) >= 12:
+        if text:
             out.add(text)
     return out
+
+
+def anchor_texts(tree: Any) -> set[str]:
+    """The page's link texts long enough to be headlines (read before trafilatura prunes)."""
+    return {text for text in link_texts(tree) if len(text) >= 12}
 
 
 def link_share(text: str, anchors: set[str]) -> float:
@@ -183,6 +220,7 @@ def words_of(text: str) -> list[str]:
 
 LINK_LIMIT = 0.5  # more of the body in link texts than this: an index page, not an article
 OVERLAP_FLOOR = 0.2  # the page shares less of the feed's words than this: not this story
+CONTAINS_FEED = 0.9  # the page holds this much of the feed's words: the same story, however short
 
 
 def choose(page: Extracted, feed_html: str, min_chars: int) -> Extracted:
@@ -211,7 +249,9 @@ def choose(page: Extracted, feed_html: str, min_chars: int) -> Extracted:
         failed = "index_page"
     elif overlap is not None and overlap < OVERLAP_FLOOR and feed_usable:
         failed = "off_topic"
-    elif len(page.text) < min_chars and len(page.text) < len(feed_text):
+    elif len(page.text) < min_chars and len(page.text) < len(feed_text) and not (
+        overlap is not None and overlap >= CONTAINS_FEED
+    ):  # a short body holding the feed's own text is a short article, not a failed page
         failed = "page_too_short" if page.text else "page_failed"
     if not failed:
         page.quality["gate"] = "pass" if len(page.text) >= min_chars else "short"

@@ -25,12 +25,22 @@ import unicodedata
 
 import numpy as np
 
-_WORDS = re.compile(r"\w+", re.UNICODE)
+# Scripts written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar): each character is a
+# token, so their shingles are character 3-grams; a line of Chinese is not a handful of \w+ runs.
+_UNSPACED = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff"
+)
+_WORDS = re.compile(rf"[{_UNSPACED}]|[^\W{_UNSPACED}]+", re.UNICODE)
 BITS = 64
 
 
 def words(text: str) -> list[str]:
     return _WORDS.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def shingle_count(n_tokens: int, shingle: int = 3) -> int:
+    return max(n_tokens - shingle + 1, 1) if n_tokens else 0
 
 
 def content_hash(text: str) -> str:

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Any
 
 import redis
 import structlog
 from rq import get_current_job
+from rq.timeouts import JobTimeoutException
 
 from ingest import settings
+from workers import limits
 from workers.pipeline import Context, finish, process
 
 log = structlog.get_logger("workers.jobs")
 
 
-@lru_cache(maxsize=1)
-def worker_settings() -> settings.Settings:
-    return settings.load()
-
-
+_settings: list[settings.Settings] = []  # the one this worker process runs with
 _contexts: dict[int, Context] = {}
+
+
+def configure(resolved: settings.Settings) -> None:
+    """Hand this process the settings its jobs run with (`run_worker` does, before any job), so
+    that what the command line resolved (flags, --config) reaches the pipeline."""
+    _settings[:] = [resolved]
+    _contexts.clear()
+
+
+def worker_settings() -> settings.Settings:
+    """The configured settings; a worker started without `configure` (plain `rq worker`) resolves
+    its own from the environment and config/, once."""
+    if not _settings:
+        configure(settings.load())
+    return _settings[0]
 
 
 def context(r: redis.Redis | None = None) -> Context:
@@ -65,6 +77,40 @@ def heartbeat() -> None:
         _beats[job.id] = (now, members)
 
 
+limits.keep_alive = heartbeat  # also beaten while a long page is being extracted
+_stopping = False
+
+
+def request_stop() -> None:
+    """Set by the worker's SIGTERM/SIGINT handler (ingest/runner.py): finish the article in
+    hand, put the rest of the batch back in the queue."""
+    global _stopping
+    _stopping = True
+
+
+def stop_requested() -> bool:
+    return _stopping
+
+
+def requeue_rest(ctx: Context, rest: list[dict[str, Any]]) -> None:
+    """The articles of a batch not started when the worker was asked to stop, as a job of their
+    own (same settings as the poller's), so the stop waits for one article, not a batch. Their
+    page bodies stay where the poller stored them."""
+    from rq import Queue, Retry
+
+    job = get_current_job()
+    if job is None:
+        return
+    for p in rest:
+        if p["page"].get("stored"):
+            p["page"]["html_z"] = None  # loaded by load_pages; read again by the new job
+    Queue(job.origin, connection=ctx.r).enqueue_call(
+        "workers.jobs.process_batch", args=(rest,), timeout=int(job.timeout or 0) or None, result_ttl=60,
+        failure_ttl=job.failure_ttl, retry=Retry(max=3),
+    )  # fmt: skip
+    log.info("batch_requeued", stage="pipeline", articles=len(rest), job_id=job.id)
+
+
 def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
     """Process a batch of fetched items; returns outcome -> count. Safe to run twice."""
     ctx = context()
@@ -73,10 +119,18 @@ def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
     _beats.clear()  # a new run of a job (a retry too) has its own registry entry to find
     stored = load_pages(ctx, payloads)
     tally: dict[str, int] = {}
-    for payload in payloads:
+    for n, payload in enumerate(payloads):
+        if n and _stopping:
+            rest = payloads[n:]
+            requeue_rest(ctx, rest)
+            kept = {ctx.keys.page(p["claim"]) for p in rest if p["page"].get("stored")}
+            stored = [k for k in stored if k not in kept]
+            break
         heartbeat()
         try:
             outcome = process(ctx, payload)
+        except JobTimeoutException:  # RQ's job timeout: it must end the job, not one article
+            raise
         except Exception as exc:  # one bad article must not sink its batch-mates
             log.exception("article_crashed", feed_url=payload.get("feed", {}).get("url"),
                           article_id=payload.get("link_id"), stage="pipeline")  # fmt: skip

@@ -6,7 +6,6 @@ turns every failure into a named, counted outcome (and a dead letter when there 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -14,15 +13,17 @@ from typing import Any
 import redis
 import structlog
 
-from ingest import bodies, counters, failpoints, observe
+from ingest import bodies, counters, deadletters, failpoints, observe
 from ingest.feedparse import iso_utc
 from ingest.keys import Keys
-from ingest.seen import SeenStore, UrlMark, hash_field, url_field
+from ingest.seen import SeenStore, UrlMark, tag
 from ingest.settings import Settings
 from ingest.urls import article_id, canonicalize, host_of, resolve_amp
-from workers import classify, extract, fingerprint, learn
+from workers import classify, dedup, extract, learn, limits, metadata
 from workers.decode import decode
+from workers.dedup import Decision, Fingerprints, Item, material_change  # noqa: F401  (re-exported)
 from workers.publish import Publisher
+from workers.template import SiteTemplates
 
 log = structlog.get_logger("workers.pipeline")
 
@@ -39,6 +40,7 @@ class Context:
     publisher: Publisher
     lexicon: classify.Lexicon
     model: Any = None  # a workers.topic_model.TopicModel when classify.model is set
+    templates: SiteTemplates | None = None  # the sites' learned template lines
     learned: learn.LearnedModels | None = None  # models learnt from the stream (classify.learn)
 
     @classmethod
@@ -53,6 +55,7 @@ class Context:
             publisher=Publisher(r, keys, seen, settings.stream.maxlen),
             lexicon=classify.cached_lexicon(settings.classify.taxonomy),
             model=_model(settings.classify.model),
+            templates=SiteTemplates(r, keys, settings.template),
             learned=learn.LearnedModels(keys) if settings.classify.learn else None,
         )
 
@@ -78,6 +81,14 @@ def same_site(a: str, b: str) -> bool:
     return bool(ha) and (ha == hb or ha.endswith("." + hb) or hb.endswith("." + ha))
 
 
+def cross_site_canonical(page_url: str, declared: str) -> str:
+    """A rel=canonical/og:url naming another site (a syndicated copy, or a page claiming to be
+    one): canonicalised, or "". Only a claim: workers/dedup.py decides what it is worth."""
+    if declared and declared.startswith(("http://", "https://")) and not same_site(declared, page_url):
+        return canonicalize(declared)
+    return ""
+
+
 def canonical_for(page_url: str, declared: str) -> str:
     """The page's own canonical (rel=canonical/og:url) when it stays on the same site."""
     if declared and declared.startswith(("http://", "https://")) and same_site(declared, page_url):
@@ -86,8 +97,9 @@ def canonical_for(page_url: str, declared: str) -> str:
 
 
 def extract_payload(
-    payload: dict[str, Any], min_chars: int, include_tables: bool = True
-) -> extract.Extracted:
+    payload: dict[str, Any], min_chars: int, include_tables: bool = True,
+    max_tags: int = 0, cpu_s: float = 0,
+) -> extract.Extracted:  # fmt: skip
     page = payload["page"]
     item = payload["item"]
     ex = extract.Extracted()
@@ -97,9 +109,15 @@ def extract_payload(
         body, page["outcome"] = b"", "body_unreadable"
     ctype = (page.get("content_type") or "").lower()
     if body and (not ctype or any(t in ctype for t in HTML_TYPES)):
-        html, charset = decode(body, ctype)
-        ex = extract.from_page(html, page["url"], include_tables)
-        ex.quality["charset"] = charset
+        try:  # workers/limits.py: a page too costly to extract is `too_complex`
+            limits.check_markup(body, max_tags)
+            with limits.cpu_limit(cpu_s):
+                html, charset = decode(body, ctype)
+                ex = extract.from_page(html, page["url"], include_tables)
+            ex.quality["charset"] = charset
+        except limits.TooComplex as exc:
+            ex = extract.Extracted(quality={"page_outcome": "too_complex"})
+            page["error"] = page.get("error") or str(exc)
         wall = extract.paywall_signal(body)
         if wall:
             ex.quality["paywall"] = wall
@@ -117,11 +135,17 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
     logctx = {"feed_url": feed["url"], "article_id": link_id}
     seen = Seen(payload, ctx.settings.stream.trace_ttl)
     ex = extract_payload(
-        payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables
-    )
+        payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables,
+        ctx.settings.extract.max_tags, ctx.settings.extract.cpu_limit,
+    )  # fmt: skip
+    template_lines = drop_template(ctx, payload, ex)  # part of the extract stage's time
     seen.stage("extract", started)
     seen.extraction = {"method": ex.method, **ex.quality}
-    fp = Fingerprints.of(ex.text)
+    if template_lines:
+        seen.extraction["template_lines"] = template_lines
+    dd = ctx.settings.dedup
+    fp = Fingerprints.of(ex.text, payload.get("furniture") or (), dd.near_min_shingles,
+                         titles=(_item.get("title") or "", ex.title))  # fmt: skip
     if fp.words < 5:
         reason = ex.quality.get("page_outcome") or "not_article"
         return finish(ctx, payload, reason, logctx, detail=page.get("error", ""), seen=seen)
@@ -134,22 +158,31 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
         aid = article_id(canonical)
         url_ids = list(dict.fromkeys([aid, link_id, article_id(page["url"])]))
     logctx["article_id"] = aid
-    dedup = ctx.settings.dedup
+    claimed = cross_site_canonical(page["url"], ex.canonical_url)
+    who = Item(aid, url_ids, tag(feed["id"]), tag((_item.get("title") or "").strip()),
+               article_id(claimed) if claimed and article_id(claimed) != aid else "")  # fmt: skip
 
     for _attempt in range(3):
-        d = decide(ctx, aid, url_ids, fp)
+        d = decide(ctx, aid, url_ids, fp, who)
         seen.dedup = {"decision": d.event, "hit": d.why, "keys": url_ids,
-                      "content_hash": fp.content_hash, "simhash": f"{fp.simhash:016x}"}  # fmt: skip
+                      "content_hash": fp.content_hash, "simhash": f"{fp.simhash:016x}",
+                      "shingles": fp.shingles}  # fmt: skip
+        if d.possible_duplicate_of:
+            seen.dedup["possible_duplicate_of"] = d.possible_duplicate_of
+        if claimed:
+            seen.dedup["canonical_claim"] = claimed
         if d.event == "duplicate":
             return finish(ctx, payload, "duplicate", logctx, detail=d.why, seen=seen)
-        if d.event == "near_duplicate" and dedup.drop_near_duplicates:
+        if d.event == "near_duplicate" and dd.drop_near_duplicates:
             return finish(ctx, payload, "near_duplicate", logctx, detail=d.why, seen=seen)
         event = "created" if d.event == "near_duplicate" else d.event
         t_classify = time.monotonic()
         record = build_record(ctx, payload, ex, canonical, aid, fp, d.duplicate_of, d.cluster_id)
+        record["possible_duplicate_of"] = d.possible_duplicate_of
         seen.stage("classify", t_classify)
         seen.classified = {"language": record["language"], "topics": record["topics"]}
-        mark = UrlMark(aid, fp.content_hash, fp.simhash, fp.words, d.cluster_id or aid)
+        mark = UrlMark(aid, fp.content_hash, fp.simhash, fp.words, d.cluster_id or aid,
+                       who.feed_tag, who.title_tag)  # fmt: skip
         outcome = "published" if event == "created" else "updated"
         if d.event == "near_duplicate":
             outcome = "near_duplicate_published"
@@ -158,7 +191,7 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
             record, url_ids=url_ids, guid=(feed["id"], payload["guid_hash"]), expected=d.expected,
             event=event, bands=fp.bands, mark=mark,
             item_version=bytes.fromhex(payload.get("item_version") or "00000000"), count_as=outcome,
-            routes=routes_for(ctx, record),
+            routes=routes_for(ctx, record), check_owner=d.check_owner and event == "created",
         )  # fmt: skip
         if result.outcome == "published":
             failpoints.hit("worker.after_publish")
@@ -186,6 +219,29 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
 
 
 PAGE_STEPS = ("trafilatura", "trafilatura_balanced")
+
+
+def drop_template(ctx: Context, payload: dict[str, Any], ex: extract.Extracted) -> list[str]:
+    """Take the site's learned template lines out of a page's body (workers/template.py); the
+    trace (`explain`) lists them under extraction.template_lines."""
+    if ex.method not in PAGE_STEPS or not ex.text or not ctx.settings.template.enabled:
+        return []
+    page = payload["page"]
+    story = (payload["link_id"] if payload.get("identity")
+             else article_id(canonical_for(page["url"], ex.canonical_url)))  # fmt: skip
+    if ctx.templates is None:
+        ctx.templates = SiteTemplates(ctx.r, ctx.keys, ctx.settings.template)
+    verdict = ctx.templates.apply(host_of(page["url"]).removeprefix("www."), story, ex.text)
+    if verdict.dropped:
+        ex.text = verdict.text
+        ex.quality["template_dropped"] = len(verdict.dropped)
+    return [line[:120] for line in verdict.dropped]
+
+
+def summary_text(summary: str) -> str:
+    """The feed's summary as text: HTML parsed (which decodes its entities), or, when it has no
+    tags, its entities decoded here; either way once."""
+    return metadata.text_field(extract.html_to_text(summary), decode="<" not in summary)[:2000]
 
 
 def routes_for(ctx: Context, record: dict[str, Any]) -> list[str]:
@@ -238,86 +294,13 @@ class Seen:
             observe.trace(pipe, keys, aid, fields, self.trace_ttl)
 
 
-@dataclass(frozen=True)
-class Fingerprints:
-    content_hash: str
-    simhash: int
-    bands: list[int]
-    words: int
-
-    @classmethod
-    def of(cls, text: str) -> Fingerprints:
-        toks = fingerprint.words(text)  # normalised once for all four
-        digests = fingerprint.digests_of(toks)
-        return cls(
-            fingerprint.hash_of(toks),
-            fingerprint.simhash_of(digests),
-            fingerprint.minhash_bands(digests),
-            len(toks),
-        )
-
-
-@dataclass(frozen=True)
-class Decision:
-    event: str  # created | updated | duplicate | near_duplicate
-    why: str = ""  # for duplicates: which mark hit, and the article it points to
-    expected: bytes = b""  # the own-URL mark read (compare-and-set in the publish script)
-    duplicate_of: str | None = None
-    cluster_id: str | None = None
-
-
-def material_change(old_sim: int, old_words: int, sim: int, words: int, max_bits: int) -> bool:
-    """A correction worth republishing, not a changed timestamp or view count: the text moved
-    by more than `max_bits` SimHash bits, or grew or shrank by at least 10 words and 3%."""
-    delta = abs(words - old_words)
-    return fingerprint.distance(old_sim, sim) > max_bits or (
-        delta >= 10 and delta >= 0.03 * max(words, old_words)
-    )
-
-
-def decide(ctx: Context, aid: str, url_ids: list[str], fp: Fingerprints) -> Decision:
-    """What this text is, given what is remembered: its URL's earlier version (updated or a
-    duplicate), another URL of the same story, the same text elsewhere, or a near-copy."""
-    fields = [url_field(u) for u in url_ids] + [hash_field(fp.content_hash)]
-    values, members = ctx.seen.lookup(fields, fp.bands)
-    *url_values, owner = values
-    own = url_values[0]
-    if own and ctx.seen.is_mark(own):
-        old = UrlMark.unpack(own)
-        if old.content_hash == fp.content_hash[:16]:
-            return Decision("duplicate", f"url:{aid}")
-        if not material_change(
-            old.simhash, old.words, fp.simhash, fp.words, ctx.settings.dedup.simhash_max_distance
-        ):
-            return Decision("duplicate", f"url-trivial-change:{aid}")
-        return Decision("updated", expected=bytes(own), cluster_id=old.cluster_id)
-    for uid, other in zip(url_ids[1:], url_values[1:], strict=True):
-        if other:
-            return Decision("duplicate", f"url:{uid}")
-    if owner and bytes(owner).hex() != aid:
-        return Decision("duplicate", f"content:{bytes(owner).hex()}")
-    near = nearest(ctx, aid, fp, members)
-    if near is not None:
-        return Decision("near_duplicate", f"near:{near.article_id}",
-                        duplicate_of=near.article_id, cluster_id=near.cluster_id)  # fmt: skip
-    return Decision("created")
-
-
-def nearest(ctx: Context, aid: str, fp: Fingerprints, members: list[list[str]]) -> UrlMark | None:
-    """The earlier article this text is a near-copy of: sharing at least `near_min_bands` MinHash
-    bands, or one band and a SimHash within `near_max_distance` bits."""
-    shared: Counter[str] = Counter()
-    for ids in members:
-        shared.update(set(ids) - {aid})
-    dedup = ctx.settings.dedup
-    for candidate, n in shared.most_common(5):
-        mark = ctx.seen.url_mark(candidate)
-        if mark is None:
-            continue
-        close = fingerprint.distance(mark.simhash, fp.simhash) <= dedup.near_max_distance
-        if n >= dedup.near_min_bands or close:
-            return mark
-    return None
+def decide(
+    ctx: Context, aid: str, url_ids: list[str], fp: Fingerprints, item: Item | None = None
+) -> Decision:
+    """What this text is, given what is remembered (workers/dedup.py: one batched read, then a
+    pure decision)."""
+    who = item or Item(aid, url_ids)
+    return dedup.decide(dedup.read(ctx.seen, who, fp), who, fp, ctx.settings.dedup)
 
 
 def build_record(
@@ -325,7 +308,7 @@ def build_record(
     fp: Fingerprints, duplicate_of: str | None, cluster_id: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     feed, item, page = payload["feed"], payload["item"], payload["page"]
-    title = item.get("title") or ex.title
+    title = metadata.text_field(item.get("title")) or ex.title  # entities decoded once
     cfg = ctx.settings.classify
     lang = classify.language(ex.text, declared=feed.get("language", ""),
                              allowed=tuple(cfg.languages))  # fmt: skip
@@ -364,7 +347,7 @@ def build_record(
         "language": lang,
         "topics": topics,
         "text": ex.text,
-        "summary": extract.html_to_text(item.get("summary") or "")[:2000],
+        "summary": summary_text(item.get("summary") or ""),
         "site_name": ex.site_name or host_of(page["url"]),
         "image": item.get("image") or ex.image,
         "tags": item.get("tags") or [],
@@ -389,7 +372,14 @@ def finish(
     ctx: Context, payload: dict[str, Any], outcome: str, logctx: dict[str, Any], detail: str = "",
     seen: Seen | None = None,
 ) -> str:  # fmt: skip
-    """A terminal outcome other than publication: counted, remembered, dead-lettered if failed."""
+    """A terminal outcome other than publication: counted, remembered, dead-lettered if failed.
+    A replay that does not publish changes nothing: its letter, counters and trace stay as the
+    first run left them, so replaying again is idempotent."""
+    skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
+    if payload.get("replay"):
+        log.info("replay_unchanged", **logctx, outcome=outcome, detail=detail,
+                 letter=payload["replay"])  # fmt: skip
+        return outcome
     ttl = int(ctx.settings.dedup.window_days * 86400)
     pipe = ctx.r.pipeline()
     (seen or Seen(payload, ctx.settings.stream.trace_ttl)).write(
@@ -397,12 +387,10 @@ def finish(
     )
     pipe.set(ctx.keys.inflight(payload.get("claim") or payload["link_id"]), outcome, ex=ttl)
     counters.incr(pipe, ctx.keys, "articles", outcome)
-    skipped = outcome in ("duplicate", "near_duplicate")  # the story is in the stream already
     if not skipped:
-        counters.deadletter(pipe, ctx.keys, outcome, url=payload["page"]["url"],
-                            feed_url=payload["feed"]["url"], article_id=payload["link_id"],
-                            detail=detail, body_z=payload["page"].get("html_z")
-                            or payload["page"].get("error_z"))  # fmt: skip
+        deadletters.write(
+            pipe, ctx.keys, deadletters.DeadLetter.of_payload(payload, outcome, detail)
+        )
     pipe.execute()
     log.info("article_skipped" if skipped else "article_failed", **logctx,
              stage="dedup" if skipped else "extract", outcome=outcome, detail=detail)  # fmt: skip

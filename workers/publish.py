@@ -33,7 +33,7 @@ from ingest.seen import (
 
 # KEYS: 1 stream, then GENERATIONS keys per mark (current generation first), marks in the order
 #   own URL, other URLs, content hash, GUIDs, bands; then the articles counter hash and this
-#   minute's throughput bucket (counted in the same step, so a crash cannot skew them).
+#   10-second throughput bucket (counted in the same step, so a crash cannot skew them).
 # ARGV: 1 n_other, 2 n_guid, 3 n_band, 4 expected own mark ('' = absent), 5 new own mark,
 #   6 article id (8 bytes), 7 expire-at of the current generation, 8 maxlen, 9 event,
 #   10 article id (hex), 11 data json, 12 check content owner ('1'/'0'), 13 ids per band bucket,
@@ -123,7 +123,10 @@ class Publisher:
         self, record: dict[str, Any], *, url_ids: list[str], guid: tuple[str, str] | None,
         expected: bytes, event: str, bands: list[int], mark: UrlMark, item_version: bytes = b"",
         count_as: str = "published", routes: list[str] | None = None,
+        check_owner: bool | None = None,
     ) -> PublishResult:  # fmt: skip
+        """`check_owner` (default: for a created article) refuses a text whose content hash
+        another article holds; a flagged distinct post of the same feed is published anyway."""
         aid = record["id"]
         others = [i for i in dict.fromkeys(url_ids) if i != aid]
         fields = [url_field(aid), *(url_field(i) for i in others), hash_field(mark.content_hash)]
@@ -133,13 +136,14 @@ class Publisher:
         keys = [self.keys.articles]
         for field in fields:
             keys.extend(self.seen.read_keys(field))
-        keys += [*(routes or []), self.keys.counters("articles"), counters.minute_bucket(self.keys)]
+        bucket = counters.throughput_bucket(self.keys)
+        keys += [*(routes or []), self.keys.counters("articles"), bucket]
         gen = self.seen.generation()
         args: list[Any] = [
             len(others), len(guids), len(band_fields), expected, mark.pack(),
             bytes.fromhex(aid), self.seen.expire_at(gen), self.maxlen, event, aid,
             json.dumps(record, ensure_ascii=False, separators=(",", ":")),
-            "1" if event == "created" else "0", BAND_MAX, item_version or b"\x00" * 4, count_as,
+            "1" if (event == "created" if check_owner is None else check_owner) else "0", BAND_MAX, item_version or b"\x00" * 4, count_as,
             len(routes or []), *fields,
         ]  # fmt: skip
         outcome, detail = self._script(keys=keys, args=args)

@@ -1,94 +1,71 @@
-"""Dead letters and replay: failed articles re-run from their stored raw HTML through the current
-extractor and settings. Idempotent: what is published already comes out `duplicate`."""
+"""Replay: dead letters re-run from their stored page through the current extractor and settings.
+
+Only what a fix can change is re-run: a letter whose page arrived (fetch `ok`, a 2xx status) and
+is stored. A failed fetch (`gone`, `http_error`, `bot_wall`, `timeout` ...: `FETCH_FAILURES`)
+stored at most the server's error page, which no extractor or setting turns into the article;
+those letters are skipped and counted, and `replay --reason gone` is refused. A re-run sees the
+original fetch facts (status, content type, final URL), and one that does not publish writes
+nothing (no new letter, counter or trace: `workers.pipeline.finish`), so replaying twice changes
+nothing the first replay did not; what the first one published comes out `duplicate`.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-import redis
+import structlog
 
-from ingest.feedlist import feed_id
-from ingest.keys import Keys
-from ingest.urls import host_of
+from ingest.deadletters import FETCH_FAILURES, DeadLetter
 from workers.pipeline import Context, process
+
+log = structlog.get_logger("workers.replay")
+
+
+def skip_reason(letter: DeadLetter) -> str | None:
+    """Why replay leaves this letter alone, None when it is re-run: the failed fetch's outcome,
+    or `no_body`."""
+    if letter.reason in FETCH_FAILURES:
+        return letter.reason
+    if not letter.fetch.ok:
+        return letter.fetch.outcome if letter.fetch.outcome != "ok" else "http_error"
+    if not letter.body_z:
+        return "no_body"
+    return None
+
+
+def refused_reason(reason: str) -> bool:
+    """`replay --reason R` for a reason no fix can change."""
+    return reason in FETCH_FAILURES
 
 
 @dataclass
-class DeadLetter:
-    id: str
-    at: float
-    reason: str
-    url: str
-    feed_url: str
-    article_id: str
-    detail: str
-    body_z: bytes | None
-
-    @classmethod
-    def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
-        def get(name: str) -> str:
-            return fields.get(name.encode(), b"").decode("utf-8", "replace")
-
-        return cls(
-            id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
-            at=float(get("at") or 0), reason=get("reason"), url=get("url"),
-            feed_url=get("feed_url"), article_id=get("article_id"), detail=get("detail"),
-            body_z=fields.get(b"body_z"),
-        )  # fmt: skip
-
-    def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "at": self.at, "reason": self.reason, "url": self.url,
-                "feed_url": self.feed_url, "article_id": self.article_id, "detail": self.detail,
-                "body_bytes": len(self.body_z) if self.body_z else 0}  # fmt: skip
-
-    def payload(self) -> dict[str, Any]:
-        """The job payload the worker would have received, with the stored page as its body."""
-        link_id = self.article_id.split(":")[0]
-        return {
-            "feed": {"id": feed_id(self.feed_url) if self.feed_url else "replay",
-                     "url": self.feed_url, "title": "", "tags": [], "language": "", "topic": ""},
-            "item": {"guid": "", "link": self.url, "title": "", "authors": [],
-                     "published_at": None, "tags": [], "summary": "", "content": "", "image": ""},
-            "link": self.url, "link_id": link_id, "guid_hash": link_id, "claim": self.article_id,
-            "page": {"url": self.url, "status": 200, "content_type": "text/html",
-                     "outcome": "ok", "html_z": self.body_z, "error": ""},
-            "discovered_at": time.time(), "fetched_at": _iso(self.at),
-        }  # fmt: skip
+class Plan:
+    run: list[DeadLetter] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # why -> letters
 
 
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def letters(
-    r: redis.Redis, keys: Keys, *, since: float = 0, site: str = "", reason: str = "",
-    count: int | None = None,
-) -> Iterator[DeadLetter]:  # fmt: skip
-    """Dead letters, oldest first, matching every filter given."""
-    start = f"{int(since * 1000)}-0" if since else "-"
-    seen = 0
-    entries: Any = r.xrange(keys.deadletter, min=start)
-    for entry_id, fields in entries:
-        letter = DeadLetter.from_entry(entry_id, fields)
-        if reason and letter.reason != reason:
-            continue
-        if site and host_of(letter.url).removeprefix("www.") != site.removeprefix("www."):
-            continue
-        yield letter
-        seen += 1
-        if count is not None and seen >= count:
-            return
+def plan(chosen: list[DeadLetter]) -> Plan:
+    """Which letters to re-run, and how many are skipped for which reason."""
+    out = Plan()
+    for letter in chosen:
+        why = skip_reason(letter)
+        if why is None:
+            out.run.append(letter)
+        else:
+            out.skipped[why] = out.skipped.get(why, 0) + 1
+    return out
 
 
 def replay(ctx: Context, chosen: list[DeadLetter]) -> list[tuple[DeadLetter, str]]:
-    """Re-run each letter that has a stored body; the outcome for each ('no_body' if none)."""
+    """Re-run each letter (as chosen by `plan`); the outcome of each (`crashed` for a bug, logged
+    with its traceback, so that one letter cannot stop the rest)."""
     results = []
     for letter in chosen:
-        if not letter.body_z:
-            results.append((letter, "no_body"))
-            continue
-        results.append((letter, process(ctx, letter.payload())))
+        try:
+            outcome = process(ctx, letter.payload())
+        except Exception:
+            log.exception("replay_crashed", letter=letter.id, article_id=letter.article_id,
+                          feed_url=letter.feed_url, stage="replay")  # fmt: skip
+            outcome = "crashed"
+        results.append((letter, outcome))
     return results
