@@ -216,7 +216,7 @@ class ClassifySettings(BaseModel):
     model_trust: float = 0.5  # below this probability of its first topic, the lexicon decides
     # learning from the stream (workers/learn.py): a self-labelled model per language
     learn: bool = True
-    learn_archive: int = 5000  # texts kept per language (Redis, about 2-3 KB each)
+    learn_archive: int = 5000  # texts kept per language (Redis, ~1.3 KB each: bench/learn.py)
     learn_min_texts: int = 300  # a language's first model needs this many
     learn_every: float = 86400  # refit a language's model when it is this old (seconds)
     learn_check: float = 3600  # the poller enqueues a refit job at most this often

@@ -353,10 +353,18 @@ def test_a_german_story_lands_in_its_topic(code: str) -> None:
     assert found and found[0]["code"] == code, found
 
 
-def test_german_compounds_match_by_their_last_word() -> None:
-    # "*wahl" reads Landtagswahl and Bürgermeisterwahl; "Auswahl" (a selection) is no election
-    assert classify.topic_scores(LEX, "", "Die Bürgermeisterwahl ist entschieden.",
-                                 lang="de")["medtop:11000000"] > 0  # fmt: skip
+@pytest.mark.parametrize(("word", "code"), [
+    ("Neuwahl", "medtop:11000000"), ("Stellvertreterkrieg", "medtop:16000000"),
+    ("Landespolizei", "medtop:02000000"), ("Kunstmuseum", "medtop:01000000"),
+    ("Nachwuchstrainer", "medtop:15000000"), ("Energiekonzern", "medtop:04000000"),
+])  # fmt: skip
+def test_german_compounds_match_by_their_last_word(word: str, code: str) -> None:
+    # no term starts these words: only the ending ("*wahl", "*krieg"...) finds their topic
+    assert classify.topic_scores(LEX, "", f"Es geht um die {word}.", lang="de").get(code, 0) > 0
+
+
+def test_an_exact_term_beats_an_ending() -> None:
+    # "Auswahl" (a selection) is no election
     assert classify.topic_scores(LEX, "", "Eine große Auswahl.", lang="de").get(
         "medtop:11000000", 0.0) == 0.0  # fmt: skip
     # a trade war is economy, not war; an actor is no football player
@@ -385,3 +393,18 @@ def test_labels_in_the_articles_language() -> None:
                                 "fr")  # fmt: skip
     assert economy[0]["label_local"] == "économie, affaires et finances"
     assert "label_local" not in classify.localise(LEX, [{"code": "medtop:04000000"}], "sw")[0]
+
+
+def test_tokens_of_pieces_with_no_word_or_several_and_seen_twice() -> None:
+    # the memo of pieces must give the same words the second time a piece is seen
+    text = "Le 2020/2021 — budget (AFP) : l'état-major, 2020/2021 — fin."
+    first = classify.tokens(text)
+    assert first == ["le", "2020", "2021", "budget", "AFP", "état-major", "2020", "2021", "fin"]
+    assert classify.tokens(text) == first
+    assert classify.tokens(text, limit=4) == first[:4]
+
+
+def test_german_contractions_keep_their_word() -> None:
+    # "geht's" is "geht es": the word stays; a German genitive apostrophe is the name
+    assert classify.tokens("Wie geht's? Gibt's Neues bei Andrea's Laden?") == [
+        "wie", "geht", "gibt", "neues", "bei", "andrea", "laden"]  # fmt: skip

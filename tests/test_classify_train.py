@@ -162,3 +162,37 @@ def test_classify_takes_what_a_worker_knows_and_skips_bad_lines() -> None:
     assert codes(rows["prior"])[0] == "medtop:15000000"
     assert rows["declared"]["language"] == "de"
     assert rows["odd types"]["topics"] == []
+
+
+def test_scoring_needs_numpy_only_and_an_old_model_file_is_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from tests.conftest import ROOT
+    from workers import topic_model
+
+    docs = [(d["title"], d["text"], MAPPING[d["label"]]) for d in masakhane()
+            if d["label"] in MAPPING][:200]  # fmt: skip
+    path = tmp_path / "m.npz"
+    topic_model.train(docs).save(path)
+    assert 50_000 < path.stat().st_size < 2_000_000  # float32, only the words seen in training
+    check = ("import sys; from workers import classify, topic_model as t; "
+             f"m = t.TopicModel.load({str(path)!r}); "
+             "lex = classify.load_lexicon('config/taxonomy.yaml'); "
+             "print(t.assign(m, lex, 'Central bank raises rates', 'Inflation and the economy.')"
+             "[0]['code']); assert 'sklearn' not in sys.modules and 'scipy' not in sys.modules")
+    run = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "medtop:04000000"
+
+    old = tmp_path / "old.npz"  # the hashed format of earlier versions
+    np.savez_compressed(old, classes=np.array(["a", "b"]), coef=np.zeros((2, 8), np.float32),
+                        intercept=np.zeros(2, np.float32), n_features=np.array([8]),
+                        self_labelled=np.array([0]))  # fmt: skip
+    got = cli("classify", input='{"id": 1, "title": "t", "text": "x"}\n',
+              env={"NEWS_INGEST_CLASSIFY_MODEL": str(old)})
+    assert got.returncode != 0 and "train it again" in got.stderr
+    assert "Traceback" not in got.stderr and len(got.stderr.strip().splitlines()) == 1

@@ -151,25 +151,51 @@ def test_a_model_trained_on_shuffled_labels_is_refused(r: redis.Redis) -> None:
 
 
 def test_a_fresh_model_is_not_refitted_and_one_refit_runs_at_a_time(r: redis.Redis) -> None:
+    from ingest.metrics import RedisCollector
+
     settings = small(Settings())
     fill_archive(r, mix(240))
     assert learn.refit(settings, r)[0].outcome == "installed"
+    # /metrics shows the language's model
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in RedisCollector(settings, r).collect() for s in family.samples}  # fmt: skip
+    en = (("language", "en"),)
+    assert samples["news_ingest_topic_model_documents", en] > 100
+    assert 0.9 < samples["news_ingest_topic_model_agreement", en] <= 1.0
+    assert 0 <= samples["news_ingest_topic_model_age_seconds", en] < 60
+    assert samples["news_ingest_topic_archive_texts", en] == 240
+    assert samples["news_ingest_topic_refits_total", (("outcome", "installed"),)] == 1
     assert learn.refit(settings, r)[0].outcome == "fresh"
     r.set(KEYS.k("learn", "lock"), "another machine", ex=60)
     assert learn.refit(settings, r, force=True)[0].outcome == "locked"
 
 
+def test_learning_off_archives_nothing_and_schedules_nothing(r: redis.Redis) -> None:
+    from rq import Queue
+
+    from workers.pipeline import Context
+
+    off = Settings().with_overrides(classify={"learn": False})
+    pipe = r.pipeline()
+    learn.archive(pipe, KEYS, off.classify, "en", "A title", "a text")
+    pipe.execute()
+    assert not r.exists(learn.archive_key(KEYS, "en"))
+    assert not learn.maybe_schedule(off, r, Queue(off.stream.queue, connection=r))
+    assert Context.build(off, r).learned is None  # topics from the lexicon alone
+
+
 def test_the_poller_schedules_one_refit_job_per_period(r: redis.Redis) -> None:
     from rq import Queue
 
+    from ingest.poller import Poller
+
     settings = Settings()
     queue = Queue(settings.stream.queue, connection=r)
-    assert learn.maybe_schedule(settings, r, queue)
+    Poller(settings, r).heartbeat()  # the poller's loop beats every tick
     assert not learn.maybe_schedule(settings, r, queue)  # another poller, the same hour
     assert [job.func_name for job in queue.jobs] == [learn.REFIT_FUNC]
-    off = settings.with_overrides(classify={"learn": False})
-    r.delete(KEYS.k("learn", "scheduled"))
-    assert not learn.maybe_schedule(off, r, queue)
+    # the job a worker then runs: nothing archived yet, so nothing to fit
+    assert queue.jobs[0].perform() == {}
 
 
 # ---------------------------------------------------------------- the running service
@@ -246,6 +272,36 @@ def test_a_running_worker_classifies_with_the_model_learnt_from_what_it_publishe
         model = json.loads(status.stdout)["topic_models"]["languages"]["en"]["model"]
         assert model["version"] == outcome["version"] and model["documents"] > 100
         assert 0.9 < model["agreement"] <= 1.0
+        shown = cli("--redis-url", redis_url, "status", env={"COLUMNS": "200"})
+        assert f"model {outcome['version']}" in shown.stdout  # (exit 1: no poller is running)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_an_explicit_model_file_takes_precedence_over_the_learnt_one(
+    r: redis.Redis, tmp_path: Path
+) -> None:
+    from tests.test_publish import payload
+    from workers.pipeline import Context, process
+
+    settings = small(Settings())
+    docs = mix(260)
+    fill_archive(r, docs[:240])
+    assert learn.refit(settings, r)[0].outcome == "installed"
+    path = tmp_path / "mine.npz"
+    topic_model.train([(t, x, code) for code, t, x in docs[:240]]).save(path)
+
+    def topics_of(ctx: Context, n: int) -> list[dict[str, object]]:
+        ctx.learned and ctx.learned.refresh(r)  # as a worker does before each batch
+        _code, _title, text = docs[n]
+        assert process(ctx, payload(f"http://127.0.0.1/story/{n}", [text], guid=str(n))) == (
+            "published")
+        _id, fields = r.xrevrange(KEYS.articles, count=1)[0]
+        return json.loads(fields[b"data"])["topics"]  # type: ignore[no-any-return]
+
+    learnt = topics_of(Context.build(settings, r), 250)
+    assert {t["source"] for t in learnt} == {learn.SOURCE}
+    mine = settings.with_overrides(classify={"model": str(path)})
+    explicit = topics_of(Context.build(mine, r), 251)
+    assert explicit and all(t.get("source") != learn.SOURCE for t in explicit)

@@ -1,6 +1,7 @@
 """Language and IPTC topics, offline: py3langid and an editable weighted lexicon.
 
-Topic scoring (pure, about a thousand articles a second):
+Topic scoring (pure; 2,850-5,200 articles a CPU-second on the French and English dev sets,
+docs/benchmarks.md):
 * words and phrases of `config/taxonomy.yaml` are matched in the title (weight x3) and the body;
   a term seen n times counts w * (1 + ln n), so one repeated word cannot carry a topic;
 * feed tags are matched like title words, and the feed's configured topic adds a prior;
@@ -14,8 +15,9 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,7 @@ def tokens(text: str, limit: int = 0) -> list[str]:
 
     Speed: the text is split on white space (C), and each distinct piece ("l'économie,") is
     read once into its words and memoised, because news words repeat (Zipf): the regex and the
-    per-word rules then run on a few hundred pieces, not every word (2x faster than a regex
+    per-word rules then run on a few hundred pieces, not every word (1.7x faster than a regex
     over the whole text on the French dev set). A word never spans white space, so the words
     are the same."""
     if not unicodedata.is_normalized("NFC", text):
@@ -65,12 +67,13 @@ def tokens(text: str, limit: int = 0) -> list[str]:
 
 
 # A piece of text between white space -> its words as matched (unelided, lowered or kept as an
-# acronym). Bounded: cleared past 300,000 pieces.
+# acronym). Bounded: cleared past 100,000 pieces. (Tried: a memo of single words mapped in C
+# with the rest spliced in by list.index: slower, since index() compares every word to None.)
 _PIECES: dict[str, tuple[str, ...]] = {}
 
 
 def _piece(p: str) -> tuple[str, ...]:
-    if len(_PIECES) > 300_000:
+    if len(_PIECES) > 100_000:  # ~20 MB at most (a piece, its tuple and word: ~200 bytes)
         _PIECES.clear()
     words = []
     for t in _TOKEN.findall(p):
@@ -92,9 +95,12 @@ class Terms:
     prefix: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
     phrases: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
     prefix_lengths: set[int] = field(default_factory=set)
+    # word endings ("*wahl"): German compounds put the word that names the thing last
+    suffix: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    suffix_lengths: set[int] = field(default_factory=set)
     phrase_starts: set[str] = field(default_factory=set)
-    _memo: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)
-    _starts: set[str] | None = None
+    _starts: dict[str, set[str]] | None = None
+    _start_set: set[str] = field(default_factory=set)
     _keys: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     _weight: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -105,6 +111,12 @@ class Terms:
             return
         term = term.lower()
         star = term.endswith("*")
+        if term.startswith("*") and not star:  # "*wahl": Landtagswahl, Bundestagswahl...
+            word = term[1:].strip()
+            if word:
+                self.suffix[word].append((topic, weight))
+                self.suffix_lengths.add(len(word))
+            return
         words = tokens(term.rstrip("*"))
         if not words:
             return
@@ -120,36 +132,36 @@ class Terms:
 
     def merge(self, other: Terms) -> None:
         for mine, theirs in ((self.exact, other.exact), (self.prefix, other.prefix),
-                             (self.phrases, other.phrases)):  # fmt: skip
+                             (self.suffix, other.suffix), (self.phrases, other.phrases)):  # fmt: skip
             for key, entries in theirs.items():
                 mine[key].extend(entries)
         self.prefix_lengths |= other.prefix_lengths
+        self.suffix_lengths |= other.suffix_lengths
         self.phrase_starts |= other.phrase_starts
         self._starts = None
 
     def word_hits(self, tok: str) -> list[tuple[str, str, float]]:
-        """(topic, term, weight) for one word: its exact entry or its longest matching prefix,
-        once per topic (`elect*` and `election` in one list do not count "election" twice).
-        Memoised, since news vocabulary repeats (Zipf) and this is the inner loop."""
-        key = tok
-        found = self._memo.get(key)
-        if found is None:
-            best: dict[str, tuple[int, str, float]] = {}
-            if tok.isupper():  # an acronym: its own entries, then those of the word
-                for topic, w in self.exact.get(tok, ()):
-                    best[topic] = (99, tok, w)
-                tok = tok.lower()
+        """(topic, term, weight) for one word: its exact entry, else its longest matching prefix,
+        else its longest matching ending, once per topic (`elect*` and `election` in one list do
+        not count "election" twice; `auswahl: 0` beside `"*wahl"` keeps "Auswahl" out of
+        politics). Not memoised here: `hits` memoises each word's keys (a tuple; the empty one,
+        most words', is shared)."""
+        best: dict[str, tuple[int, str, float]] = {}
+        if tok.isupper():  # an acronym: its own entries, then those of the word
             for topic, w in self.exact.get(tok, ()):
-                best.setdefault(topic, (len(tok) + 1, tok, w))
-            for n in sorted(self.prefix_lengths, reverse=True):
-                if len(tok) >= n:
-                    for topic, w in self.prefix.get(tok[:n], ()):
-                        best.setdefault(topic, (n, tok[:n] + "*", w))
-            found = [(topic, term, w) for topic, (_n, term, w) in best.items()]
-            if len(self._memo) > 500_000:
-                self._memo.clear()
-            self._memo[key] = found
-        return found
+                best[topic] = (99, tok, w)
+            tok = tok.lower()
+        for topic, w in self.exact.get(tok, ()):
+            best.setdefault(topic, (len(tok) + 1, tok, w))
+        for n in sorted(self.prefix_lengths, reverse=True):
+            if len(tok) >= n:
+                for topic, w in self.prefix.get(tok[:n], ()):
+                    best.setdefault(topic, (n, tok[:n] + "*", w))
+        for n in sorted(self.suffix_lengths, reverse=True):
+            if len(tok) > n:  # an ending of a longer word (the word itself is an exact term)
+                for topic, w in self.suffix.get(tok[-n:], ()):
+                    best.setdefault(topic, (n, "*" + tok[-n:], w))
+        return [(topic, term, w) for topic, (_n, term, w) in best.items()]
 
     def _keys_of(self, tok: str) -> tuple[tuple[str, str], ...]:
         found = self.word_hits(tok)
@@ -158,37 +170,46 @@ class Terms:
         keys = self._keys[tok] = tuple((topic, term) for topic, term, _w in found)
         return keys
 
-    def hits(self, toks: list[str], counts: Counter[str] | None = None,
-             ) -> dict[tuple[str, str], tuple[int, float]]:  # fmt: skip
-        """(topic, term) -> (count, weight). The inner loop of topic scoring, run over the
-        distinct words (`counts`) rather than every occurrence, each word's (topic, term) keys
-        memoised; only the positions of words that start a phrase are visited in order."""
-        # a phrase's first word as read: lower case, or in capitals (an acronym-length word of
-        # a shouted headline, "PRIME MINISTER"); longer words are lowered by tokens() anyway
+    def _phrase_index(self) -> dict[str, set[str]]:
+        """A phrase's first word -> the second words it can have, each as read: lower case, or
+        in capitals when acronym-length (a shouted headline, "PRIME MINISTER"; longer words are
+        lowered by tokens() anyway)."""
+        index: dict[str, set[str]] = {}
+        for phrase in self.phrases:
+            first, second = phrase.split(" ")[:2]
+            seconds = index.setdefault(first, set())
+            seconds.update((second, second.upper()) if len(second) <= 5 else (second,))
+        for first in list(index):
+            if len(first) <= 5:
+                index[first.upper()] = index[first]
+        return index
+
+    def hits(self, toks: list[str]) -> dict[tuple[str, str], tuple[int, float]]:
+        """(topic, term) -> (count, weight). The inner loop of topic scoring, with no Python
+        code per word: the words not seen before get their (topic, term) keys memoised, then
+        every word's keys are counted by Counter over map/chain (C); only the positions of
+        words that start a phrase are visited in order."""
         starts = self._starts
         if starts is None:
-            starts = self._starts = self.phrase_starts | {
-                s.upper() for s in self.phrase_starts if len(s) <= 5}  # fmt: skip
-        if counts is None:
-            counts = Counter(toks)
-        if len(self._keys) > 500_000:
-            self._keys.clear()
-        kget = self._keys.get
-        cnt: dict[tuple[str, str], int] = {}
-        cget = cnt.get
-        for tok, n in counts.items():
-            keys = kget(tok)
-            if keys is None:
-                keys = self._keys_of(tok)
-            for key in keys:
-                cnt[key] = cget(key, 0) + n
+            starts = self._starts = self._phrase_index()
+            self._start_set = set(starts)
+        known = self._keys
+        if len(known) > 200_000:  # ~20 MB at most
+            known.clear()
+        distinct = set(toks)
+        for tok in distinct.difference(known):
+            self._keys_of(tok)
+        cnt = Counter(chain.from_iterable(map(known.__getitem__, toks)))
         weight = self._weight
         found = {key: (n, weight[key]) for key, n in cnt.items()}
-        wanted = starts.intersection(counts)
+        # only first words whose possible second word is in the text too ("la" starts a phrase,
+        # but "la liga" needs "liga"): most texts then visit no position at all
+        wanted = {tok for tok in self._start_set.intersection(distinct)
+                  if not starts[tok].isdisjoint(distinct)}  # fmt: skip
         if not wanted:
             return found
         phrases, end = self.phrases, len(toks)
-        for i in [i for i, tok in enumerate(toks) if tok in wanted]:
+        for i in _positions(toks, wanted):
             if i + 1 >= end:
                 continue
             # phrases are lower case: "PRIME MINISTER" is "prime minister"
@@ -199,6 +220,20 @@ class Terms:
                     seen = found.get((topic, gram))
                     found[topic, gram] = (seen[0] + 1 if seen else 1, w)
         return found
+
+
+def _positions(toks: list[str], wanted: set[str]) -> list[int]:
+    """Where the wanted words are, in order: list.index scans in C, one pass per word (a few
+    words, a few occurrences each), rather than a Python loop over every word."""
+    found = []
+    for word in wanted:
+        i = -1
+        with suppress(ValueError):
+            while True:
+                i = toks.index(word, i + 1)
+                found.append(i)
+    found.sort()
+    return found
 
 
 ANY = "any"  # the taxonomy key for terms of every language (names, acronyms)
@@ -264,18 +299,23 @@ def cached_lexicon(path: str) -> Lexicon:
 class Prepared:
     """A text tokenised once, for the lexicon and the model alike: the title with the feed's
     tags (weighted TITLE_WEIGHT by the lexicon, counted twice by the model) and the first
-    BODY_WORDS words of the body, each with its word counts."""
+    BODY_WORDS words of the body; word counts (for the model) on first use."""
 
     head: list[str]
     body: list[str]
-    head_counts: Counter[str]
-    body_counts: Counter[str]
+
+    @cached_property
+    def head_counts(self) -> Counter[str]:
+        return Counter(self.head)
+
+    @cached_property
+    def body_counts(self) -> Counter[str]:
+        return Counter(self.body)
 
 
 def prepare(title: str, text: str, tags: list[str] | None = None) -> Prepared:
     head = tokens(title) + (tokens(" ; ".join(tags)) if tags else [])
-    body = tokens(text, BODY_WORDS)
-    return Prepared(head, body, Counter(head), Counter(body))
+    return Prepared(head, tokens(text, BODY_WORDS))
 
 
 def topic_scores(
@@ -286,9 +326,8 @@ def topic_scores(
     p = prepared or prepare(title, text, tags)
     raw: defaultdict[str, float] = defaultdict(float)
     log = math.log
-    for weight, toks, counts in ((TITLE_WEIGHT, p.head, p.head_counts),
-                                 (1.0, p.body, p.body_counts)):  # fmt: skip
-        for (topic, _term), (count, w) in terms.hits(toks, counts).items():
+    for weight, toks in ((TITLE_WEIGHT, p.head), (1.0, p.body)):
+        for (topic, _term), (count, w) in terms.hits(toks).items():
             raw[topic] += weight * w * (1 + log(count))
     if prior in lex.labels:
         raw[prior] += PRIOR

@@ -4,8 +4,8 @@ on a schedule, installed only when it agrees with the lexicon at least as well a
 Where things live (all in Redis, so that every worker on every machine sees the same model):
 * `<prefix>learn:archive:<lang>`: a LIST of the last `classify.learn_archive` (5,000) published
   texts of that language, newest first, each its title and first 8,000 characters, zstd-packed
-  JSON (about 2-3 KB a text: 10-15 MB a language when full). A worker adds each article it
-  publishes as `created`, in the publish round trip.
+  JSON (1.3 KB a MasakhaNEWS English text: 6.4 MB for 5,000, bench/learn.py). A worker adds
+  each new story it publishes (not an update, not a near-copy), in the publish round trip.
 * `<prefix>learn:model:<lang>`: the installed model (`TopicModel.to_bytes`, an `.npz`: no
   pickle), and `<prefix>learn:models`, a HASH language -> its description (JSON: version,
   trained_at, documents, agreement...). Both are written in one MULTI: a reader sees the old
@@ -24,11 +24,14 @@ same refit by hand.
 
 The gate: a fifth of the archive (chosen by a hash of the text, so the same texts each time) is
 held back from training. On the `learn_gate_size` (200) held-back texts where the lexicon is most
-confident, the share where the model's first topic is the lexicon's is the model's agreement.
+confident (and at least as confident as a training label needs: 0.35), the share where the
+model's first topic is the lexicon's is the model's agreement (fewer than 20 such texts: no
+verdict, `too_few`).
 The candidate is installed when its agreement is at least the installed model's on the same
 texts minus `learn_tolerance` (0.02), and at least `learn_min_agreement` (0.6) for a first model;
 else it is refused (logged, counted) and the installed model stays. A model trained on shuffled
-labels agrees about one time in the number of topics and is refused
+labels agrees far less (0.17 English, 0.40 French on the dev texts, bench/learn.py; real
+models 0.89 and 0.67) and is refused
 (tests/test_learn.py::test_a_model_trained_on_shuffled_labels_is_refused).
 """
 
@@ -55,6 +58,7 @@ log = structlog.get_logger("workers.learn")
 
 ARCHIVE_CHARS = 8000  # more than the lexicon's BODY_WORDS (1,500 words) on nearly every text
 HOLDOUT_PER_100 = 20
+MIN_GATE = 20  # fewer confident held-back texts than this: no verdict, no model (too_few)
 LOCK_S = 1800
 REFIT_FUNC = "workers.learn.refit_job"
 SOURCE = "learned+lexicon"  # the topics' `source` when a learned model took part
@@ -104,14 +108,15 @@ def held_back(title: str, text: str) -> bool:
     return zlib.crc32(f"{title}\n{text[:500]}".encode()) % 100 < HOLDOUT_PER_100
 
 
-def gate_set(lex: classify.Lexicon, texts: Sequence[tuple[str, str]], lang: str,
-             size: int) -> list[tuple[classify.Prepared, str]]:  # fmt: skip
-    """The `size` texts the lexicon is most sure of, with its first topic."""
+def gate_set(lex: classify.Lexicon, texts: Sequence[tuple[str, str]], lang: str, size: int,
+             min_score: float) -> list[tuple[classify.Prepared, str]]:  # fmt: skip
+    """The `size` texts the lexicon is most sure of (and at least as sure as it must be to
+    give a training label), with its first topic."""
     scored = []
     for title, text in texts:
         p = classify.prepare(title, text)
         found = classify.topics(lex, title, text, lang=lang, prepared=p)
-        if found:
+        if found and found[0]["score"] >= min_score:
             scored.append((found[0]["score"], p, found[0]["code"]))
     scored.sort(key=lambda s: -s[0])
     return [(p, code) for _s, p, code in scored[:size]]
@@ -234,13 +239,17 @@ def _refit_one(settings: Settings, r: redis.Redis, keys: Keys, lex: classify.Lex
         candidate = (trainer or default_trainer)(labelled)
     except ImportError as exc:  # scikit-learn is the [train] extra
         return Outcome(lang, "unavailable", f"fitting needs scikit-learn: {exc}")
-    gate = gate_set(lex, held, lang, cfg.learn_gate_size)
+    gate = gate_set(lex, held, lang, cfg.learn_gate_size, SELF_LABEL_MIN)
+    if len(gate) < MIN_GATE:
+        return Outcome(lang, "too_few", f"{len(gate)} confident held-back texts",
+                       documents=len(labelled))  # fmt: skip
     new = agreement(candidate, gate)
     old = None
     if meta is not None:
         current = load(r, keys, lang)
         old = agreement(current, gate) if current is not None else None
     ok, detail = verdict(new, old, floor=cfg.learn_min_agreement, tolerance=cfg.learn_tolerance)
+    detail += f" on {len(gate)} held-back texts"
     if not ok:
         return Outcome(lang, "refused", detail, len(labelled), new, old)
     now = time.time()

@@ -202,7 +202,7 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
                 seen.timings["end_to_end"] = time.time() - float(payload.get("discovered_at") or 0)
             pipe = ctx.r.pipeline(transaction=False)
             pipe.delete(ctx.keys.inflight(payload.get("claim") or link_id))
-            if event == "created":  # what the next refit learns from (classify.learn)
+            if d.event == "created":  # a new story (not a near-copy): what the next refit learns from
                 learn.archive(pipe, ctx.keys, ctx.settings.classify, record["language"],
                               record["title"], ex.text)  # fmt: skip
             seen.write(pipe, ctx.keys, outcome, {"stream_id": result.detail, "article_id": aid,

@@ -72,15 +72,23 @@ class TopicModel:
         self.intercept = np.asarray(self.intercept, dtype=np.float32)
 
     def probabilities(self, p: classify.Prepared) -> np.ndarray:
+        """The same features as `features` (title twice, 1 + ln n, L2 over known words), with
+        the logarithms and the norm taken by numpy over the words the model knows."""
+        counts = dict(p.body_counts)
+        if p.head_counts:
+            cget = counts.get
+            for tok, n in p.head_counts.items():
+                counts[tok] = cget(tok, 0) + 2 * n
         get = self.index.get
-        pairs = [(i, v) for tok, v in features(p).items() if (i := get(tok)) is not None]
-        if not pairs:
-            logits = self.intercept.astype(np.float64)
-        else:
-            idx = np.fromiter((i for i, _v in pairs), dtype=np.intp, count=len(pairs))
-            vals = np.fromiter((v for _i, v in pairs), dtype=np.float32, count=len(pairs))
+        hits = [(i, n) for tok, n in counts.items() if (i := get(tok)) is not None]
+        if hits:
+            idx, ns = zip(*hits, strict=True)
+            vals = np.log(np.array(ns, dtype=np.float32))
+            vals += 1.0
             vals /= np.sqrt(vals @ vals)
-            logits = (vals @ self.coef[idx] + self.intercept).astype(np.float64)
+            logits = (vals @ self.coef[list(idx)] + self.intercept).astype(np.float64)
+        else:
+            logits = self.intercept.astype(np.float64)
         probs = np.exp(logits - logits.max())
         return probs / probs.sum()  # type: ignore[no-any-return]
 
