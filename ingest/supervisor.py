@@ -69,8 +69,8 @@ def _worker_main(settings: Settings, url: str, supervisor: int) -> None:
     die_with_parent(signal.SIGTERM)
     if os.getppid() != supervisor:  # the supervisor died before the line above
         os._exit(0)
-    for sig in (signal.SIGINT, signal.SIGTERM):  # the supervisor's are not ours
-        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handler is not ours
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # run_worker installs the worker's own
     from ingest.connection import connect
     from ingest.runner import run_worker
 
