@@ -473,6 +473,8 @@ def test_poll_and_worker_without_a_server_say_how_to_get_one_and_join_the_server
     assert done.returncode == 0, done.stderr[-2000:]
     port = int((tmp_path / "var" / "valkey.port").read_text())
     assert sorted(published(redis.Redis(port=port))) == sorted(urls)
+    joined = cli("--feeds", str(feeds), "run", "--once", env=env)  # a run shares it too
+    assert joined.returncode == 0, joined.stderr[-2000:]
     stop(srv)
     assert srv.returncode == 0
     assert '"redis_stopped"' in (tmp_path / "server.log").read_text()
