@@ -35,6 +35,8 @@ from multiprocessing.process import BaseProcess
 import redis
 import structlog
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.registry import StartedJobRegistry
 
 from ingest.embedded import die_with_parent, held_fds
@@ -131,9 +133,13 @@ class Supervisor:
                     continue
                 members = list(self.r.zscan_iter(started.key, match=f"{job_id}:*"))
                 if members:
+                    retries = Job.fetch(job_id, connection=self.r).retries_left or 0
                     self.r.zadd(started.key, {m: 1 for m, _score in members}, xx=True)
                     started.cleanup(timestamp=2)  # only what we just marked expired
-                    log.warning("job_abandoned", job_id=job_id, worker_pid=pid, outcome="retried")
+                    log.warning("job_abandoned", job_id=job_id, worker_pid=pid,
+                                outcome="retried" if retries > 0 else "failed")  # fmt: skip
+        except NoSuchJobError:
+            pass
         except redis.RedisError as exc:  # an outage: the periodic sweep does it later
             log.warning("abandon_failed", worker_pid=pid, error=str(exc)[:200])
 
