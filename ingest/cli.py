@@ -616,10 +616,10 @@ def metrics(app: App, port: int | None, host: str | None) -> None:
     """Serve Prometheus /metrics, /healthz and /readyz."""
     from ingest.metrics import PortInUse, serve
 
+    host = host or app.settings.metrics.host
     with app.redis() as (_url, r):
         try:
-            httpd = serve(app.settings, r, port or app.settings.metrics.port,
-                          host or app.settings.metrics.host)  # fmt: skip
+            httpd = serve(app.settings, r, port or app.settings.metrics.port, host)
         except PortInUse as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"serving http://{host}:{httpd.server_address[1]}/metrics", err=True)

@@ -175,10 +175,16 @@ class EmbeddedValkey:
         """Start the server, or adopt the one already running. True when we started it.
 
         With a `role` (`run`, `server`), this process means to own the server: it refuses
-        (EmbeddedError) when another live process owns it, and adopts an unowned one."""
+        (EmbeddedError) when another live process owns it, and adopts an unowned one. A `run`
+        uses the server of a `news-ingest server` (which is there to be shared) without
+        owning it."""
         if role and not self.acquire(role):
+            owner = self.owner() or ""
+            if role == "run" and owner.endswith("(server)") and self.running_pid() is not None:
+                log.info("redis_joined", url=self.url, owner=owner)
+                return False
             raise EmbeddedError(
-                f"the embedded Valkey in {self.data_dir} belongs to {self.owner()}: stop it "
+                f"the embedded Valkey in {self.data_dir} belongs to {owner}: stop it "
                 "first, or use its server with `news-ingest poll` / `news-ingest worker`, or "
                 "give this one its own redis.data_dir or NEWS_INGEST_REDIS_URL"
             )

@@ -128,11 +128,14 @@ def run_worker(settings: Settings, r: redis.Redis, burst: bool = False) -> None:
     log.info("worker_started", queue=queue.name, burst=burst, pid=os.getpid())
     down = False
     while not jobs.stop_requested():
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the worker's handlers raise; ours do not
+            signal.signal(sig, _stop_flag)
         worker = IngestWorker([queue], connection=r, job_monitoring_interval=5,
                               maintenance_interval=30, worker_ttl=WORKER_TTL)  # fmt: skip
-        with contextlib.suppress(*REDIS_DOWN):  # register_birth during an outage
+        # register_birth during an outage; a stop while it starts, before RQ's own loop
+        with contextlib.suppress(StopRequested, *REDIS_DOWN):
             worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
-        for sig in (signal.SIGINT, signal.SIGTERM):  # the worker's handlers raise; ours do not
+        for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _stop_flag)
         pause = 0.5
         while not jobs.stop_requested():

@@ -35,6 +35,8 @@ from multiprocessing.process import BaseProcess
 import redis
 import structlog
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.registry import StartedJobRegistry
 
 from ingest.embedded import die_with_parent, held_fds
@@ -69,8 +71,8 @@ def _worker_main(settings: Settings, url: str, supervisor: int) -> None:
     die_with_parent(signal.SIGTERM)
     if os.getppid() != supervisor:  # the supervisor died before the line above
         os._exit(0)
-    for sig in (signal.SIGINT, signal.SIGTERM):  # the supervisor's are not ours
-        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handler is not ours
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # run_worker installs the worker's own
     from ingest.connection import connect
     from ingest.runner import run_worker
 
@@ -131,9 +133,13 @@ class Supervisor:
                     continue
                 members = list(self.r.zscan_iter(started.key, match=f"{job_id}:*"))
                 if members:
+                    retries = Job.fetch(job_id, connection=self.r).retries_left or 0
                     self.r.zadd(started.key, {m: 1 for m, _score in members}, xx=True)
                     started.cleanup(timestamp=2)  # only what we just marked expired
-                    log.warning("job_abandoned", job_id=job_id, worker_pid=pid, outcome="retried")
+                    log.warning("job_abandoned", job_id=job_id, worker_pid=pid,
+                                outcome="retried" if retries > 0 else "failed")  # fmt: skip
+        except NoSuchJobError:
+            pass
         except redis.RedisError as exc:  # an outage: the periodic sweep does it later
             log.warning("abandon_failed", worker_pid=pid, error=str(exc)[:200])
 

@@ -192,6 +192,39 @@ def test_busy_daemon_stops_within_the_grace_and_a_restart_publishes_every_story_
     assert FailedJobRegistry(queue=Queue("articles", connection=r)).count == 0
 
 
+def test_a_stopped_worker_finishes_the_article_in_hand_and_puts_the_rest_back(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    urls = busy_site(server, feeds=1, per_feed=20)
+    feeds = feeds_file(server, tmp_path, 1)
+    env = environ(server, NEWS_INGEST_POLL_HOST_RATE="0", NEWS_INGEST_WORKER_BATCH_SIZE="20")
+    base = ("--redis-url", redis_url, "--feeds", str(feeds))
+    assert cli(*base, "poll", "--once", env=env).returncode == 0
+    queue = Queue("articles", connection=r)
+    assert queue.count == 1  # one batch of 20
+    log = tmp_path / "worker.log"
+    # SIGTERM to itself right after its third publication: a stop mid-batch, at an exact point
+    proc = start(*base, "worker", env={**env, "NEWS_INGEST_FAILPOINTS": "worker.after_publish=3:term"},
+                 log=log)  # fmt: skip
+    try:
+        assert proc.wait(timeout=60) == 0
+    finally:
+        stop(proc)
+    text = log.read_text()
+    requeued = [json.loads(x) for x in text.splitlines() if '"batch_requeued"' in x]
+    assert len(requeued) == 1, text[-3000:]
+    assert requeued[0]["articles"] == 17
+    assert len(published(r)) == 3  # the rest was not started
+    assert queue.count == 1  # ... and is back in the queue
+    done = cli(*base, "worker", "--burst", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = published(r)
+    assert sorted(counts) == sorted(urls) and set(counts.values()) == {1}
+    totals = {k.decode(): int(v) for k, v in r.hgetall("news:metrics:articles").items()}
+    assert totals == {"published": 20}  # the rest was read from its stored pages, once
+    assert not list(r.scan_iter("news:page:*"))  # and the bodies left with their job
+
+
 def test_a_second_signal_exits_at_once(
     server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path,
     procs: list[subprocess.Popen[bytes]],
@@ -440,6 +473,8 @@ def test_poll_and_worker_without_a_server_say_how_to_get_one_and_join_the_server
     assert done.returncode == 0, done.stderr[-2000:]
     port = int((tmp_path / "var" / "valkey.port").read_text())
     assert sorted(published(redis.Redis(port=port))) == sorted(urls)
+    joined = cli("--feeds", str(feeds), "run", "--once", env=env)  # a run shares it too
+    assert joined.returncode == 0, joined.stderr[-2000:]
     stop(srv)
     assert srv.returncode == 0
     assert '"redis_stopped"' in (tmp_path / "server.log").read_text()
