@@ -163,7 +163,6 @@ def test_daemon_publishes_every_story_once_across_a_failover(
         "NEWS_INGEST_POLL_HOST_INFLIGHT": "3",
         "NEWS_INGEST_WORKER_COUNT": "2",
         "NEWS_INGEST_WORKER_BATCH_SIZE": "2",
-        "NEWS_INGEST_DEDUP_DROP_NEAR_DUPLICATES": "false",  # the generated stories look alike
     }
     port = free_port()
     log = (tmp_path / "run.log").open("w+")
