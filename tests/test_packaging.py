@@ -1,0 +1,131 @@
+"""Packaging: every import declared, one version, and the built wheel working from anywhere."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+from ingest.embedded import free_port
+from ingest.settings import Settings
+from tests import pages
+from tests.conftest import ROOT, cli
+from tests.server import TestServer
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _name(requirement: str) -> str:
+    for stop in "<>=![;( ":
+        requirement = requirement.split(stop)[0]
+    return requirement.strip().lower().replace("_", "-")
+
+
+def _imports(*packages: str) -> set[str]:
+    found = set()
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    found |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"ingest", "workers", "__future__"}
+
+
+def test_every_imported_package_is_declared() -> None:
+    declared = {_name(d) for d in PYPROJECT["project"]["dependencies"]}
+    optional = {_name(d) for d in PYPROJECT["project"]["optional-dependencies"]["train"]}
+    owners = metadata.packages_distributions()
+    for module in sorted(_imports("ingest", "workers")):
+        dists = {_name(d) for d in owners.get(module, [module])}
+        assert dists & (declared | optional), f"{module} ({dists}) is imported, not declared"
+
+
+def test_one_version_source() -> None:
+    version = metadata.version("news-ingest")
+    assert version == PYPROJECT["project"]["version"]
+    done = cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"news-ingest, version {version}"
+    assert Settings().fetch.user_agent.startswith(f"news-ingest/{version} (+https://")
+    for path in [*(ROOT / "ingest").rglob("*.py"), *(ROOT / "workers").rglob("*.py")]:
+        assert f'"{version}"' not in path.read_text(), f"{path} writes the version again"
+    assert (ROOT / "ingest" / "py.typed").is_file() and (ROOT / "workers" / "py.typed").is_file()
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*")}  # fmt: skip
+
+
+def test_the_wheel_works_from_an_empty_directory(server: TestServer, tmp_path: Path) -> None:
+    """`pip install` of the built wheel (not editable) into a fresh venv; every command that
+    reads package data or writes state runs from an empty directory; site-packages is left as
+    installed, and state goes to the user's data directory."""
+    src = tmp_path / "src"  # a copy: building in the checkout would leave build/ behind
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("ingest", "workers"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(src)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("news_ingest-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    # the deps from pip's configured (local) indexes; --no-compile saves half the install time,
+    # so bytecode caching is off below: the check is for what news-ingest itself writes
+    subprocess.run([*pip, "--python", str(python), "install", "--no-compile", str(wheel)],
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    site = Path(subprocess.run([str(python), "-c", "import ingest, pathlib; "
+                                "print(pathlib.Path(ingest.__file__).parent.parent)"],
+                               cwd=tmp_path, check=True, capture_output=True,
+                               text=True).stdout.strip())  # fmt: skip
+    assert site.name == "site-packages" and site.is_relative_to(venv)
+    before = _snapshot(site)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    home = tmp_path / "home"
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home),
+           "PYTHONDONTWRITEBYTECODE": "1", "NEWS_INGEST_FETCH_ALLOW": server.allow,
+           "NEWS_INGEST_POLL_HOST_RATE": "0", "NEWS_INGEST_WORKER_COUNT": "1",
+           "NEWS_INGEST_REDIS_EMBEDDED_PORT": str(free_port())}  # fmt: skip
+    exe = str(venv / "bin" / "news-ingest")
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([exe, "--log-json", *args], cwd=empty, env=env, input=stdin,
+                              capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+        return done.stdout
+
+    story = {"id": 1, "title": "Striker scores twice as champions win the league",
+             "text": "The striker scored twice in the second half of the match."}  # fmt: skip
+    assert json.loads(run("classify", stdin=json.dumps(story) + "\n"))["topics"]
+
+    page = tmp_path / "page.html"
+    page.write_text(pages.article_page("Bolivia", pages.paragraphs(pages.BOLIVIA)))
+    extracted = json.loads(run("extract", str(page)))
+    assert pages.paragraphs(pages.BOLIVIA)[0][:60] in extracted["text"]
+
+    server.add("/a", pages.article_page("Bolivia", pages.paragraphs(pages.BOLIVIA)))
+    server.add("/f.xml", pages.rss("F", [{"title": "Bolivia", "link": server.url("/a")}]),
+               "application/rss+xml")  # fmt: skip
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - url: {server.url('/f.xml')}\n")
+    summary = json.loads(run("--feeds", str(feeds), "run", "--once").splitlines()[-1])
+    assert summary["enqueued"] == 1 and summary["articles"].get("published") == 1, summary
+
+    assert _snapshot(site) == before, "something was written under site-packages"
+    assert os.listdir(empty) == []  # nor in the working directory
+    state = home / ".local" / "share" / "news-ingest" / "valkey"
+    assert (state / "valkey.log").is_file()  # the embedded server's data: the user data dir
