@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.connection import Connection, SSLConnection
 from redis.sentinel import SentinelConnectionPool
 
 from ingest.connection import (
     FAILOVER_WAIT_S,
+    FollowingConnection,
+    FollowingSSLConnection,
     SentinelTarget,
     connect,
     failover_retry,
@@ -67,6 +70,25 @@ def test_sentinel_url_forms() -> None:
 def test_bad_sentinel_urls_are_named(url: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         parse_sentinel(url)
+
+
+def test_password_and_tls_variants_reach_redis_py() -> None:
+    """What each part of the URL becomes in redis-py (no connection is made here)."""
+    client = connect("rediss+sentinel://app:pw@127.0.0.1:26379/svc/2?sentinel_password=sp"
+                     "&ssl_cert_reqs=none&ssl_ca_certs=/ca.pem")  # fmt: skip
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "svc"
+    assert issubclass(pool.connection_class, FollowingSSLConnection)
+    kwargs = pool.connection_kwargs
+    assert (kwargs["db"], kwargs["username"], kwargs["password"]) == (2, "app", "pw")
+    assert (kwargs["ssl_cert_reqs"], kwargs["ssl_ca_certs"]) == ("none", "/ca.pem")
+    (sentinel,) = pool.sentinel_manager.sentinels
+    skw = sentinel.connection_pool.connection_kwargs
+    assert skw["password"] == "sp" and skw.get("username") is None
+    assert issubclass(sentinel.connection_pool.connection_class, SSLConnection)
+    plain = connect("redis+sentinel://127.0.0.1:26379/svc").connection_pool
+    assert plain.connection_class is FollowingConnection
+    assert plain.sentinel_manager.sentinels[0].connection_pool.connection_class is Connection
 
 
 def test_bad_sentinel_url_is_a_one_line_error() -> None:
