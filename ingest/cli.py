@@ -18,7 +18,7 @@ import redis
 
 from ingest import bodies, logs
 from ingest import settings as settings_mod
-from ingest.connection import connect, redact, redis_url
+from ingest.connection import StateDirError, connect, redact, redis_url
 from ingest.feedlist import FeedListError, FeedSpec, dump_opml, load
 from ingest.keys import Keys
 from ingest.registry import Registry
@@ -33,7 +33,7 @@ class App:
 
     @contextlib.contextmanager
     def redis(self) -> Iterator[tuple[str, redis.Redis]]:
-        with redis_url(self.settings) as url:
+        with self._url() as url:
             try:
                 r = connect(url)
             except ValueError as exc:  # a malformed redis+sentinel:// URL
@@ -48,6 +48,14 @@ class App:
                 yield url, r
             finally:
                 r.close()
+
+    @contextlib.contextmanager
+    def _url(self) -> Iterator[str]:
+        try:
+            with redis_url(self.settings) as url:
+                yield url
+        except StateDirError as exc:
+            raise click.ClickException(str(exc)) from exc
 
     def feed_specs(self) -> list[FeedSpec] | None:
         """The --feeds file's feeds, else config/feeds.yaml's (the working directory's, else the

@@ -17,15 +17,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.connection import SSLConnection
-from redis.utils import SENTINEL
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
+from redis.utils import SENTINEL
 
 from ingest.embedded import EmbeddedValkey
 from ingest.settings import Settings
@@ -202,6 +203,10 @@ def sentinel_client(target: SentinelTarget) -> redis.Redis:
     return client
 
 
+class StateDirError(RuntimeError):
+    """The state directory cannot be created (a read-only home, a path through a file)."""
+
+
 @contextlib.contextmanager
 def redis_url(settings: Settings) -> Iterator[str]:
     """Yield a Redis URL; start (and later stop) the embedded server when none is configured."""
@@ -209,7 +214,16 @@ def redis_url(settings: Settings) -> Iterator[str]:
     if url:
         yield url
         return
-    server = EmbeddedValkey(settings.redis.data_dir, settings.redis.embedded_port)
+    data_dir = Path(settings.redis.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateDirError(
+            f"cannot create the embedded server's data directory {data_dir}: {exc.strerror}; "
+            "set NEWS_INGEST_HOME (or redis.data_dir) to a writable directory, "
+            "or NEWS_INGEST_REDIS_URL to a server"
+        ) from exc
+    server = EmbeddedValkey(data_dir, settings.redis.embedded_port)
     with server.running() as embedded_url:
         yield embedded_url
 

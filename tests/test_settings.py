@@ -147,3 +147,11 @@ def test_the_workers_run_with_the_settings_they_are_handed(
         jobs._settings.clear()  # other tests in this process build their own
     assert r.xlen("p18:articles") == 1
     assert not r.exists("news:articles")
+
+
+def test_an_unusable_state_home_is_a_one_line_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = cli("feeds", "list", env={"NEWS_INGEST_HOME": str(blocker / "home")}, cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "set NEWS_INGEST_HOME" in done.stderr and str(blocker / "home") in done.stderr
