@@ -74,9 +74,12 @@ def test_the_wheel_works_from_an_empty_directory(server: TestServer, tmp_path: P
         shutil.copy(ROOT / name, src / name)
     for name in ("ingest", "workers"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    # nothing of this test run's own import path may leak into the fresh venv
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}  # fmt: skip
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(src)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+                   check=True, capture_output=True, timeout=300, env=clean)  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("news_ingest-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -84,10 +87,10 @@ def test_the_wheel_works_from_an_empty_directory(server: TestServer, tmp_path: P
     # the deps from pip's configured (local) indexes; --no-compile saves half the install time,
     # so bytecode caching is off below: the check is for what news-ingest itself writes
     subprocess.run([*pip, "--python", str(python), "install", "--no-compile", str(wheel)],
-                   check=True, capture_output=True, timeout=600)  # fmt: skip
+                   check=True, capture_output=True, timeout=600, env=clean)  # fmt: skip
     site = Path(subprocess.run([str(python), "-c", "import ingest, pathlib; "
                                 "print(pathlib.Path(ingest.__file__).parent.parent)"],
-                               cwd=tmp_path, check=True, capture_output=True,
+                               cwd=tmp_path, env=clean, check=True, capture_output=True,
                                text=True).stdout.strip())  # fmt: skip
     assert site.name == "site-packages" and site.is_relative_to(venv)
     before = _snapshot(site)
