@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -64,10 +65,37 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
             for p in root.rglob("*")}  # fmt: skip
 
 
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _interpreter() -> tuple[str, list[str]]:
+    """The Python for the fresh venv, and how to run commands: as `nobody` when we are root and
+    some Python >= 3.11 is usable by nobody (ours may live in root's home), as the issue's trial
+    did; else as ourselves."""
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        probe = "import sys, venv; print(sys.version_info >= (3, 11), sys.version)"
+        for python in (sys._base_executable, "/usr/bin/python3"):
+            ours, theirs = (subprocess.run([*prefix, python, "-c", probe], capture_output=True,
+                                           text=True, check=False).stdout
+                            for prefix in ([], NOBODY))
+            if ours.startswith("True") and ours == theirs:  # the very same interpreter for both
+                return python, NOBODY
+    return sys.executable, []
+
+
 def test_the_wheel_works_from_an_empty_directory(server: TestServer, tmp_path: Path) -> None:
     """`pip install` of the built wheel (not editable) into a fresh venv; every command that
-    reads package data or writes state runs from an empty directory; site-packages is left as
-    installed, and state goes to the user's data directory."""
+    reads package data or writes state runs from an empty directory, as `nobody` when the test
+    runs as root; site-packages is left as installed, and state goes to the user's data dir."""
+    work = Path(tempfile.mkdtemp(prefix="news-ingest-wheel-"))  # not tmp_path: 0700, root's
+    work.chmod(0o755)
+    try:
+        _wheel_check(server, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _wheel_check(server: TestServer, tmp_path: Path) -> None:
     src = tmp_path / "src"  # a copy: building in the checkout would leave build/ behind
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -82,7 +110,8 @@ def test_the_wheel_works_from_an_empty_directory(server: TestServer, tmp_path: P
                    check=True, capture_output=True, timeout=300, env=clean)  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("news_ingest-*.whl")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    base, user = _interpreter()
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, env=clean)
     python = venv / "bin" / "python"
     # the deps from pip's configured (local) indexes; --no-compile saves half the install time,
     # so bytecode caching is off below: the check is for what news-ingest itself writes
@@ -98,6 +127,10 @@ def test_the_wheel_works_from_an_empty_directory(server: TestServer, tmp_path: P
     empty = tmp_path / "empty"
     empty.mkdir()
     home = tmp_path / "home"
+    home.mkdir()
+    if user:
+        for path in (empty, home):
+            os.chown(path, 65534, 65534)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home),
            "PYTHONDONTWRITEBYTECODE": "1", "NEWS_INGEST_FETCH_ALLOW": server.allow,
            "NEWS_INGEST_POLL_HOST_RATE": "0", "NEWS_INGEST_WORKER_COUNT": "1",
@@ -105,7 +138,7 @@ def test_the_wheel_works_from_an_empty_directory(server: TestServer, tmp_path: P
     exe = str(venv / "bin" / "news-ingest")
 
     def run(*args: str, stdin: str | None = None) -> str:
-        done = subprocess.run([exe, "--log-json", *args], cwd=empty, env=env, input=stdin,
+        done = subprocess.run([*user, exe, "--log-json", *args], cwd=empty, env=env, input=stdin,
                               capture_output=True, text=True, timeout=180)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Traceback" not in done.stderr
@@ -132,3 +165,5 @@ def test_the_wheel_works_from_an_empty_directory(server: TestServer, tmp_path: P
     assert os.listdir(empty) == []  # nor in the working directory
     state = home / ".local" / "share" / "news-ingest" / "valkey"
     assert (state / "valkey.log").is_file()  # the embedded server's data: the user data dir
+    if user:  # it really ran as nobody, who cannot write under site-packages at all
+        assert (state / "valkey.log").stat().st_uid == 65534
