@@ -167,3 +167,16 @@ def _wheel_check(server: TestServer, tmp_path: Path) -> None:
     assert (state / "valkey.log").is_file()  # the embedded server's data: the user data dir
     if user:  # it really ran as nobody, who cannot write under site-packages at all
         assert (state / "valkey.log").stat().st_uid == 65534
+
+
+def test_the_image_runs_unprivileged_with_its_state_in_a_volume() -> None:
+    """What the Dockerfile says (no Docker daemon is needed to read it)."""
+    lines = [line.split(None, 1) for line in (ROOT / "Dockerfile").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]  # fmt: skip
+    directives = {(d.upper(), rest.strip()) for d, *more in lines for rest in more or [""]}
+    users = [rest for d, rest in directives if d == "USER"]
+    assert users and users[-1] not in ("root", "0"), users
+    home = next(rest.split("=", 1)[1] for d, rest in directives
+                if d == "ENV" and rest.startswith("NEWS_INGEST_HOME="))  # fmt: skip
+    assert ("VOLUME", f'["{home}"]') in directives
+    assert "config" not in " ".join(rest for d, rest in directives if d == "COPY")
