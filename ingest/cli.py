@@ -435,7 +435,16 @@ def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: st
             want = min(100, count - seen) if count else 100
             resp: Any
             if group:
-                resp = r.xreadgroup(group, consumer, {stream: ">"}, count=want, block=1000)
+                try:
+                    resp = r.xreadgroup(group, consumer, {stream: ">"}, count=want, block=1000)
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    # the group is gone (a failover lost it, or someone deleted it): again,
+                    # from the start; entries may repeat, never go unread (README, Sentinel)
+                    with contextlib.suppress(redis.ResponseError):
+                        r.xgroup_create(stream, group, id="0", mkstream=True)
+                    continue
             elif from_start:
                 resp = r.xread({stream: last}, count=want, block=None)
                 if not resp and count is None:

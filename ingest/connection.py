@@ -187,7 +187,8 @@ def sentinel_client(target: SentinelTarget) -> redis.Redis:
     sockets = {"socket_connect_timeout": 5.0, "socket_keepalive": True}
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         target.sentinels,
-        sentinel_kwargs={**sockets, **tls, **target.sentinel_auth},
+        # a Sentinel answers at once or not at all: a hung one must not hold a command forever
+        sentinel_kwargs={**sockets, "socket_timeout": 5.0, **tls, **target.sentinel_auth},
         **sockets,
     )
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]

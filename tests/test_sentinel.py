@@ -257,3 +257,25 @@ def _tailed(out) -> set[str]:  # type: ignore[no-untyped-def]
     return seen
 
 
+
+
+def test_tail_group_survives_losing_its_group(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """A failover can lose a consumer group created just before it: `tail --group` makes it
+    again and reads from the start (a repeat, never a gap)."""
+    r.xadd("news:articles", {"event": "created", "data": json.dumps({"canonical_url": "a"})})
+    out = (tmp_path / "tail.out").open("w+")
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "--redis-url", redis_url, "tail", "--json",
+         "--group", "g", "--from-start", "--count", "3"],
+        cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: "a" in _tailed(out), timeout=30)
+        r.xgroup_destroy("news:articles", "g")
+        r.xadd("news:articles", {"event": "created", "data": json.dumps({"canonical_url": "b"})})
+        tail.wait(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+    assert tail.returncode == 0, _tail(out)
+    assert _tailed(out) == {"a", "b"}
