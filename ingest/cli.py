@@ -18,7 +18,14 @@ import redis
 
 from ingest import bodies, logs
 from ingest import settings as settings_mod
-from ingest.connection import StateDirError, connect, redact, redis_url
+from ingest.connection import (
+    FAILOVER_WAIT_S,
+    POLL_FAILOVER_WAIT_S,
+    StateDirError,
+    connect,
+    redact,
+    redis_url,
+)
 from ingest.feedlist import FeedListError, FeedSpec, dump_opml, load
 from ingest.keys import Keys
 from ingest.registry import Registry
@@ -32,10 +39,10 @@ class App:
         self.redis_override = redis_override
 
     @contextlib.contextmanager
-    def redis(self) -> Iterator[tuple[str, redis.Redis]]:
+    def redis(self, failover_wait: float = FAILOVER_WAIT_S) -> Iterator[tuple[str, redis.Redis]]:
         with self._url() as url:
             try:
-                r = connect(url)
+                r = connect(url, failover_wait)
             except ValueError as exc:  # a malformed redis+sentinel:// URL
                 raise click.ClickException(f"bad Redis URL: {exc}") from exc
             try:
@@ -167,7 +174,7 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int,
 
     if workers is not None:
         app.settings = app.settings.with_overrides(worker={"count": workers})
-    with app.redis() as (url, r):
+    with app.redis(POLL_FAILOVER_WAIT_S) as (url, r):  # r is the poller's
         ids = _register(app, r)
         if once:
             stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
@@ -207,7 +214,7 @@ def poll(app: App, once: bool) -> None:
 
     from ingest.poller import Poller
 
-    with app.redis() as (_url, r):
+    with app.redis(POLL_FAILOVER_WAIT_S) as (_url, r):
         ids = _register(app, r)
 
         async def main() -> None:

@@ -17,6 +17,7 @@ from redis.sentinel import SentinelConnectionPool
 
 from ingest.connection import (
     FAILOVER_WAIT_S,
+    POLL_FAILOVER_WAIT_S,
     FollowingConnection,
     FollowingSSLConnection,
     SentinelTarget,
@@ -103,10 +104,11 @@ def test_passwords_stay_out_of_messages() -> None:
 
 
 def test_failover_retry_covers_the_documented_wait() -> None:
-    retry = failover_retry()
-    backoff = retry._backoff  # the schedule redis-py will sleep through
-    waited = sum(backoff.compute(n) for n in range(1, retry._retries + 1))
-    assert FAILOVER_WAIT_S <= waited < FAILOVER_WAIT_S + 2
+    for wait in (FAILOVER_WAIT_S, POLL_FAILOVER_WAIT_S):
+        retry = failover_retry(wait)
+        backoff = retry._backoff  # the schedule redis-py will sleep through
+        waited = sum(backoff.compute(n) for n in range(1, retry._retries + 1))
+        assert wait <= waited < wait + 1.1
 
 
 def test_a_sentinel_client_follows_a_failover(tmp_path: Path) -> None:
@@ -155,9 +157,10 @@ def _site(server: TestServer, feeds: int, per_feed: int) -> list[str]:
         for a in range(per_feed):
             n = f * per_feed + a
             path = f"/s/{n}"
-            # slow pages: the primary dies while articles are still being fetched
+            # each feed's pages slower than the last: the primary dies after the first feed's
+            # stories are out and before the last feed's pages have even arrived
             server.add(path, pages.article_page(f"Story {n}", pages.distinct_story(n)))
-            server.routes[path].delay = 0.15
+            server.routes[path].delay = 0.1 + 1.5 * f
             items.append({"title": f"Story {n}", "link": server.url(path)})
             urls.append(server.url(path))
         server.add(f"/f{f}.xml", pages.rss(f"Feed {f}", items), "application/rss+xml")
@@ -182,9 +185,13 @@ def test_daemon_publishes_every_story_once_across_a_failover(
         "NEWS_INGEST_REDIS_URL": trio.url,
         "NEWS_INGEST_FETCH_ALLOW": server.allow,
         "NEWS_INGEST_POLL_HOST_RATE": "0",
-        "NEWS_INGEST_POLL_HOST_INFLIGHT": "3",
+        "NEWS_INGEST_POLL_HOST_INFLIGHT": "0",
         "NEWS_INGEST_WORKER_COUNT": "2",
         "NEWS_INGEST_WORKER_BATCH_SIZE": "2",
+        # a feed whose poll the failover cut short comes back after its lease, its items after
+        # their fetch claim (5 and 10 min by default: README, Sentinel)
+        "NEWS_INGEST_POLL_LEASE": "8",
+        "NEWS_INGEST_POLL_FETCH_CLAIM": "10",
     }
     port = free_port()
     log = (tmp_path / "run.log").open("w+")
@@ -202,7 +209,7 @@ def test_daemon_publishes_every_story_once_across_a_failover(
     primary = redis.Redis(port=trio.primary_port)
     promoted = redis.Redis(port=trio.replica_port)
     try:
-        assert wait_for(lambda: primary.xlen("news:articles") >= 4, timeout=60), _tail(log)
+        assert wait_for(lambda: primary.xlen("news:articles") >= 6, timeout=60), _tail(log)
         before = primary.xlen("news:articles")
         assert before < len(urls), "the run ended before the primary could be killed"
         trio.kill_primary()
@@ -221,6 +228,10 @@ def test_daemon_publishes_every_story_once_across_a_failover(
         # the metrics endpoint answers from the new primary too
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
             assert resp.status == 200
+        # the CLI finds the new primary too, and sees a ready service
+        status = cli("--redis-url", trio.url, "status", "--json", cwd=tmp_path)
+        assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-2000:]
+        assert json.loads(status.stdout)["ready"] is True
         # the consumer group read every story (at least once: see README, Sentinel)
         assert wait_for(lambda: set(urls) <= _tailed(tail_out), timeout=30)
     finally:
