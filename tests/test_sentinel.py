@@ -108,7 +108,7 @@ def test_failover_retry_covers_the_documented_wait() -> None:
         retry = failover_retry(wait)
         backoff = retry._backoff  # the schedule redis-py will sleep through
         waited = sum(backoff.compute(n) for n in range(1, retry._retries + 1))
-        assert wait <= waited < wait + 1.1
+        assert wait <= waited < wait + 2
 
 
 def test_a_sentinel_client_follows_a_failover(tmp_path: Path) -> None:
