@@ -1,4 +1,4 @@
-"""`news-ingest`: the command-line contract (see README and DESIGN.md)."""
+"""`news-ingest`: the command-line contract (see README and docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -65,9 +65,10 @@ class App:
             raise click.ClickException(str(exc)) from exc
 
     def feed_specs(self) -> list[FeedSpec] | None:
-        """The --feeds file's feeds, else config/feeds.yaml's (the working directory's, else the
-        packaged example), else None."""
-        path = Path(self.feeds) if self.feeds else settings_mod.default_file("feeds.yaml")
+        """The --feeds file's feeds, else those of config/feeds.yaml in the working directory,
+        else None. Never the packaged example unasked: its feeds are real public sites."""
+        local = settings_mod.LOCAL_CONFIG / "feeds.yaml"
+        path = Path(self.feeds) if self.feeds else (local if local.is_file() else None)
         if path is None:
             return None
         try:
