@@ -1,4 +1,4 @@
-"""`news-ingest`: the command-line contract (see README and DESIGN.md)."""
+"""`news-ingest`: the command-line contract (see README and docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ import redis
 
 from ingest import bodies, logs
 from ingest import settings as settings_mod
-from ingest.connection import connect, redis_url
+from ingest.connection import (
+    FAILOVER_WAIT_S,
+    POLL_FAILOVER_WAIT_S,
+    StateDirError,
+    connect,
+    redis_url,
+)
 from ingest.embedded import EmbeddedError
 from ingest.feedlist import FeedListError, FeedSpec, dump_opml, load
 from ingest.keys import Keys
@@ -35,13 +41,14 @@ class App:
         self.redis_override = redis_override
 
     @contextlib.contextmanager
-    def redis(self, role: str = "", join: bool = False) -> Iterator[tuple[str, redis.Redis]]:
+    def redis(self, role: str = "", join: bool = False,
+              failover_wait: float = FAILOVER_WAIT_S) -> Iterator[tuple[str, redis.Redis]]:  # fmt: skip
         """`role`: this command owns the embedded server (run, server); `join`: it only uses
         the one another process runs (poll, worker). See ingest/connection.py; its
         EmbeddedError is reported by `main`."""
-        with redis_url(self.settings, role, join) as url:
+        with self._url(role, join) as url:
             try:
-                r = connect(url)
+                r = connect(url, failover_wait)
                 r.ping()
             except redis.ConnectionError as exc:  # never echo the URL's password
                 raise click.ClickException(
@@ -56,10 +63,19 @@ class App:
             finally:
                 r.close()
 
+    @contextlib.contextmanager
+    def _url(self, role: str = "", join: bool = False) -> Iterator[str]:
+        try:
+            with redis_url(self.settings, role, join) as url:
+                yield url
+        except StateDirError as exc:
+            raise click.ClickException(str(exc)) from exc
+
     def feed_specs(self) -> list[FeedSpec] | None:
-        """The --feeds file's feeds, else config/feeds.yaml's (the working directory's, else the
-        packaged example), else None."""
-        path = Path(self.feeds) if self.feeds else settings_mod.default_file("feeds.yaml")
+        """The --feeds file's feeds, else those of config/feeds.yaml in the working directory,
+        else None. Never the packaged example unasked: its feeds are real public sites."""
+        local = settings_mod.LOCAL_CONFIG / "feeds.yaml"
+        path = Path(self.feeds) if self.feeds else (local if local.is_file() else None)
         if path is None:
             return None
         try:
@@ -190,7 +206,7 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int | None,
         except PortInUse as exc:
             raise click.ClickException(str(exc)) from exc
     try:
-        with app.redis(role="run") as (url, r):
+        with app.redis(role="run", failover_wait=POLL_FAILOVER_WAIT_S) as (url, r):  # the poller's
             ids = _register(app, r)
             if once:
                 stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
@@ -242,7 +258,7 @@ def poll(app: App, once: bool) -> None:
     from ingest.poller import Poller
 
     log = structlog.get_logger("ingest.cli")
-    with app.redis(join=True) as (_url, r):
+    with app.redis(join=True, failover_wait=POLL_FAILOVER_WAIT_S) as (_url, r):
         ids = _register(app, r)
         left: dict[str, Any] = {}  # --once: feeds still deferred at the deadline
 
@@ -553,7 +569,16 @@ def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: st
             resp: Any
             try:
                 if group:
-                    resp = r.xreadgroup(group, consumer, {stream: ">"}, count=want, block=1000)
+                    try:
+                        resp = r.xreadgroup(group, consumer, {stream: ">"}, count=want, block=1000)
+                    except redis.ResponseError as exc:
+                        if "NOGROUP" not in str(exc):
+                            raise
+                        # the group is gone (a failover lost it, or someone deleted it): again,
+                        # from the start; entries may repeat, never go unread (README, Sentinel)
+                        with contextlib.suppress(redis.ResponseError):
+                            r.xgroup_create(stream, group, id="0", mkstream=True)
+                        continue
                 elif from_start:
                     resp = r.xread({stream: last}, count=want, block=None)
                     if not resp and count is None:

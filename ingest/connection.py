@@ -6,7 +6,8 @@ through `redis.sentinel.Sentinel`: every new connection asks the Sentinels where
 and a connection to a primary that was demoted (READONLY) is dropped and made again. Commands
 that fail while a failover runs are retried with back-off for about `FAILOVER_WAIT_S`, so every
 role (poller, workers, metrics, `tail --group`) carries on with the promoted replica, in the same
-process. `rediss+sentinel://` speaks TLS to the Sentinels and to the data nodes. The user and
+process (the poller for POLL_FAILOVER_WAIT_S only: it rides out outages itself).
+`rediss+sentinel://` speaks TLS to the Sentinels and to the data nodes. The user and
 password of the URL are the data nodes'; `sentinel_username` / `sentinel_password` (query) are
 the Sentinels' own, when they have one. Other options: `ssl_ca_certs`, `ssl_certfile`,
 `ssl_keyfile`, `ssl_cert_reqs` (`required`, `optional`, `none`).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -35,6 +37,11 @@ SENTINEL_PORT = 26379
 # Sentinel's down-after-milliseconds is 30 s by default and an election takes a few seconds more:
 # a command is retried for about this long before its error reaches the caller.
 FAILOVER_WAIT_S = 60.0
+# ... except the poller's: its Redis calls run on its event loop, and a loop held for the whole
+# failover would charge every page fetch in flight with a timeout. It rides out an outage by
+# itself (ingest/poller.py): the feeds in progress come back with their lease, their items when
+# their fetch claim lapses.
+POLL_FAILOVER_WAIT_S = 2.0
 _BACKOFF_BASE, _BACKOFF_CAP = 0.05, 1.0
 _SSL_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
 _CERT_REQS = ("required", "optional", "none")
@@ -127,10 +134,10 @@ def parse_sentinel(url: str) -> SentinelTarget:
     return SentinelTarget(sentinels, segments[0], db, username, password, tls, sentinel_auth, ssl)
 
 
-def failover_retry() -> Retry:
-    """Back-off from 50 ms to 1 s, for about FAILOVER_WAIT_S in all."""
+def failover_retry(wait: float = FAILOVER_WAIT_S) -> Retry:
+    """Back-off from 50 ms to 1 s, for about `wait` seconds in all."""
     waited, retries, delay = 0.0, 0, _BACKOFF_BASE
-    while waited < FAILOVER_WAIT_S:
+    while waited < wait:
         waited += delay
         retries += 1
         delay = min(_BACKOFF_CAP, delay * 2)
@@ -178,7 +185,7 @@ class FollowingSSLConnection(FollowingConnection, SSLConnection):
     pass
 
 
-def sentinel_client(target: SentinelTarget) -> redis.Redis:
+def sentinel_client(target: SentinelTarget, wait: float = FAILOVER_WAIT_S) -> redis.Redis:
     """The primary of `target.service`, found (and found again after a failover) by Sentinel."""
     tls: dict[str, Any] = {}
     if target.tls:
@@ -186,7 +193,8 @@ def sentinel_client(target: SentinelTarget) -> redis.Redis:
     sockets = {"socket_connect_timeout": 5.0, "socket_keepalive": True}
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         target.sentinels,
-        sentinel_kwargs={**sockets, **tls, **target.sentinel_auth},
+        # a Sentinel answers at once or not at all: a hung one must not hold a command forever
+        sentinel_kwargs={**sockets, "socket_timeout": 5.0, **tls, **target.sentinel_auth},
         **sockets,
     )
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
@@ -195,11 +203,15 @@ def sentinel_client(target: SentinelTarget) -> redis.Redis:
         username=target.username,
         password=target.password,
         health_check_interval=30,
-        retry=failover_retry(),
+        retry=failover_retry(wait),
         connection_class=FollowingSSLConnection if target.tls else FollowingConnection,
         **target.ssl,
     )
     return client
+
+
+class StateDirError(RuntimeError):
+    """The state directory cannot be created (a read-only home, a path through a file)."""
 
 
 @contextlib.contextmanager
@@ -213,7 +225,16 @@ def redis_url(settings: Settings, role: str = "", join: bool = False) -> Iterato
     if url:
         yield url
         return
-    server = EmbeddedValkey(settings.redis.data_dir, settings.redis.embedded_port)
+    data_dir = Path(settings.redis.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateDirError(
+            f"cannot create the embedded server's data directory {data_dir}: {exc.strerror}; "
+            "set NEWS_INGEST_HOME (or redis.data_dir) to a writable directory, "
+            "or NEWS_INGEST_REDIS_URL to a server"
+        ) from exc
+    server = EmbeddedValkey(data_dir, settings.redis.embedded_port)
     if join:
         if not server.wait_for(settings.run.server_wait):
             raise EmbeddedError(
@@ -231,9 +252,10 @@ def as_str(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def connect(url: str) -> redis.Redis:
-    """A client for `url`: redis://, rediss://, unix:// or redis+sentinel:// (see above)."""
+def connect(url: str, failover_wait: float = FAILOVER_WAIT_S) -> redis.Redis:
+    """A client for `url`: redis://, rediss://, unix:// or redis+sentinel:// (see above; through
+    a failover a command is retried for about `failover_wait` seconds)."""
     if is_sentinel(url):
-        return sentinel_client(parse_sentinel(url))
+        return sentinel_client(parse_sentinel(url), failover_wait)
     # health_check_interval keeps long-lived pollers honest after a server restart
     return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)

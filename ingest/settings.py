@@ -50,9 +50,14 @@ def default_file(name: str) -> Path:
 
 
 def checkout() -> Path | None:
-    """The source checkout this package is imported from (editable install), else None."""
+    """The source tree this package is imported from (a checkout, an editable install), else
+    None (an installed package: its parent is site-packages)."""
     root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").is_file() and (root / ".git").exists() else None
+    try:
+        ours = 'name = "news-ingest"' in (root / "pyproject.toml").read_text("utf-8")
+    except OSError:
+        return None
+    return root if ours else None
 
 
 def state_home() -> Path:

@@ -46,7 +46,8 @@ class SentinelTrio:
             f"port {self.sentinel_port}\nbind 127.0.0.1\n"
             f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary_port} 1\n"
             f"sentinel down-after-milliseconds {SERVICE} 1000\n"
-            f"sentinel failover-timeout {SERVICE} 10000\n"
+            # short: a failover the loaded test machine aborts is tried again 2 x this later
+            f"sentinel failover-timeout {SERVICE} 2000\n"
         )
         self.procs["sentinel"] = subprocess.Popen(
             [str(binary_path()), str(conf), "--sentinel", "--logfile",
@@ -66,7 +67,8 @@ class SentinelTrio:
                 try:
                     synced = replica.info("replication").get("master_link_status") == "up"
                     known = sentinel.sentinel_slaves(SERVICE)
-                    if synced and known:
+                    calm = sentinel.sentinel_master(SERVICE).get("flags") == "master"
+                    if synced and known and calm:  # not mid-way through a spurious failover
                         return
                 except redis.RedisError:
                     pass

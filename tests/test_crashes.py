@@ -31,9 +31,8 @@ def site(server: TestServer, tmp_path: Path) -> Path:
     for i in range(ARTICLES):
         paras = pages.paragraphs(DOCS[i % 3])
         # distinct stories: each gets its own opening paragraphs, so none is a near-copy
-        own = [f"Story {i}: the {w} committee met on day {i} to discuss budget line {i * 7}."
-               for w in ("finance", "housing", "transport", "schools")]  # fmt: skip
-        server.add(f"/s{i}", pages.article_page(f"Story {i}", own * 3 + paras[i % 2 :: 2]))
+        own = pages.distinct_story(i, 4)
+        server.add(f"/s{i}", pages.article_page(f"Story {i}", own + paras[i % 2 :: 2]))
         items.append({"title": f"Story {i}", "link": server.url(f"/s{i}")})
     server.add("/feed.xml", pages.rss("Crash feed", items), "application/rss+xml")
     feeds = tmp_path / "feeds.yaml"

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.connection import Connection, SSLConnection
 from redis.sentinel import SentinelConnectionPool
 
 from ingest.connection import (
     FAILOVER_WAIT_S,
+    POLL_FAILOVER_WAIT_S,
+    FollowingConnection,
+    FollowingSSLConnection,
     SentinelTarget,
     connect,
     failover_retry,
@@ -69,6 +73,25 @@ def test_bad_sentinel_urls_are_named(url: str, reason: str) -> None:
         parse_sentinel(url)
 
 
+def test_password_and_tls_variants_reach_redis_py() -> None:
+    """What each part of the URL becomes in redis-py (no connection is made here)."""
+    client = connect("rediss+sentinel://app:pw@127.0.0.1:26379/svc/2?sentinel_password=sp"
+                     "&ssl_cert_reqs=none&ssl_ca_certs=/ca.pem")  # fmt: skip
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "svc"
+    assert issubclass(pool.connection_class, FollowingSSLConnection)
+    kwargs = pool.connection_kwargs
+    assert (kwargs["db"], kwargs["username"], kwargs["password"]) == (2, "app", "pw")
+    assert (kwargs["ssl_cert_reqs"], kwargs["ssl_ca_certs"]) == ("none", "/ca.pem")
+    (sentinel,) = pool.sentinel_manager.sentinels
+    skw = sentinel.connection_pool.connection_kwargs
+    assert skw["password"] == "sp" and skw.get("username") is None
+    assert issubclass(sentinel.connection_pool.connection_class, SSLConnection)
+    plain = connect("redis+sentinel://127.0.0.1:26379/svc").connection_pool
+    assert plain.connection_class is FollowingConnection
+    assert plain.sentinel_manager.sentinels[0].connection_pool.connection_class is Connection
+
+
 def test_bad_sentinel_url_is_a_one_line_error() -> None:
     done = cli("--redis-url", "redis+sentinel://h1:x/svc", "status")
     assert done.returncode != 0
@@ -82,10 +105,11 @@ def test_passwords_stay_out_of_messages() -> None:
 
 
 def test_failover_retry_covers_the_documented_wait() -> None:
-    retry = failover_retry()
-    backoff = retry._backoff  # the schedule redis-py will sleep through
-    waited = sum(backoff.compute(n) for n in range(1, retry._retries + 1))
-    assert FAILOVER_WAIT_S <= waited < FAILOVER_WAIT_S + 2
+    for wait in (FAILOVER_WAIT_S, POLL_FAILOVER_WAIT_S):
+        retry = failover_retry(wait)
+        backoff = retry._backoff  # the schedule redis-py will sleep through
+        waited = sum(backoff.compute(n) for n in range(1, retry._retries + 1))
+        assert wait <= waited < wait + 2
 
 
 def test_a_sentinel_client_follows_a_failover(tmp_path: Path) -> None:
@@ -134,9 +158,10 @@ def _site(server: TestServer, feeds: int, per_feed: int) -> list[str]:
         for a in range(per_feed):
             n = f * per_feed + a
             path = f"/s/{n}"
-            # slow pages: the primary dies while articles are still being fetched
+            # each feed's pages slower than the last: the primary dies after the first feed's
+            # stories are out and before the last feed's pages have even arrived
             server.add(path, pages.article_page(f"Story {n}", pages.distinct_story(n)))
-            server.routes[path].delay = 0.15
+            server.routes[path].delay = 0.1 + 1.5 * f
             items.append({"title": f"Story {n}", "link": server.url(path)})
             urls.append(server.url(path))
         server.add(f"/f{f}.xml", pages.rss(f"Feed {f}", items), "application/rss+xml")
@@ -161,10 +186,13 @@ def test_daemon_publishes_every_story_once_across_a_failover(
         "NEWS_INGEST_REDIS_URL": trio.url,
         "NEWS_INGEST_FETCH_ALLOW": server.allow,
         "NEWS_INGEST_POLL_HOST_RATE": "0",
-        "NEWS_INGEST_POLL_HOST_INFLIGHT": "3",
+        "NEWS_INGEST_POLL_HOST_INFLIGHT": "0",
         "NEWS_INGEST_WORKER_COUNT": "2",
         "NEWS_INGEST_WORKER_BATCH_SIZE": "2",
-        "NEWS_INGEST_DEDUP_DROP_NEAR_DUPLICATES": "false",  # the generated stories look alike
+        # a feed whose poll the failover cut short comes back after its lease, its items after
+        # their fetch claim (5 and 10 min by default: README, Sentinel)
+        "NEWS_INGEST_POLL_LEASE": "8",
+        "NEWS_INGEST_POLL_FETCH_CLAIM": "10",
     }
     port = free_port()
     log = (tmp_path / "run.log").open("w+")
@@ -182,7 +210,7 @@ def test_daemon_publishes_every_story_once_across_a_failover(
     primary = redis.Redis(port=trio.primary_port)
     promoted = redis.Redis(port=trio.replica_port)
     try:
-        assert wait_for(lambda: primary.xlen("news:articles") >= 4, timeout=60), _tail(log)
+        assert wait_for(lambda: primary.xlen("news:articles") >= 6, timeout=60), _tail(log)
         before = primary.xlen("news:articles")
         assert before < len(urls), "the run ended before the primary could be killed"
         trio.kill_primary()
@@ -201,6 +229,10 @@ def test_daemon_publishes_every_story_once_across_a_failover(
         # the metrics endpoint answers from the new primary too
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
             assert resp.status == 200
+        # the CLI finds the new primary too, and sees a ready service
+        status = cli("--redis-url", trio.url, "status", "--json", cwd=tmp_path)
+        assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-2000:]
+        assert json.loads(status.stdout)["ready"] is True
         # the consumer group read every story (at least once: see README, Sentinel)
         assert wait_for(lambda: set(urls) <= _tailed(tail_out), timeout=30)
     finally:
@@ -237,3 +269,25 @@ def _tailed(out) -> set[str]:  # type: ignore[no-untyped-def]
     return seen
 
 
+
+
+def test_tail_group_survives_losing_its_group(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """A failover can lose a consumer group created just before it: `tail --group` makes it
+    again and reads from the start (a repeat, never a gap)."""
+    r.xadd("news:articles", {"event": "created", "data": json.dumps({"canonical_url": "a"})})
+    out = (tmp_path / "tail.out").open("w+")
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "--redis-url", redis_url, "tail", "--json",
+         "--group", "g", "--from-start", "--count", "3"],
+        cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: "a" in _tailed(out), timeout=30)
+        r.xgroup_destroy("news:articles", "g")
+        r.xadd("news:articles", {"event": "created", "data": json.dumps({"canonical_url": "b"})})
+        tail.wait(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+    assert tail.returncode == 0, _tail(out)
+    assert _tailed(out) == {"a", "b"}

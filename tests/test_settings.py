@@ -63,6 +63,23 @@ def test_a_local_config_dir_overrides_the_packaged_defaults(elsewhere: Path) -> 
     assert settings_mod.default_file("feeds.yaml") == Path("config/feeds.yaml")
 
 
+def test_the_packaged_example_feeds_are_never_registered_unasked(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """They are real public sites: `run`/`poll` without --feeds or a config/feeds.yaml register
+    nothing (and so never look a public name up)."""
+    done = cli("--redis-url", redis_url, "poll", "--once", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Registry(r, Keys()).all() == []
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "feeds.yaml").write_text("feeds:\n  - url: http://127.0.0.1:9/a.xml\n")
+    done = cli("--redis-url", redis_url, "feeds", "list", "--json", cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout == ""  # listing registers nothing either
+    done = cli("--redis-url", redis_url, "poll", "--once", cwd=tmp_path,
+               env={"NEWS_INGEST_FETCH_TIMEOUT": "1"})  # fmt: skip
+    assert [row["url"] for row in Registry(r, Keys()).all()] == ["http://127.0.0.1:9/a.xml"]
+
+
 def test_precedence_file_env_flag(elsewhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (elsewhere / "config").mkdir()
     (elsewhere / "config" / "settings.toml").write_text("[poll]\nmin_interval = 300\n")
@@ -147,3 +164,11 @@ def test_the_workers_run_with_the_settings_they_are_handed(
         jobs._settings.clear()  # other tests in this process build their own
     assert r.xlen("p18:articles") == 1
     assert not r.exists("news:articles")
+
+
+def test_an_unusable_state_home_is_a_one_line_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = cli("feeds", "list", env={"NEWS_INGEST_HOME": str(blocker / "home")}, cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "set NEWS_INGEST_HOME" in done.stderr and str(blocker / "home") in done.stderr
