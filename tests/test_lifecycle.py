@@ -480,9 +480,11 @@ def test_poll_and_worker_without_a_server_say_how_to_get_one_and_join_the_server
     assert '"redis_stopped"' in (tmp_path / "server.log").read_text()
 
 
-def test_tail_and_status_watch_end_with_one_line_when_the_server_stops(
+def test_tail_and_status_watch_say_so_once_when_the_server_stops(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
+    """They ride out the outage (tests/test_operator_output.py shows them resume): one line on
+    stderr, no traceback, still running; Ctrl+C ends them."""
     env = embedded_env(tmp_path)
     srv = start("server", env=env, log=tmp_path / "server.log")
     procs.append(srv)
@@ -494,10 +496,14 @@ def test_tail_and_status_watch_end_with_one_line_when_the_server_stops(
     ]  # fmt: skip
     time.sleep(3)  # both reading
     stop(srv)
-    for reader in readers:
+    time.sleep(4)
+    for n, reader in enumerate(readers):
+        assert reader.poll() is None  # still waiting for the server
+        reader.send_signal(signal.SIGINT)
         _out, err = reader.communicate(timeout=30)
-        assert reader.returncode == 1, err
-        assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("Error: Redis")
+        assert "Traceback" not in err, err
+        if n == 0:  # tail says so on stderr (status --watch shows NOT READY on its screen)
+            assert "unreachable" in err.lower(), err
 
 
 def test_embedded_port_taken_by_another_program_a_free_one_is_picked_and_found(
