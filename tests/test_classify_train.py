@@ -180,7 +180,7 @@ def test_scoring_needs_numpy_only_and_an_old_model_file_is_refused(tmp_path: Pat
     assert 50_000 < path.stat().st_size < 2_000_000  # float32, only the words seen in training
     check = ("import sys; from workers import classify, topic_model as t; "
              f"m = t.TopicModel.load({str(path)!r}); "
-             "lex = classify.load_lexicon('config/taxonomy.yaml'); "
+             "lex = classify.load_lexicon('ingest/defaults/taxonomy.yaml'); "
              "print(t.assign(m, lex, 'Central bank raises rates', 'Inflation and the economy.')"
              "[0]['code']); assert 'sklearn' not in sys.modules and 'scipy' not in sys.modules")
     run = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True,
