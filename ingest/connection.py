@@ -61,16 +61,6 @@ class SentinelTarget:
     ssl: dict[str, str] = field(default_factory=dict)
 
 
-def redact(url: str) -> str:
-    """`url` without its password, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    creds, at, hosts = netloc.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{scheme}{sep}{creds.partition(':')[0]}:***@{hosts}{slash}{path}"
-
-
 def is_sentinel(url: str) -> bool:
     return url.partition("://")[0].lower() in SENTINEL_SCHEMES
 

@@ -24,12 +24,12 @@ from ingest.connection import (
     connect,
     failover_retry,
     parse_sentinel,
-    redact,
 )
 from ingest.embedded import free_port
 from ingest.feedlist import FeedSpec
 from ingest.keys import Keys
 from ingest.registry import Registry
+from ingest.urls import redact_url as redact
 from tests import pages
 from tests.conftest import cli
 from tests.helpers import wait_for
