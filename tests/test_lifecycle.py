@@ -155,7 +155,9 @@ def test_busy_daemon_stops_within_the_grace_and_a_restart_publishes_every_story_
     urls = busy_site(server, feeds=10, per_feed=4, delay=1.0)
     feeds = feeds_file(server, tmp_path, 10)
     base = ("--redis-url", redis_url, "--feeds", str(feeds), "run", "--workers", "2")
-    env = environ(server, NEWS_INGEST_METRICS_PORT="0")
+    # a host wait long enough that no item is deferred: the polls stay in flight, fetching,
+    # instead of finishing early with their items parked (which would leave nothing to cancel)
+    env = environ(server, NEWS_INGEST_METRICS_PORT="0", NEWS_INGEST_POLL_MAX_HOST_WAIT="300")
     first = start(*base, env=env, log=tmp_path / "first.log")
     procs.append(first)
     assert wait_for(lambda: r.xlen("news:articles") >= 1, 90)
