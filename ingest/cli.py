@@ -166,7 +166,10 @@ def _register(app: App, r: redis.Redis) -> list[str] | None:
         specs = app.feed_specs() if not registry.ids() else []
         for spec in specs or []:
             registry.add(spec)
-        r.set(seeded, f"{time.time():.0f}")
+        # marked only once the registry holds feeds: a first start with no config/feeds.yaml
+        # must not stop a later one (with the file in place) from seeding
+        if specs or registry.ids():
+            r.set(seeded, f"{time.time():.0f}")
         if specs:
             click.echo(f"registry seeded with {len(specs)} feeds from {settings_mod.default_file('feeds.yaml')}", err=True)
         return None

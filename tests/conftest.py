@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from tests.server import TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
+# where the tests' commands run unless told: an empty directory, never the checkout, whose
+# config/feeds.yaml (real public feeds) would seed an empty registry (and so look public names up)
+ELSEWHERE = Path(tempfile.mkdtemp(prefix="news-ingest-cwd-"))
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS_SKIP = "needs the public corpora in ../shared/data (absent); README: Tests"
 
@@ -74,8 +78,8 @@ def server() -> Iterator[TestServer]:
 
 
 def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-        timeout: float = 120, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Run `news-ingest` as a real process, from the repository root unless told."""
+        timeout: float = 120, cwd: Path = ELSEWHERE) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run `news-ingest` as a real process, from an empty directory unless told."""
     full_env = {
         k: v for k, v in os.environ.items() if not k.startswith(("NEWS_INGEST_", "REDIS_URL"))
     }

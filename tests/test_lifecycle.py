@@ -29,7 +29,7 @@ from ingest.keys import Keys
 from ingest.status import problems
 from ingest.supervisor import respawn_delay
 from tests import pages
-from tests.conftest import ROOT, cli
+from tests.conftest import ELSEWHERE, ROOT, cli
 from tests.helpers import wait_for
 from tests.server import TestServer
 
@@ -70,7 +70,7 @@ def environ(server: TestServer | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def start(*args: str, env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+def start(*args: str, env: dict[str, str], log: Path, cwd: Path = ELSEWHERE) -> subprocess.Popen[bytes]:
     # a session of its own, as a terminal gives: the test can signal the whole group
     return subprocess.Popen(
         [sys.executable, "-m", "ingest.cli", "--log-json", *args], cwd=cwd, env=env,

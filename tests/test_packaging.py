@@ -42,7 +42,6 @@ def _imports(*packages: str) -> set[str]:
     return found - set(sys.stdlib_module_names) - {"ingest", "workers", "__future__"}
 
 
-@pytest.mark.skip(reason='issue 16: an import added in integration is not yet declared; open')
 def test_every_imported_package_is_declared() -> None:
     declared = {_name(d) for d in PYPROJECT["project"]["dependencies"]}
     optional = {_name(d) for d in PYPROJECT["project"]["optional-dependencies"]["train"]}

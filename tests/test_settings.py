@@ -63,7 +63,6 @@ def test_a_local_config_dir_overrides_the_packaged_defaults(elsewhere: Path) -> 
     assert settings_mod.default_file("feeds.yaml") == Path("config/feeds.yaml")
 
 
-@pytest.mark.skip(reason='issues 16/18: seeding rule of h18a vs h16 not reconciled yet; open')
 def test_the_packaged_example_feeds_are_never_registered_unasked(
     r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
