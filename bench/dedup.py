@@ -17,7 +17,7 @@ and three syndication shapes (issue 21):
 Each copy must come out a duplicate of its original (recall). Same-feed distinct posts: the
 unrelated articles cut to short posts (their first sentence) between one feed's shared intro and
 footer, and SIB-200's Chinese and Japanese one-line sentences, ten posts to a feed, the feed's
-furniture computed as the poller does (ingest/identity.py): any post dropped as a copy of
+furniture computed as the poller does (ingest/feeds/identity.py): any post dropped as a copy of
 another is a false merge (flagged `possible_duplicate_of` is reported apart). Then the 683
 MasakhaNEWS English and French dev articles, unrelated to the pages and to each other, are processed as new
 stories: each one flagged as a near-duplicate is a false positive. Lookup cost is the time of the
@@ -49,11 +49,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
-from ingest import bodies, identity  # noqa: E402
-from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
-from ingest.feedparse import FeedItem  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
-from ingest.urls import article_id  # noqa: E402
+from ingest.core import bodies  # noqa: E402
+from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
+from ingest.core.settings import Settings  # noqa: E402
+from ingest.core.urls import article_id  # noqa: E402
+from ingest.feeds import identity  # noqa: E402
+from ingest.feeds.feedparse import FeedItem  # noqa: E402
 from workers import pipeline  # noqa: E402
 
 
@@ -295,7 +296,7 @@ def at_scale(n: int = 100_000) -> tuple[int, float, float]:
     content hash and 4 bands each); the stream is dropped before measuring."""
     import random
 
-    from ingest.seen import UrlMark
+    from ingest.core.seen import UrlMark
 
     rng = random.Random(7)
     with fresh_service() as (r, ctx):

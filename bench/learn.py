@@ -27,9 +27,9 @@ DATA = ROOT.parent / "shared" / "data" / "classification"
 
 import redis  # noqa: E402
 
-from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
-from ingest.keys import Keys  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
+from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
+from ingest.core.keys import Keys  # noqa: E402
+from ingest.core.settings import Settings  # noqa: E402
 from workers import learn  # noqa: E402
 
 

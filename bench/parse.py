@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import time
 
-from ingest import feedparse
+from ingest.feeds import feedparse
 
 
 def feed(n: int) -> bytes:

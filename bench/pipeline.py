@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "extraction"
 
-from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
+from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
 
 # " the " as it is, then with a look-alike e (Cyrillic е, ė, ē, è, é, ê, ë, ę): one per copy
 LOOKALIKES = [" the "] + [f" th{e} " for e in "еėēèéêëę"]

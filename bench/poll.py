@@ -27,12 +27,12 @@ import structlog
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
-from ingest.feedlist import FeedSpec  # noqa: E402
-from ingest.keys import Keys  # noqa: E402
+from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
+from ingest.core.keys import Keys  # noqa: E402
+from ingest.core.settings import Settings  # noqa: E402
+from ingest.feeds.feedlist import FeedSpec  # noqa: E402
+from ingest.feeds.registry import Registry  # noqa: E402
 from ingest.poller import Poller  # noqa: E402
-from ingest.registry import Registry  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
 
 
 async def one_pass(settings: Settings, r: redis.Redis) -> tuple[float, float, dict[str, int]]:

@@ -34,7 +34,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
+from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
 
 
 def tree(pid: int) -> list[int]:

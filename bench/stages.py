@@ -28,11 +28,11 @@ from trafilatura.utils import load_html
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest import bodies  # noqa: E402
-from ingest.embedded import EmbeddedValkey, free_port  # noqa: E402
-from ingest.keys import Keys  # noqa: E402
-from ingest.settings import TemplateSettings  # noqa: E402
-from ingest.urls import article_id  # noqa: E402
+from ingest.core import bodies  # noqa: E402
+from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
+from ingest.core.keys import Keys  # noqa: E402
+from ingest.core.settings import TemplateSettings  # noqa: E402
+from ingest.core.urls import article_id  # noqa: E402
 from workers import classify, extract, metadata  # noqa: E402
 from workers.decode import decode  # noqa: E402
 from workers.pipeline import Fingerprints  # noqa: E402

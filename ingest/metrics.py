@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from ingest import observe
-from ingest.keys import Keys
-from ingest.settings import Settings
+from ingest.core import observe
+from ingest.core.keys import Keys
+from ingest.core.settings import Settings
 from ingest.status import gather, problems
 
 

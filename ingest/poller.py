@@ -15,37 +15,28 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
 import structlog
 from rq import Queue, Retry
 
-from ingest import (
-    bodies,
-    counters,
-    deadletters,
-    failpoints,
-    feedparse,
-    observe,
-    once,
-    outcomes,
-    schedule,
-)
-from ingest.egress import NETWORK_OUTCOMES, EgressMonitor
-from ingest.feedlist import FeedSpec
-from ingest.fetch import Fetcher, Response, classify_status, utcnow_iso
-from ingest.gates import check_article
-from ingest.hosts import HostGate
-from ingest.identity import Candidate, ItemsResult, analyse, candidate
-from ingest.keys import Keys
-from ingest.registry import Registry
-from ingest.robots import RobotsCache
-from ingest.seen import SeenStore, guid_field, url_field
-from ingest.settings import HostLimit, Settings
-from ingest.streams import stream_groups
-from ingest.urls import host_of, origin_of
+from ingest import once
+from ingest.core import bodies, counters, deadletters, failpoints, observe, outcomes, timefmt
+from ingest.core.keys import Keys
+from ingest.core.seen import SeenStore, guid_field, url_field
+from ingest.core.settings import HostLimit, Settings
+from ingest.core.streams import stream_groups
+from ingest.core.urls import host_of, origin_of
+from ingest.feeds import feedparse, schedule
+from ingest.feeds.feedlist import FeedSpec
+from ingest.feeds.identity import Candidate, ItemsResult, analyse, candidate
+from ingest.feeds.registry import Registry
+from ingest.net.egress import NETWORK_OUTCOMES, EgressMonitor
+from ingest.net.fetch import Fetcher, Response, classify_status
+from ingest.net.gates import check_article
+from ingest.net.hosts import HostGate
+from ingest.net.robots import RobotsCache
 
 log = structlog.get_logger("ingest.poller")
 
@@ -401,7 +392,7 @@ class Poller:
         fields["shared_links"] = res.shared_links  # links told apart by title (identity.py)
         if not state.get("rate"):  # not watched yet: the items' own dates tell the cadence
             fields["_dated_rate"] = schedule.rate_from_dates(
-                [_ts(i.published_at) for i in parsed.items if i.published_at], time.time()
+                [timefmt.to_ts(i.published_at) for i in parsed.items if i.published_at], time.time()
             )
         if res.deferred:
             # Items left for later: forget the validators and the body hash so the next poll
@@ -501,7 +492,7 @@ class Poller:
         if outcome == "deferred":
             log.info("feed_polled", feed_url=spec.url, stage="poll", outcome=outcome,
                      new_items=new, deferred_items=sum(deferred.values()), deferred_by=deferred,
-                     deferred_until=_iso(until), errors=errors, next_in=round(delay))  # fmt: skip
+                     deferred_until=timefmt.from_ts(until), errors=errors, next_in=round(delay))  # fmt: skip
         else:
             log.info("feed_polled", feed_url=spec.url, stage="poll", outcome=outcome,
                      new_items=new, errors=errors, next_in=round(delay))  # fmt: skip
@@ -661,7 +652,7 @@ class Poller:
             "claim": cand.claim,
             "page": page,
             "discovered_at": discovered,
-            "fetched_at": utcnow_iso(),
+            "fetched_at": timefmt.now(),
         }
 
     def _held(self, fid: str) -> list[feedparse.FeedItem]:
@@ -736,13 +727,6 @@ class Poller:
                 pipe.execute()
             self.stats.enqueued += len(batch)
 
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -35,9 +35,10 @@ from rq.registry import StartedJobRegistry
 from rq.worker import SimpleWorker, WorkerStatus
 
 from ingest import once, supervisor
-from ingest.connection import connect
+from ingest.core import timefmt
+from ingest.core.connection import connect
+from ingest.core.settings import Settings
 from ingest.poller import REDIS_DOWN, Poller, PollStats
-from ingest.settings import Settings
 from ingest.status import WORKER_TTL
 
 log = structlog.get_logger("ingest.runner")
@@ -188,9 +189,15 @@ def run_once(settings: Settings, r: redis.Redis, url: str, feed_ids: list[str] |
         log.warning("work_left", queue_depth=queue.count, started=started.count,
                     feeds=left["feeds"], items=left["items"],
                     feed_urls=sorted(x.feed_url for x in stats.left.values())[:20],
-                    until=_iso(max((x.until for x in stats.left.values()), default=0)),
+                    until=_until(stats),
                     deadline_s=settings.run.once_deadline)  # fmt: skip
     return stats
+
+
+def _until(stats: PollStats) -> str | None:
+    """When the last deferred feed's block ends (None when nothing is deferred)."""
+    until = max((x.until for x in stats.left.values()), default=0)
+    return timefmt.from_ts(until) if until else None
 
 
 def run_forever(settings: Settings, r: redis.Redis, url: str,
@@ -275,12 +282,9 @@ async def _watch(sup: BaseProcess, stop: asyncio.Event, failed: list[str]) -> No
             stop.set()
 
 
-def _iso(ts: float) -> str | None:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
-
 
 async def _progress(poller: Poller, stop: asyncio.Event, every: float = 30.0) -> None:
-    from ingest import counters
+    from ingest.core import counters
 
     while not stop.is_set():
         await asyncio.sleep(every)

@@ -24,11 +24,12 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.worker import BaseWorker
 
-from ingest import counters, deadletters, observe, schedule
-from ingest.keys import Keys
-from ingest.registry import Registry
-from ingest.settings import Settings
-from ingest.streams import stream_groups
+from ingest.core import counters, deadletters, observe
+from ingest.core.keys import Keys
+from ingest.core.settings import Settings
+from ingest.core.streams import stream_groups
+from ingest.feeds import schedule
+from ingest.feeds.registry import Registry
 
 HEARTBEAT_MAX_AGE = 120.0  # the poller beats every loop tick; two minutes of silence is a stop
 # The RQ worker_ttl our workers run with: an idle worker heartbeats every WORKER_TTL - 15 s = 20 s

@@ -39,8 +39,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
-from ingest.embedded import die_with_parent, held_fds
-from ingest.settings import Settings
+from ingest.core.embedded import die_with_parent, held_fds
+from ingest.core.settings import Settings
 
 log = structlog.get_logger("ingest.supervisor")
 
@@ -73,7 +73,7 @@ def _worker_main(settings: Settings, url: str, supervisor: int) -> None:
         os._exit(0)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handler is not ours
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # run_worker installs the worker's own
-    from ingest.connection import connect
+    from ingest.core.connection import connect
     from ingest.runner import run_worker
 
     run_worker(settings, connect(url))
@@ -81,7 +81,7 @@ def _worker_main(settings: Settings, url: str, supervisor: int) -> None:
 
 class Supervisor:
     def __init__(self, settings: Settings, url: str, count: int) -> None:
-        from ingest.connection import connect
+        from ingest.core.connection import connect
 
         self.settings = settings
         self.url = url

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest.embedded import EmbeddedValkey, free_port
+from ingest.core.embedded import EmbeddedValkey, free_port
 from tests.canary import Canary
 from tests.server import TestServer
 

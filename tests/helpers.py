@@ -10,11 +10,11 @@ from typing import Any
 import redis
 from rq import Queue
 
-from ingest.feedlist import FeedSpec
-from ingest.keys import Keys
+from ingest.core.keys import Keys
+from ingest.core.settings import Settings
+from ingest.feeds.feedlist import FeedSpec
+from ingest.feeds.registry import Registry
 from ingest.poller import Poller
-from ingest.registry import Registry
-from ingest.settings import Settings
 from tests.server import TestServer
 from workers.jobs import load_pages
 from workers.pipeline import Context, process

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from ingest.embedded import binary_path, free_port
+from ingest.core.embedded import binary_path, free_port
 
 SERVICE = "mymaster"
 

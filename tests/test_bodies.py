@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from ingest import bodies
+from ingest.core import bodies
 
 PAGE = b"<html><body>" + b"<p>The council met on Tuesday.</p>" * 400 + b"</body></html>"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embedded import free_port
+from ingest.core.embedded import free_port
 from tests import pages
 from tests.conftest import cli
 from tests.server import TestServer

@@ -1,6 +1,6 @@
 """Crashes with real processes and real signals: every article ends up in the stream exactly once.
 
-Failpoints (ingest/failpoints.py) SIGKILL a process at an exact point: a worker after its third
+Failpoints (ingest/core/failpoints.py) SIGKILL a process at an exact point: a worker after its third
 publication in a batch of four, a poller after fetching articles and before enqueueing them.
 """
 
@@ -121,7 +121,7 @@ def run_service(
 
 
 def test_valkey_restart_during_a_run_loses_nothing(server: TestServer, tmp_path: Path) -> None:
-    from ingest.embedded import EmbeddedValkey, free_port
+    from ingest.core.embedded import EmbeddedValkey, free_port
 
     feeds = site(server, tmp_path)
     valkey = EmbeddedValkey(tmp_path / "v", free_port())

@@ -16,11 +16,11 @@ import time
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
+from ingest.core.settings import Settings
+from ingest.core.urls import article_id
 from ingest.metrics import RedisCollector
 from ingest.poller import Poller
-from ingest.settings import Settings
 from ingest.status import gather
-from ingest.urls import article_id
 from tests import pages
 from tests.conftest import cli
 from tests.helpers import KEYS, due_in, poll, register, settings_for, state, work

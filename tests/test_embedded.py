@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from ingest.embedded import EmbeddedValkey, free_port
+from ingest.core.embedded import EmbeddedValkey, free_port
 from tests.conftest import ROOT
 
 

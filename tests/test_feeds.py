@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from ingest import feedlist, feedparse, outcomes
+from ingest.core import outcomes
+from ingest.feeds import feedlist, feedparse
 from tests.conftest import DATA, SHARED, corpus_present
 
 FEEDS = SHARED / "feeds"

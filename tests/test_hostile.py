@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest import feedparse
+from ingest.feeds import feedparse
 from ingest.poller import Poller
 from tests import pages
 from tests.conftest import ROOT, cli
@@ -104,7 +104,7 @@ BOMB_POLL = """
 import asyncio, json, resource, sys
 import redis
 from ingest.poller import Poller
-from ingest.settings import Settings
+from ingest.core.settings import Settings
 
 def peak_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -300,9 +300,9 @@ def test_a_huge_feed_parses_off_the_loop(server: TestServer, r: redis.Redis) -> 
 def test_br_and_zstd_bodies_that_cannot_be_decoded_are_decode_errors(
     encoding: str, server: TestServer
 ) -> None:
-    from ingest import outcomes
-    from ingest.fetch import Fetcher
-    from ingest.settings import FetchSettings
+    from ingest.core import outcomes
+    from ingest.core.settings import FetchSettings
+    from ingest.net.fetch import Fetcher
 
     url = server.add("/enc", b"\x00not compressed" * 20, headers={"Content-Encoding": encoding})
 
@@ -320,7 +320,7 @@ def test_br_and_zstd_bodies_that_cannot_be_decoded_are_decode_errors(
 def test_site_local_ipv6_is_refused() -> None:
     import ipaddress
 
-    from ingest.netguard import AddressPolicy, BlockedSocket, is_public
+    from ingest.net.netguard import AddressPolicy, BlockedSocket, is_public
 
     for addr in ("fec0::1", "fed0:1::2", "feff:ffff::1"):
         assert not is_public(ipaddress.ip_address(addr)), addr
@@ -329,7 +329,7 @@ def test_site_local_ipv6_is_refused() -> None:
 
 
 def test_autodiscovery_keeps_only_http_links() -> None:
-    from ingest.probe import discover
+    from ingest.feeds.probe import discover
 
     page = b"""<html><head>
 <link rel="alternate" type="application/rss+xml" href="http://[::1">

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest import feedparse
+from ingest.feeds import feedparse
 from tests import pages
 from tests.helpers import KEYS, due_in, poll, register, settings_for, state, work
 from tests.server import Route, TestServer
@@ -199,7 +199,7 @@ def test_distinct_posts_sharing_a_footer_and_an_intro_are_not_merged(
 
 
 def test_unspaced_scripts_are_shingled_by_character_and_short_texts_not_near_matched() -> None:
-    from ingest.settings import DedupSettings
+    from ingest.core.settings import DedupSettings
     from workers.dedup import Fingerprints, Item, Known, decide
 
     a, b = (Fingerprints.of(line, (), 20) for line in CHINESE)
@@ -296,7 +296,7 @@ def test_each_syndicated_story_is_published_once(
 
 
 def test_cross_site_canonical_merges_only_into_a_known_article() -> None:
-    from ingest.settings import DedupSettings
+    from ingest.core.settings import DedupSettings
     from workers.dedup import Fingerprints, Item, Known, decide
 
     fp = Fingerprints.of("\n".join(story("tram")[1]), (), 20)
@@ -309,8 +309,8 @@ def test_cross_site_canonical_merges_only_into_a_known_article() -> None:
 
 
 def test_a_like_post_of_the_same_feed_is_flagged_only_when_its_title_differs() -> None:
-    from ingest.seen import UrlMark, tag
-    from ingest.settings import DedupSettings
+    from ingest.core.seen import UrlMark, tag
+    from ingest.core.settings import DedupSettings
     from workers.dedup import Fingerprints, Item, Known, decide
 
     fp = Fingerprints.of("\n".join(story("glacier")[1]), (), 20)
@@ -343,7 +343,7 @@ def test_syndication_notes_are_not_fingerprinted_but_story_lines_that_look_alike
 def test_url_marks_written_before_the_feed_and_title_tags_still_read() -> None:
     import struct
 
-    from ingest.seen import UrlMark
+    from ingest.core.seen import UrlMark
 
     old = struct.pack(">8s8sQH8s", b"\x01" * 8, b"\x02" * 8, 5, 300, b"\x03" * 8)
     mark = UrlMark.unpack(old)
@@ -357,9 +357,9 @@ def test_a_feed_stored_in_the_old_link_title_mode_keeps_its_marks(
 ) -> None:
     """Earlier releases switched a whole feed to link+title; its items' marks were written under
     link+title keys. Such a feed keeps those keys: nothing it already delivered comes again."""
-    from ingest.identity import item_version
-    from ingest.seen import SeenStore, guid_field
-    from ingest.urls import short_hash
+    from ingest.core.seen import SeenStore, guid_field
+    from ingest.core.urls import short_hash
+    from ingest.feeds.identity import item_version
 
     items = [{"title": story(k)[0], "link": add_story(server, f"/old/{k}", k), "guid": f"o-{k}"}
              for k in ("harbour", "orchard")]  # fmt: skip
@@ -377,8 +377,8 @@ def test_a_feed_stored_in_the_old_link_title_mode_keeps_its_marks(
 
 
 def test_an_original_arriving_after_a_copy_that_named_it_is_that_copy_only_if_same_text() -> None:
-    from ingest.seen import UrlMark
-    from ingest.settings import DedupSettings
+    from ingest.core.seen import UrlMark
+    from ingest.core.settings import DedupSettings
     from workers.dedup import Fingerprints, Item, Known, decide
 
     fp = Fingerprints.of("\n".join(story("library")[1]), (), 20)

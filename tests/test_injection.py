@@ -16,7 +16,7 @@ from pathlib import Path
 import redis
 from lxml import etree
 
-from ingest import escape
+from ingest.core import escape
 from tests import pages
 from tests.conftest import ROOT, cli
 from tests.faults import TEASER
@@ -171,7 +171,7 @@ def test_feeds_export_with_control_characters_in_a_title(
 def test_console_logs_show_escapes_in_values() -> None:
     """On a console (`--log-console`, a TTY), log values from outside are shown, not obeyed;
     JSON logs escape them as JSON does."""
-    code = ("import sys, structlog; from ingest import logs; logs.configure('info', sys.argv[1] == 'json');"
+    code = ("import sys, structlog; from ingest.core import logs; logs.configure('info', sys.argv[1] == 'json');"
             "structlog.get_logger('t').warning('article_failed', detail=sys.argv[2])")  # fmt: skip
     # structlog's console repr()s a value with white space (\r too) in it, not one without
     bare = "x\x1b]0;pwned\x07\x9b31m\u202e"

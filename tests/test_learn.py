@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest.keys import Keys
-from ingest.settings import Settings
+from ingest.core.keys import Keys
+from ingest.core.settings import Settings
 from tests import pages
 from tests.conftest import ROOT, cli
 from tests.helpers import poll, register, settings_for, wait_for

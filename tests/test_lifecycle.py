@@ -24,8 +24,8 @@ import redis
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from ingest.embedded import EmbeddedValkey, free_port
-from ingest.keys import Keys
+from ingest.core.embedded import EmbeddedValkey, free_port
+from ingest.core.keys import Keys
 from ingest.status import problems
 from ingest.supervisor import respawn_delay
 from tests import pages

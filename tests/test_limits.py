@@ -11,7 +11,7 @@ import redis
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from ingest import bodies
+from ingest.core import bodies
 from tests import pages
 from tests.conftest import cli
 from tests.helpers import KEYS, poll, register, settings_for, work

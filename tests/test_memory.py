@@ -15,9 +15,9 @@ BODY = 50_000_000
 
 PROBE = """
 import asyncio, json, resource, sys
-from ingest.fetch import Fetcher
-from ingest.outcomes import TooLarge
-from ingest.settings import FetchSettings
+from ingest.net.fetch import Fetcher
+from ingest.core.outcomes import TooLarge
+from ingest.core.settings import FetchSettings
 
 def peak_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

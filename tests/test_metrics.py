@@ -8,11 +8,11 @@ from pathlib import Path
 
 import redis
 
-from ingest import counters
-from ingest.embedded import free_port
-from ingest.keys import Keys
+from ingest.core import counters
+from ingest.core.embedded import free_port
+from ingest.core.keys import Keys
+from ingest.core.settings import Settings
 from ingest.metrics import serve
-from ingest.settings import Settings
 from tests.server import TestServer
 
 
@@ -220,7 +220,7 @@ def test_status_json_follows_its_schema_and_shows_site_drift(
 
     import jsonschema
 
-    from ingest import observe
+    from ingest.core import observe
     from tests.conftest import ROOT, cli
 
     keys = Keys()
@@ -244,7 +244,7 @@ def test_status_json_follows_its_schema_and_shows_site_drift(
 def test_readyz_goes_unready_when_redis_stops_and_ready_when_it_returns(tmp_path: Path) -> None:
     from rq import Queue, Worker
 
-    from ingest.embedded import EmbeddedValkey
+    from ingest.core.embedded import EmbeddedValkey
 
     valkey = EmbeddedValkey(tmp_path / "v", free_port())
     valkey.start()

@@ -3,10 +3,10 @@ import ipaddress
 
 import pytest
 
-from ingest import outcomes
-from ingest.fetch import Fetcher
-from ingest.netguard import AddressPolicy, is_public
-from ingest.settings import FetchSettings
+from ingest.core import outcomes
+from ingest.core.settings import FetchSettings
+from ingest.net.fetch import Fetcher
+from ingest.net.netguard import AddressPolicy, is_public
 from tests.server import TestServer
 
 
@@ -90,7 +90,7 @@ def test_connect_time_check_sees_the_exact_address() -> None:
     is never created, while public ones and exact allow-list entries are."""
     import socket
 
-    from ingest.netguard import BlockedSocket
+    from ingest.net.netguard import BlockedSocket
 
     policy = AddressPolicy(["127.0.0.1:8080"])
     for family, addr in ((socket.AF_INET, ("127.0.0.1", 80)), (socket.AF_INET, ("10.0.0.1", 443)),
@@ -105,7 +105,7 @@ def test_connect_time_check_sees_the_exact_address() -> None:
 def test_resolver_returns_only_checked_addresses_and_pins_allowed_names() -> None:
     import socket
 
-    from ingest.netguard import GuardedResolver
+    from ingest.net.netguard import GuardedResolver
 
     async def go(allow: list[str]) -> list[str]:
         policy = AddressPolicy(allow)

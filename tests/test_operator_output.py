@@ -16,11 +16,12 @@ import redis
 from rq import Queue, Worker
 from structlog.testing import capture_logs
 
-from ingest import counters, status
-from ingest.feedlist import FeedSpec
-from ingest.keys import Keys
+from ingest import status
+from ingest.core import counters
+from ingest.core.keys import Keys
+from ingest.feeds.feedlist import FeedSpec
+from ingest.feeds.registry import Registry
 from ingest.poller import Poller, PollStats
-from ingest.registry import Registry
 from ingest.status import feed_health, feed_view, live_workers, next_label, worker_is_fresh
 from tests import pages
 from tests.conftest import ROOT, cli
@@ -236,7 +237,7 @@ def test_feed_view_of_a_new_feed() -> None:
 def test_status_watch_and_tail_ride_out_a_redis_outage(tmp_path: Path) -> None:
     import jsonschema
 
-    from ingest.embedded import EmbeddedValkey, free_port
+    from ingest.core.embedded import EmbeddedValkey, free_port
 
     valkey = EmbeddedValkey(tmp_path / "v", free_port())
     valkey.start()

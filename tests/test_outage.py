@@ -10,10 +10,10 @@ from pathlib import Path
 
 import redis
 
-from ingest.embedded import EmbeddedValkey, free_port
-from ingest.feedlist import FeedSpec
-from ingest.keys import Keys
-from ingest.registry import Registry
+from ingest.core.embedded import EmbeddedValkey, free_port
+from ingest.core.keys import Keys
+from ingest.feeds.feedlist import FeedSpec
+from ingest.feeds.registry import Registry
 from tests import pages
 from tests.conftest import ROOT
 from tests.helpers import wait_for

@@ -13,10 +13,8 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
-import pytest
-
-from ingest.embedded import free_port
-from ingest.settings import Settings
+from ingest.core.embedded import free_port
+from ingest.core.settings import Settings
 from tests import pages
 from tests.conftest import ROOT, cli
 from tests.server import TestServer

@@ -12,10 +12,10 @@ import pytest
 import redis
 from rq import Queue
 
-from ingest.feedlist import FeedSpec
-from ingest.hosts import DEFER
+from ingest.core.urls import article_id
+from ingest.feeds.feedlist import FeedSpec
+from ingest.net.hosts import DEFER
 from ingest.poller import Poller
-from ingest.urls import article_id
 from tests import pages
 from tests.helpers import KEYS, due_in, poll, register, settings_for, state, work
 from tests.server import Route, TestServer

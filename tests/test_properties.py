@@ -12,8 +12,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import feedlist, feedparse, urls
-from ingest.outcomes import MalformedFeed
+from ingest.core import urls
+from ingest.core.outcomes import MalformedFeed
+from ingest.feeds import feedlist, feedparse
 from workers.decode import decode
 
 EXAMPLES = 300  # per property; 7 properties: 2,100 inputs per run of the suite

@@ -6,14 +6,14 @@ import zlib
 
 import redis
 
-from ingest.settings import Settings
+from ingest.core.settings import Settings
 from tests import pages
 from workers.pipeline import Context, process
 
 
 def payload(url: str, paras: list[str], guid: str = "g1") -> dict:
     html = pages.article_page("A title", paras, boilerplate=False)
-    from ingest.urls import article_id
+    from ingest.core.urls import article_id
 
     return {
         "feed": {"id": "f1", "url": "http://127.0.0.1/feed", "title": "F", "tags": [], "language": "en", "topic": ""},

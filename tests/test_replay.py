@@ -9,8 +9,8 @@ from typing import Any
 
 import redis
 
-from ingest import bodies, counters
-from ingest.deadletters import DeadLetter, Fetch
+from ingest.core import bodies, counters
+from ingest.core.deadletters import DeadLetter, Fetch
 from tests import pages
 from tests.conftest import cli
 from tests.faults import CHALLENGE, TEASER

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import redis
 
-from ingest.feedlist import FeedSpec
-from ingest.keys import Keys
-from ingest.registry import Registry
+from ingest.core.keys import Keys
+from ingest.feeds.feedlist import FeedSpec
+from ingest.feeds.registry import Registry
 from tests import pages
 from tests.conftest import ROOT
 from tests.server import TestServer

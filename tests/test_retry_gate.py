@@ -8,8 +8,8 @@ import json
 
 import redis
 
-from ingest.observe import read_trace
-from ingest.urls import article_id
+from ingest.core.observe import read_trace
+from ingest.core.urls import article_id
 from tests import pages
 from tests.helpers import KEYS, poll, register, settings_for, work
 from tests.server import TestServer

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 import redis
 
-from ingest.urls import article_id
+from ingest.core.urls import article_id
 from tests.helpers import KEYS, poll, register, settings_for, state, work
 from tests.server import Route, TestServer
 from tests.test_deferral import published, story
@@ -168,7 +168,7 @@ def test_redirect_into_a_disallowed_path_is_not_fetched_nor_published(
 
 
 def test_an_ipv6_origin_keeps_its_brackets() -> None:
-    from ingest.urls import origin_of
+    from ingest.core.urls import origin_of
 
     assert origin_of("http://[::1]:8080/a?b") == "http://[::1]:8080"
     assert origin_of("https://[2001:db8::1]/x") == "https://[2001:db8::1]:443"
@@ -179,9 +179,9 @@ def test_a_robots_url_our_fetcher_rejects_defers_and_is_never_a_refusal(r: redis
     """Our own bug (the IPv6 one was such) must cost a delay, not 30 days of refusals."""
     import asyncio
 
-    from ingest import outcomes
-    from ingest.fetch import Response
-    from ingest.robots import RobotsCache
+    from ingest.core import outcomes
+    from ingest.net.fetch import Response
+    from ingest.net.robots import RobotsCache
 
     asked: list[str] = []
 

@@ -1,5 +1,5 @@
-from ingest import schedule
-from ingest.fetch import parse_retry_after
+from ingest.feeds import schedule
+from ingest.net.fetch import parse_retry_after
 
 B = schedule.Bounds(min_interval=120, max_interval=21600, max_backoff=86400)
 

@@ -15,7 +15,7 @@ import redis
 from redis.connection import Connection, SSLConnection
 from redis.sentinel import SentinelConnectionPool
 
-from ingest.connection import (
+from ingest.core.connection import (
     FAILOVER_WAIT_S,
     POLL_FAILOVER_WAIT_S,
     FollowingConnection,
@@ -25,11 +25,11 @@ from ingest.connection import (
     failover_retry,
     parse_sentinel,
 )
-from ingest.embedded import free_port
-from ingest.feedlist import FeedSpec
-from ingest.keys import Keys
-from ingest.registry import Registry
-from ingest.urls import redact_url as redact
+from ingest.core.embedded import free_port
+from ingest.core.keys import Keys
+from ingest.core.urls import redact_url as redact
+from ingest.feeds.feedlist import FeedSpec
+from ingest.feeds.registry import Registry
 from tests import pages
 from tests.conftest import cli
 from tests.helpers import wait_for

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from ingest import settings as settings_mod
-from ingest.feedlist import FeedSpec
-from ingest.keys import Keys
-from ingest.registry import Registry
-from ingest.settings import Settings, load, packaged, state_home
+from ingest.core import settings as settings_mod
+from ingest.core.keys import Keys
+from ingest.core.settings import Settings, load, packaged, state_home
+from ingest.feeds.feedlist import FeedSpec
+from ingest.feeds.registry import Registry
 from tests import pages
 from tests.conftest import ROOT, cli
 from tests.helpers import poll, settings_for
@@ -47,7 +47,7 @@ def test_defaults_come_from_the_package(elsewhere: Path) -> None:
     s = load()
     taxonomy = Path(s.classify.taxonomy)
     assert taxonomy == packaged("taxonomy.yaml") and taxonomy.is_file()
-    assert taxonomy.parent == Path(settings_mod.__file__).parent / "defaults"
+    assert taxonomy.parent == Path(settings_mod.__file__).parents[1] / "defaults"
     assert s.poll.min_interval == 120
 
 

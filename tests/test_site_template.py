@@ -9,9 +9,9 @@ import json
 import pytest
 import redis
 
-from ingest.keys import Keys
-from ingest.observe import read_trace
-from ingest.urls import article_id
+from ingest.core.keys import Keys
+from ingest.core.observe import read_trace
+from ingest.core.urls import article_id
 from tests import pages
 from tests.conftest import SHARED, cli
 from tests.helpers import poll, register, settings_for, work

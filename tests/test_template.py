@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import redis
 
-from ingest.keys import Keys
-from ingest.settings import TemplateSettings
-from ingest.urls import article_id
+from ingest.core.keys import Keys
+from ingest.core.settings import TemplateSettings
+from ingest.core.urls import article_id
 from workers.template import SiteTemplates, fingerprint, to_drop
 
 KEYS = Keys()

@@ -1,4 +1,4 @@
-from ingest.urls import article_id, canonicalize, resolve_amp
+from ingest.core.urls import article_id, canonicalize, resolve_amp
 
 
 def test_tracking_parameters_host_case_ports_and_fragments_are_dropped() -> None:

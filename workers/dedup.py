@@ -28,9 +28,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ingest.identity import line_key
-from ingest.seen import SeenStore, UrlMark, claim_field, hash_field, url_field
-from ingest.settings import DedupSettings
+from ingest.core.lines import line_key
+from ingest.core.seen import SeenStore, UrlMark, claim_field, hash_field, url_field
+from ingest.core.settings import DedupSettings
 from workers import fingerprint
 
 CANDIDATES = 5  # band candidates checked per article, most shared bands first

@@ -10,7 +10,7 @@ import structlog
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from ingest import settings
+from ingest.core import settings
 from workers import limits
 from workers.pipeline import Context, finish, process
 

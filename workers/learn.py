@@ -48,9 +48,9 @@ import redis
 import structlog
 import zstandard
 
-from ingest import counters
-from ingest.keys import Keys
-from ingest.settings import ClassifySettings, Settings
+from ingest.core import counters
+from ingest.core.keys import Keys
+from ingest.core.settings import ClassifySettings, Settings
 from workers import classify
 from workers.topic_model import ModelFormatError, TopicModel
 

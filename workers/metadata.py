@@ -18,7 +18,7 @@ from typing import Any
 
 from lxml import html as lxml_html
 
-from ingest.feedparse import iso_utc
+from ingest.core.timefmt import iso_utc
 
 ARTICLE_TYPES = {
     "newsarticle",

@@ -13,12 +13,12 @@ from typing import Any
 import redis
 import structlog
 
-from ingest import bodies, counters, deadletters, failpoints, observe
-from ingest.feedparse import iso_utc
-from ingest.keys import Keys
-from ingest.seen import SeenStore, UrlMark, claim_field, tag
-from ingest.settings import Settings
-from ingest.urls import article_id, canonicalize, host_of, resolve_amp
+from ingest.core import bodies, counters, deadletters, failpoints, observe
+from ingest.core.keys import Keys
+from ingest.core.seen import SeenStore, UrlMark, claim_field, tag
+from ingest.core.settings import Settings
+from ingest.core.timefmt import iso_utc
+from ingest.core.urls import article_id, canonicalize, host_of, resolve_amp
 from workers import classify, dedup, extract, learn, limits, metadata
 from workers.decode import decode
 from workers.dedup import Decision, Fingerprints, Item, material_change  # noqa: F401  (re-exported)

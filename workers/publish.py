@@ -3,7 +3,7 @@
 A job may run twice (RQ delivers at least once; a worker killed mid-job is re-run). The script
 re-checks, inside Redis, that the article's own URL mark still holds what the worker read and
 that no other article has claimed its URLs or its content hash; only then does it write every
-mark (ingest/seen.py) and append to the stream. A crash before the script leaves nothing marked
+mark (ingest/core/seen.py) and append to the stream. A crash before the script leaves nothing marked
 (the re-run publishes); a crash after it leaves the article marked and published once (the re-run
 finds it seen and stops).
 """
@@ -17,10 +17,10 @@ from typing import Any
 
 import redis
 
-from ingest import counters
-from ingest.connection import as_str
-from ingest.keys import Keys
-from ingest.seen import (
+from ingest.core import counters
+from ingest.core.connection import as_str
+from ingest.core.keys import Keys
+from ingest.core.seen import (
     BAND_MAX,
     GENERATIONS,
     SeenStore,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from ingest.deadletters import FETCH_FAILURES, DeadLetter
+from ingest.core.deadletters import FETCH_FAILURES, DeadLetter
 from workers.pipeline import Context, process
 
 log = structlog.get_logger("workers.replay")

@@ -42,8 +42,8 @@ from typing import Any
 
 import redis
 
-from ingest.keys import Keys
-from ingest.settings import TemplateSettings
+from ingest.core.keys import Keys
+from ingest.core.settings import TemplateSettings
 
 MAX_PER_ARTICLE = 1000  # distinct lines of one article judged and counted
 MOSTLY_KNOWN = 0.25  # less than this share of the text left: a copy of a story, not a template

@@ -14,9 +14,9 @@ from typing import Any
 
 import redis
 
-from ingest.connection import as_str
-from ingest.feedlist import FeedSpec
-from ingest.keys import Keys
+from ingest.core.connection import as_str
+from ingest.core.keys import Keys
+from ingest.feeds.feedlist import FeedSpec
 
 CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -62,7 +62,7 @@ class Registry:
         return True
 
     def resolve(self, url_or_id: str) -> str | None:
-        from ingest.feedlist import feed_id
+        from ingest.core.urls import feed_id
 
         for candidate in (url_or_id, feed_id(url_or_id)):
             if self.r.sismember(self.keys.feeds, candidate):

@@ -52,7 +52,7 @@ def default_file(name: str) -> Path:
 def checkout() -> Path | None:
     """The source tree this package is imported from (a checkout, an editable install), else
     None (an installed package: its parent is site-packages)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # ingest/core/settings.py -> the tree
     try:
         ours = 'name = "news-ingest"' in (root / "pyproject.toml").read_text("utf-8")
     except OSError:

@@ -217,7 +217,7 @@ class EmbeddedValkey:
             "--appendfsync", "everysec",
             "--save", "",
             "--maxmemory-policy", "noeviction",
-            # seen-state hashes (ingest/seen.py) stay in the compact listpack encoding
+            # seen-state hashes (ingest/core/seen.py) stay in the compact listpack encoding
             "--hash-max-listpack-entries", "512",
             "--hash-max-listpack-value", "128",
             "--daemonize", "no",

@@ -3,7 +3,7 @@
 Counters are hashes `<prefix>metrics:<family>` (field = outcome), plus 10-second buckets of
 published articles for throughput (`<prefix>metrics:published10s:<slot>`, kept one day): fine
 enough that "the last 60 s" stops counting a publication within a minute of it. (Dead letters
-have their own module: `ingest.deadletters`.)
+have their own module: `ingest.core.deadletters`.)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from ingest.keys import Keys
+from ingest.core.keys import Keys
 
 BUCKET_S = 10  # throughput bucket width (the publish script keeps each for 86,520 s)
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import redis
 
-from ingest import outcomes
-from ingest.keys import Keys
-from ingest.settings import HostLimit
+from ingest.core import outcomes
+from ingest.core.keys import Keys
+from ingest.core.settings import HostLimit
 
 # One request's turn at a host, in one round trip.
 # KEYS: next-slot key, in-flight key. ARGV: gap ms, longest wait ms, in-flight limit, lease ms,

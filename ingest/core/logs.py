@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from ingest.escape import terminal
+from ingest.core.escape import terminal
 
 
 def configure(level: str = "info", json: bool | None = None) -> None:
@@ -46,7 +46,7 @@ def terminal_safe(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """Log values come from outside (feed URLs, titles, a server's error text): on a console,
-    their control characters are shown, not obeyed (`ingest.escape`); tracebacks keep their
+    their control characters are shown, not obeyed (`ingest.core.escape`); tracebacks keep their
     lines."""
     for key, value in event.items():
         if isinstance(value, str):

@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ingest.feedparse import FeedItem, page_url
-from ingest.urls import article_id, short_hash
+from ingest.core.lines import line_key
+from ingest.core.urls import article_id, short_hash
+from ingest.feeds.feedparse import FeedItem, page_url
 
 # link+title: the feed-wide mode of earlier releases, never entered now; a feed stored in it
 # keeps link+title as its per-feed key (its marks were written so), its links fetched per link.
@@ -133,16 +133,7 @@ def candidate(item: FeedItem, doc: DocIdentity | str) -> Candidate | None:
 
 _BLOCK = re.compile(r"<(?:/?(?:p|div|li|h[1-6]|blockquote|tr|ul|ol|section)|br)\b[^>]*>", re.I)
 _TAG = re.compile(r"<[^>]+>")
-_TOKENS = re.compile(r"\w+")
 
-
-def line_key(line: str) -> str:
-    """A line's identity whatever its typography: 8 hex digits of its casefolded words ("" for
-    a line of fewer than 2 words). The worker computes it over the lines of its text too."""
-    toks = _TOKENS.findall(unicodedata.normalize("NFKC", line).casefold())
-    if len(toks) < 2:
-        return ""
-    return hashlib.blake2b(" ".join(toks).encode(), digest_size=4).hexdigest()
 
 
 def text_lines(fragment: str) -> list[str]:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import lxml.html
 from lxml import etree
 
-from ingest import feedparse, outcomes
-from ingest.fetch import Fetcher, classify_status
-from ingest.settings import FetchSettings
+from ingest.core import outcomes
+from ingest.core.settings import FetchSettings
+from ingest.feeds import feedparse
+from ingest.net.fetch import Fetcher, classify_status
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
               "application/json", "application/rdf+xml")  # fmt: skip

@@ -6,7 +6,7 @@ as well as the header is read: servers label PDFs `text/html` and pages `applica
 
 from __future__ import annotations
 
-from ingest import outcomes
+from ingest.core import outcomes
 
 # Magic numbers of the things most often found at "article" URLs that are not pages.
 SIGNATURES: tuple[tuple[int, bytes, str], ...] = (

@@ -29,8 +29,8 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 from redis.utils import SENTINEL
 
-from ingest.embedded import EmbeddedError, EmbeddedValkey
-from ingest.settings import Settings
+from ingest.core.embedded import EmbeddedError, EmbeddedValkey
+from ingest.core.settings import Settings
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_PORT = 26379

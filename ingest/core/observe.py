@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from ingest.keys import Keys
+from ingest.core.keys import Keys
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
            1800.0, 3600.0, math.inf)  # fmt: skip

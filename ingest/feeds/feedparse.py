@@ -14,19 +14,17 @@ links are http(s) or nothing, in every format, before any id is derived from the
 
 from __future__ import annotations
 
-import calendar
 import io
 import json
 import re
-import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
-from ingest.outcomes import MalformedFeed
+from ingest.core import timefmt
+from ingest.core.outcomes import MalformedFeed
 
 
 @dataclass
@@ -56,26 +54,6 @@ class ParsedFeed:
     bozo: str = ""  # a recoverable problem feedparser noticed
 
 
-def _iso(struct: time.struct_time | None) -> str | None:
-    if not struct:
-        return None
-    try:
-        ts = calendar.timegm(struct)
-        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    except (OverflowError, ValueError, TypeError):
-        return None
-
-
-def iso_utc(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _lang(value: Any) -> str:
@@ -201,7 +179,7 @@ def _xml_item(entry: Any, base: str) -> FeedItem:
         link=link,
         title=(entry.get("title") or "").strip(),
         authors=authors,
-        published_at=_iso(entry.get("published_parsed") or entry.get("updated_parsed")),
+        published_at=timefmt.from_struct(entry.get("published_parsed") or entry.get("updated_parsed")),
         tags=[t.get("term", "") for t in entry.get("tags", []) if t.get("term")],
         summary=entry.get("summary", "") or "",
         content=content,
@@ -259,7 +237,7 @@ def _json_item(item: dict[str, Any], base: str) -> FeedItem:
         link=link,
         title=str(item.get("title") or ""),
         authors=authors,
-        published_at=iso_utc(item.get("date_published") or item.get("date_modified")),
+        published_at=timefmt.iso_utc(item.get("date_published") or item.get("date_modified")),
         tags=[str(t) for t in tags] if isinstance(tags, list) else [],
         summary=str(item.get("summary") or ""),
         content=html or text,

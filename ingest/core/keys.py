@@ -36,12 +36,12 @@ class Keys:
     def robots(self, origin: str) -> str:  # a robots.txt, compressed, with its TTL
         return self.k("robots", origin)
 
-    # seen state: see ingest/seen.py (generation hashes under k("seen", ...))
+    # seen state: see ingest/core/seen.py (generation hashes under k("seen", ...))
 
     def inflight(self, article_id: str) -> str:
         return self.k("inflight", article_id)
 
-    def page(self, claim: str) -> str:  # a fetched page body (ingest.bodies) waiting for its job
+    def page(self, claim: str) -> str:  # a fetched page body (ingest.core.bodies) waiting for its job
         return self.k("page", claim)
 
     # site template learning: see workers/template.py

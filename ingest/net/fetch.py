@@ -14,15 +14,15 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import yarl
 
-from ingest import outcomes
-from ingest.netguard import BLOCKED_MARK, AddressPolicy, GuardedResolver
-from ingest.settings import FetchSettings
+from ingest.core import outcomes
+from ingest.core.settings import FetchSettings
+from ingest.net.netguard import BLOCKED_MARK, AddressPolicy, GuardedResolver
 
 REDIRECTS = {301, 302, 303, 307, 308}
 HopCheck = Callable[[str], Awaitable[None]]
@@ -215,6 +215,3 @@ class Fetcher:
             chunks.append(chunk)
         return b"".join(chunks)
 
-
-def utcnow_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from ingest.outcomes import BlockedAddress, DNSError
+from ingest.core.outcomes import BlockedAddress, DNSError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 BLOCKED_MARK = "non-public address"

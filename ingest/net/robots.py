@@ -24,10 +24,10 @@ import redis
 import structlog
 from protego import Protego
 
-from ingest import outcomes
-from ingest.fetch import Response
-from ingest.keys import Keys
-from ingest.urls import origin_of
+from ingest.core import outcomes
+from ingest.core.keys import Keys
+from ingest.core.urls import origin_of
+from ingest.net.fetch import Response
 
 ALLOW_ALL = b"A"
 UNAVAILABLE = b"U"
@@ -35,7 +35,7 @@ MAX_ROBOTS_BYTES = 512_000  # Google reads the first 500 KiB
 LOCAL_ENTRIES = 4096
 
 Getter = Callable[[str], Awaitable[Response]]
-log = structlog.get_logger("ingest.robots")
+log = structlog.get_logger("ingest.net.robots")
 
 
 class RobotsCache:

@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from ingest.keys import Keys
+from ingest.core.keys import Keys
 
 GENERATIONS = 3  # read window: the current generation and the two before
 BAND_MAX = 16  # article ids kept per band bucket and generation

@@ -6,7 +6,7 @@ from typing import Any
 
 import redis
 
-from ingest.connection import as_str
+from ingest.core.connection import as_str
 
 
 def stream_groups(r: redis.Redis, stream: str) -> list[dict[str, Any]]:

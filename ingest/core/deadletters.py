@@ -18,17 +18,16 @@ from typing import Any
 
 import redis
 
-from ingest import bodies
-from ingest.feedlist import feed_id
-from ingest.keys import Keys
-from ingest.urls import host_of
+from ingest.core import bodies, timefmt
+from ingest.core.keys import Keys
+from ingest.core.urls import feed_id, host_of
 
 MAXLEN = 100_000  # letters kept (approximate trim)
 # what of the job payload a letter keeps, besides the page (for a faithful replay)
 JOB_FIELDS = ("feed", "item", "guid_hash", "identity", "item_version", "claim", "discovered_at")
 DETAIL_CHARS = 2000
 
-# Reasons that name a failed fetch (ingest.outcomes): the stored body, if any, is what the
+# Reasons that name a failed fetch (ingest.core.outcomes): the stored body, if any, is what the
 # server answered instead of the page, and no change of extractor or settings makes it one.
 FETCH_FAILURES = frozenset({
     "bad_scheme", "bad_url", "blocked", "blocked_address", "dns_error", "connect_error",
@@ -42,7 +41,7 @@ FETCH_FAILURES = frozenset({
 class Fetch:
     """What the fetch of the article page found."""
 
-    outcome: str = "ok"  # ingest.outcomes name, "ok" when the page arrived
+    outcome: str = "ok"  # ingest.core.outcomes name, "ok" when the page arrived
     status: int | None = None  # HTTP status; None when unknown (no answer, or an old letter)
     content_type: str = ""
     final_url: str = ""  # after redirects
@@ -63,7 +62,7 @@ class DeadLetter:
     article_id: str  # the item link's article id (what `explain` looks up)
     detail: str = ""
     fetch: Fetch = field(default_factory=Fetch)
-    body_z: bytes | None = None  # as packed by ingest.bodies
+    body_z: bytes | None = None  # as packed by ingest.core.bodies
     job: dict[str, Any] = field(default_factory=dict)  # feed, item, guid_hash, claim ...
 
     # ------------------------------------------------------------ writing
@@ -92,7 +91,7 @@ class DeadLetter:
             "content_type": self.fetch.content_type, "final_url": self.fetch.final_url,
             "fetch_error": self.fetch.error[:DETAIL_CHARS],
         }  # fmt: skip
-        if self.body_z:  # the raw body as the poller packed it (ingest.bodies)
+        if self.body_z:  # the raw body as the poller packed it (ingest.core.bodies)
             out["body_z"] = self.body_z
         if self.job:
             out["job_z"] = bodies.pack(json.dumps(self.job, ensure_ascii=False).encode())
@@ -150,7 +149,7 @@ class DeadLetter:
             "item_version": self.job.get("item_version") or "00000000",
             "claim": self.job.get("claim") or self.article_id, "page": page,
             "discovered_at": self.job.get("discovered_at") or self.at,
-            "fetched_at": _iso(self.at), "replay": self.id,
+            "fetched_at": timefmt.from_ts(self.at), "replay": self.id,
         }  # fmt: skip
 
 
@@ -220,6 +219,3 @@ def _float(value: str) -> float:
     except ValueError:
         return 0.0
 
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

@@ -56,6 +56,12 @@ def short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def feed_id(url: str) -> str:
+    """12 hex chars of sha256 of a feed's URL as given (feeds are not canonicalised: the
+    registry keeps the URL its owner wrote)."""
+    return hashlib.sha256(url.strip().encode()).hexdigest()[:12]
+
+
 @functools.lru_cache(maxsize=65536)  # feed URLs repeat on every poll
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()

@@ -6,7 +6,6 @@ warning and the rest of the list is kept; a list with no usable entry at all is 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,10 @@ import structlog
 import yaml
 from lxml import etree
 
-from ingest.escape import xml_text
+from ingest.core.escape import xml_text
+from ingest.core.urls import feed_id
 
-log = structlog.get_logger("ingest.feedlist")
+log = structlog.get_logger("ingest.feeds.feedlist")
 
 
 class FeedListError(ValueError):
@@ -36,10 +36,6 @@ class FeedSpec:
     @property
     def id(self) -> str:
         return feed_id(self.url)
-
-
-def feed_id(url: str) -> str:
-    return hashlib.sha256(url.strip().encode()).hexdigest()[:12]
 
 
 def check_url(url: Any, where: str) -> str:

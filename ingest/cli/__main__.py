@@ -1,0 +1,5 @@
+"""`python -m ingest.cli`."""
+
+from ingest.cli import main
+
+main()

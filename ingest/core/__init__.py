@@ -1,0 +1,1 @@
+"""The service's spine, shared by the poller and the workers: settings, Redis keys and connections, outcomes, URLs, stored bodies, dedup memory, counters, traces, dead letters and logs. Imports nothing else of the project."""
