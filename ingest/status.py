@@ -71,7 +71,7 @@ def problems(r: redis.Redis, keys: Keys, job_timeout: float = 300) -> list[str]:
     """Why the service is not ready ([] when it is): Redis, live workers, poller heartbeat."""
     try:
         r.ping()
-        heartbeat = r.get(keys.k("poller", "heartbeat"))
+        heartbeat = r.get(keys.poller_heartbeat)
         workers = len(live_workers(r, job_timeout))
     except redis.RedisError as exc:
         return [f"redis unreachable: {exc}"]
@@ -184,7 +184,7 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
         (f for f in feeds if int(f.get("errors") or 0) > 0),
         key=lambda f: -int(f.get("errors") or 0),
     )[:10]
-    heartbeat = r.get(keys.k("poller", "heartbeat"))
+    heartbeat = r.get(keys.poller_heartbeat)
     issues = problems(r, keys, settings.worker.job_timeout)
     sites = observe.site_rates(r, keys)
     return {

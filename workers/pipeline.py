@@ -388,7 +388,7 @@ def finish(
         log.info("replay_unchanged", **logctx, outcome=outcome, detail=detail,
                  letter=payload["replay"])  # fmt: skip
         return outcome
-    ttl = int(ctx.settings.dedup.window_days * 86400)
+    ttl = ctx.settings.dedup.window_s
     pipe = ctx.r.pipeline()
     (seen or Seen(payload, ctx.settings.stream.trace_ttl)).write(
         pipe, ctx.keys, outcome, {"detail": detail}

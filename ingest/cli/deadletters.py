@@ -11,7 +11,7 @@ import click
 import redis
 
 from ingest.cli.app import App, cli, pass_app
-from ingest.core import bodies
+from ingest.core import bodies, timefmt
 from ingest.core.keys import Keys
 
 
@@ -29,10 +29,8 @@ def _since(value: str | None) -> float:
         if when < 0:  # stream ids start at 1970
             raise click.BadParameter(f"{value} reaches back before 1970", param_hint="--since")
         return when
-    from datetime import datetime
-
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return timefmt.to_ts(value)
     except (ValueError, OverflowError) as exc:
         raise click.BadParameter(f"not a duration or ISO time: {value}") from exc
 

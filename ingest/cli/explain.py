@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
+from ingest import explain as explain_mod
 from ingest.cli.app import App, cli, pass_app
+from ingest.core import timefmt
 from ingest.core.keys import Keys
 
 
@@ -58,38 +60,15 @@ def explain(app: App, url: str, scan: int) -> None:
         ]  # fmt: skip
     for key in ("at", "listed_at"):  # unix seconds in Redis; one date form on screen
         if key in trace:
-            trace[key] = _iso_time(trace[key])
+            trace[key] = timefmt.from_unix(trace[key])
     for letter in dead:
-        letter["at"] = _iso_time(letter["at"]) or letter["at"]
-    traced = trace.get("outcome")
-    if published:
-        verdict = f"published ({published[0]['event']}, stream id {published[0]['stream_id']})"
-    elif traced in ("duplicate", "near_duplicate"):
-        verdict = f"not published: {traced} ({trace.get('detail', '')})"
-    elif traced and traced not in ("published", "updated", "near_duplicate_published"):
-        verdict = f"not published: {traced} {trace.get('detail', '')}".strip()
-    elif seen:
-        verdict = "seen and published earlier (the stream entry may have been trimmed)"
-    elif dead:
-        verdict = f"not published: {dead[0]['reason']} {dead[0]['detail']}".strip()
-    elif marker:
-        verdict = f"not published: {marker.decode()}"
-    else:
-        verdict = "unknown: never listed by a polled feed, or forgotten after the dedup window"
+        letter["at"] = timefmt.from_unix(letter["at"]) or letter["at"]
+    verdict = explain_mod.verdict(explain_mod.Facts(
+        published=published, trace=trace, seen=seen, dead=dead,
+        marker=marker.decode() if marker else None))  # fmt: skip
     click.echo(json.dumps({
         "url": url, "canonical_url": canonicalize(url), "article_id": aid,
         "seen": seen, "marker": marker.decode() if marker else None,
         "published": published, "deadletters": dead, "trace": trace, "verdict": verdict,
         "template_lines": (trace.get("extraction") or {}).get("template_lines", []),
     }, indent=2))  # fmt: skip
-
-
-def _iso_time(value: Any) -> str | None:
-    """Unix seconds as the service's one date form: ISO 8601 UTC to the second, with Z."""
-    from datetime import UTC, datetime
-
-    try:
-        when = datetime.fromtimestamp(float(value), UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -28,7 +28,7 @@ def _register(app: App, r: redis.Redis) -> list[str] | None:
     keys = Keys(app.settings.redis.prefix)
     registry = Registry(r, keys)
     if not app.feeds:
-        seeded = keys.k("feeds", "seeded")
+        seeded = keys.feeds_seeded
         if r.exists(seeded):
             return None
         specs = app.feed_specs() if not registry.ids() else []

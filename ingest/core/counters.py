@@ -22,7 +22,7 @@ def throughput_bucket(keys: Keys, at: float | None = None) -> str:
     """The throughput counter (published articles) of the 10 seconds holding `at` (default
     now), kept one day (the publish script sets its TTL)."""
     slot = int((time.time() if at is None else at) // BUCKET_S)
-    return keys.k("metrics", "published10s", str(slot))
+    return keys.published_slot(slot)
 
 
 def incr(pipe: Any, keys: Keys, family: str, outcome: str, n: int = 1) -> None:
@@ -46,7 +46,7 @@ def bucket_slots(seconds: int, now: float) -> range:
 def published_since(r: redis.Redis, keys: Keys, seconds: int, now: float | None = None) -> int:
     """Articles published in the last `seconds` (see `bucket_slots` for the exact window)."""
     at = time.time() if now is None else now
-    names = [keys.k("metrics", "published10s", str(m)) for m in bucket_slots(seconds, at)]
+    names = [keys.published_slot(m) for m in bucket_slots(seconds, at)]
     total = 0
     for start in range(0, len(names), 1000):  # a day is 8,640 buckets: MGET them in slices
         total += sum(int(v) for v in r.mget(names[start : start + 1000]) if v)

@@ -34,7 +34,7 @@ def _bucket(seconds: float) -> str:
 
 
 def observe(pipe: Any, keys: Keys, stage: str, seconds: float) -> None:
-    key = keys.k("metrics", "stage", stage)
+    key = keys.stage_metrics(stage)
     pipe.hincrby(key, _bucket(max(seconds, 0.0)), 1)
     pipe.hincrbyfloat(key, "sum", max(seconds, 0.0))
 
@@ -43,7 +43,7 @@ def histograms(r: redis.Redis, keys: Keys) -> dict[str, tuple[list[tuple[str, in
     """stage -> (cumulative (upper bound, count) pairs, sum), as Prometheus wants them."""
     pipe = r.pipeline(transaction=False)
     for stage in STAGES:
-        pipe.hgetall(keys.k("metrics", "stage", stage))
+        pipe.hgetall(keys.stage_metrics(stage))
     out = {}
     for stage, raw in zip(STAGES, pipe.execute(), strict=True):
         counts = {k.decode(): v.decode() for k, v in raw.items()}
@@ -59,7 +59,7 @@ def histograms(r: redis.Redis, keys: Keys) -> dict[str, tuple[list[tuple[str, in
 
 def site_result(pipe: Any, keys: Keys, host: str, ok: bool, at: float | None = None) -> None:
     day = int((time.time() if at is None else at) // 86400)
-    key = keys.k("metrics", "sites", str(day))
+    key = keys.site_metrics(day)
     pipe.hincrby(key, f"{host}|{'ok' if ok else 'fail'}", 1)
     pipe.expire(key, SITE_DAYS * 86400)
 
@@ -101,7 +101,7 @@ def site_rates(
     day = int((time.time() if at is None else at) // 86400)
     pipe = r.pipeline(transaction=False)
     for d in range(day - BASELINE_DAYS, day + 1):
-        pipe.hgetall(keys.k("metrics", "sites", str(d)))
+        pipe.hgetall(keys.site_metrics(d))
     days = pipe.execute()
     stats: dict[str, list[int]] = {}  # site -> [today_ok, today_n, base_ok, base_n]
     for i, raw in enumerate(days):
@@ -124,11 +124,11 @@ def trace(pipe: Any, keys: Keys, article_id: str, fields: dict[str, Any],
     traces switched off)."""
     if ttl <= 0:
         return
-    key = keys.k("trace", article_id)
+    key = keys.trace(article_id)
     pipe.hset(key, mapping={k: json.dumps(v, ensure_ascii=False) for k, v in fields.items()})
     pipe.expire(key, ttl)
 
 
 def read_trace(r: redis.Redis, keys: Keys, article_id: str) -> dict[str, Any]:
-    raw: Any = r.hgetall(keys.k("trace", article_id))
+    raw: Any = r.hgetall(keys.trace(article_id))
     return {k.decode(): json.loads(v) for k, v in raw.items()}

@@ -113,7 +113,7 @@ class SeenStore:
         return int.from_bytes(field[1:5], "big") % self.shards
 
     def key(self, gen: int, field: bytes) -> str:
-        return self.keys.k("seen", str(gen), f"{self.shard(field):x}")
+        return self.keys.seen(gen, self.shard(field))
 
     def read_keys(self, field: bytes, now: float | None = None) -> list[str]:
         gen = self.generation(now)

@@ -209,6 +209,12 @@ class DedupSettings(BaseModel):
     near_min_shingles: int = 20  # a story this short (in its own shingles) is no near-copy
     shards: int = 4096  # hashes per seen-state generation
 
+    @property
+    def window_s(self) -> int:
+        """The window in seconds: the TTL of every mark that lives one window (in-flight claims,
+        outcomes), so the poller and the workers never compute it apart."""
+        return int(self.window_days * 86400)
+
 
 class ClassifySettings(BaseModel):
     model_config = ConfigDict(validate_default=True)  # an empty taxonomy means the default one

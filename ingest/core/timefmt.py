@@ -16,6 +16,14 @@ def from_ts(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def from_unix(value: Any) -> str | None:
+    """Unix seconds as stored in Redis (a number or its text) in the format; None if not one."""
+    try:
+        return from_ts(float(value))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
 def now() -> str:
     return from_ts(time.time())
 
