@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from httpmini import read_request
+from common import read_request
 
 FEED = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed %d</title>'

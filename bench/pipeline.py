@@ -31,19 +31,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import redis
+from common import ROOT, proc_cpu, serve
+from common import SHARED as CORPORA
+from common import valkey as temporary_valkey
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data" / "extraction"
-
-from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
+SHARED = CORPORA / "extraction"
 
 # " the " as it is, then with a look-alike e (Cyrillic е, ė, ē, è, é, ê, ë, ę): one per copy
 LOOKALIKES = [" the "] + [f" th{e} " for e in "еėēèéêëę"]
@@ -75,66 +71,33 @@ def feeds_for(paths: list[str], base: str) -> dict[str, bytes]:
     return out
 
 
-def serve(routes: dict[str, bytes]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            body = routes.get(self.path.split("?")[0])
-            ctype = "application/rss+xml" if self.path.endswith(".xml") else "text/html"
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Type", f"{ctype}; charset=utf-8")
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
-
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a live process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def service_run(port: int, workers: int, feeds_file: Path) -> tuple[float, float, int, float]:
     """(CPU s of the run's process tree, CPU s of Valkey, articles published, wall s)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        valkey = EmbeddedValkey(Path(tmp), free_port())
-        valkey.start()
-        try:
-            pid = valkey.running_pid()
-            assert pid is not None
-            valkey_before = proc_cpu(pid)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_INGEST_")}
-            env.update({"NEWS_INGEST_FETCH_ALLOW": f"127.0.0.1:{port}",
-                        "NEWS_INGEST_POLL_HOST_RATE": "0", "NEWS_INGEST_POLL_HOST_INFLIGHT": "0",
-                        "NEWS_INGEST_FETCH_ROBOTS": "false",
-                        "NEWS_INGEST_DEDUP_DROP_NEAR_DUPLICATES": "false"})  # fmt: skip
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            started = time.perf_counter()
-            out = subprocess.run(
-                [sys.executable, "-m", "ingest.cli", "--log-level", "warning", "--redis-url",
-                 valkey.url, "--feeds", str(feeds_file), "run", "--once", "--workers",
-                 str(workers)],
-                cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            wall = time.perf_counter() - started
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            if out.returncode != 0:
-                raise RuntimeError(out.stderr[-2000:])
-            valkey_cpu = proc_cpu(pid) - valkey_before
-            r = redis.Redis.from_url(valkey.url)
-            published = r.xlen("news:articles")
-            r.close()
-        finally:
-            valkey.stop()
+    with temporary_valkey() as valkey:
+        pid = valkey.running_pid()
+        assert pid is not None
+        valkey_before = proc_cpu(pid)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_INGEST_")}
+        env.update({"NEWS_INGEST_FETCH_ALLOW": f"127.0.0.1:{port}",
+                    "NEWS_INGEST_POLL_HOST_RATE": "0", "NEWS_INGEST_POLL_HOST_INFLIGHT": "0",
+                    "NEWS_INGEST_FETCH_ROBOTS": "false",
+                    "NEWS_INGEST_DEDUP_DROP_NEAR_DUPLICATES": "false"})  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "--log-level", "warning", "--redis-url",
+             valkey.url, "--feeds", str(feeds_file), "run", "--once", "--workers",
+             str(workers)],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+        valkey_cpu = proc_cpu(pid) - valkey_before
+        r = redis.Redis.from_url(valkey.url)
+        published = r.xlen("news:articles")
+        r.close()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, valkey_cpu, published, wall
 

@@ -17,22 +17,18 @@ import asyncio
 import logging
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import redis
 import structlog
+from common import ROOT
+from common import valkey as temporary_valkey
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
-from ingest.core.keys import Keys  # noqa: E402
-from ingest.core.settings import Settings  # noqa: E402
-from ingest.feeds.feedlist import FeedSpec  # noqa: E402
-from ingest.feeds.registry import Registry  # noqa: E402
-from ingest.poller import Poller  # noqa: E402
+from ingest.core.keys import Keys
+from ingest.core.settings import Settings
+from ingest.feeds.feedlist import FeedSpec
+from ingest.feeds.registry import Registry
+from ingest.poller import Poller
 
 
 async def one_pass(settings: Settings, r: redis.Redis) -> tuple[float, float, dict[str, int]]:
@@ -60,9 +56,7 @@ def main() -> None:
                               text=True)  # fmt: skip
     assert server.stdout is not None
     ports = [int(p) for p in server.stdout.readline().strip().split(",")]
-    with tempfile.TemporaryDirectory() as tmp:
-        valkey = EmbeddedValkey(Path(tmp), free_port())
-        valkey.start()
+    with temporary_valkey() as valkey:
         try:
             r = redis.Redis.from_url(valkey.url)
             settings = Settings().with_overrides(
@@ -101,7 +95,6 @@ def main() -> None:
                 f"redis memory per feed (registry, schedule, state): {mem / args.feeds:.0f} bytes"
             )
         finally:
-            valkey.stop()
             server.terminate()
 
 

@@ -30,11 +30,8 @@ from datetime import datetime
 from pathlib import Path
 
 import redis
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
+from common import ROOT
+from common import valkey as temporary_valkey
 
 
 def tree(pid: int) -> list[int]:
@@ -96,13 +93,11 @@ def main() -> None:
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert server.stdout is not None
     ports = [int(p) for p in server.stdout.readline().split(",")]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, temporary_valkey() as valkey:
         feeds = Path(tmp) / "feeds.yaml"
         feeds.write_text("feeds:\n" + "".join(
             f"  - http://127.0.0.1:{ports[n % len(ports)]}/feed/{n}.xml\n" for n in range(args.feeds)
         ))  # fmt: skip
-        valkey = EmbeddedValkey(Path(tmp) / "v", free_port())
-        valkey.start()
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_INGEST_")}
         env.update({
             "NEWS_INGEST_FETCH_ALLOW": ",".join(f"127.0.0.1:{p}" for p in ports),
@@ -140,7 +135,6 @@ def main() -> None:
         finally:
             run.send_signal(signal.SIGTERM)
             run.wait(timeout=60)
-            valkey.stop()
             server.terminate()
     latencies = []
     for entry_id, fields in entries:

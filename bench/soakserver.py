@@ -14,7 +14,7 @@ import random
 import sys
 import time
 
-from httpmini import read_request
+from common import read_request
 
 WORDS = ["council", "market", "minister", "hospital", "school", "league", "researchers", "company", "river", "city", "budget", "election", "vaccine", "court", "festival", "energy", "farmers", "airport", "bridge", "police", "station", "museum", "treaty", "harvest", "engineers", "storm", "court", "union", "tariff", "startup"]  # fmt: skip
 T0 = time.time()

@@ -15,39 +15,30 @@ template step (workers/template.py), which is one script call to a Valkey this b
 from __future__ import annotations
 
 import gzip
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import trafilatura
+from common import ROOT, SHARED
+from common import valkey as temporary_valkey
 from trafilatura.utils import load_html
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from ingest.core import bodies
+from ingest.core.keys import Keys
+from ingest.core.settings import TemplateSettings
+from ingest.core.urls import article_id
+from workers import classify, extract, metadata
+from workers.decode import decode
+from workers.pipeline import Fingerprints
+from workers.template import SiteTemplates
 
-from ingest.core import bodies  # noqa: E402
-from ingest.core.embedded import EmbeddedValkey, free_port  # noqa: E402
-from ingest.core.keys import Keys  # noqa: E402
-from ingest.core.settings import TemplateSettings  # noqa: E402
-from ingest.core.urls import article_id  # noqa: E402
-from workers import classify, extract, metadata  # noqa: E402
-from workers.decode import decode  # noqa: E402
-from workers.pipeline import Fingerprints  # noqa: E402
-from workers.template import SiteTemplates  # noqa: E402
-
-PAGES = ROOT.parent / "shared" / "data" / "extraction" / "html"
+PAGES = SHARED / "extraction" / "html"
 
 
 def main() -> None:
-    server = EmbeddedValkey(tempfile.mkdtemp(prefix="bench-stages-"), free_port())
-    server.start()
-    try:
+    with temporary_valkey() as server:
         run(server.url)
-    finally:
-        server.stop()
 
 
 def run(redis_url: str) -> None:
