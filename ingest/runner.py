@@ -200,6 +200,28 @@ def _until(stats: PollStats) -> str | None:
     return timefmt.from_ts(until) if until else None
 
 
+_held: list[signal.Signals] = []
+
+
+def hold_signals() -> list[signal.Signals]:
+    """From now on SIGINT and SIGTERM are kept, not acted on, until the loop of `run_forever` is
+    up and handles them as any stop: a Ctrl+C while the server starts or the workers' models
+    load (a second or two) is a graceful stop, never a KeyboardInterrupt traceback or a tree
+    killed half-built. A second one exits at once (startup may be waiting on an unreachable
+    server). Returns the list the held signals go to."""
+
+    def hold(signum: int, _frame: object) -> None:
+        if _held:
+            log.warning("stop_forced", signal=signal.Signals(signum).name)
+            raise SystemExit(1)
+        log.info("stop_held", signal=signal.Signals(signum).name)
+        _held.append(signal.Signals(signum))
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, hold)
+    return _held
+
+
 def run_forever(settings: Settings, r: redis.Redis, url: str,
                 after_fork: Callable[[], None] | None = None,
                 inherited: Sequence[int] = ()) -> int:  # fmt: skip
@@ -207,6 +229,7 @@ def run_forever(settings: Settings, r: redis.Redis, url: str,
     lock a thread holds); `inherited` are descriptors (a listening socket) the supervisor
     closes, so that none outlives this process. Returns the exit status: 0 after a graceful
     stop."""
+    early = hold_signals()
     count = settings.worker.count
     sup = None
     if count > 0:  # workers run elsewhere (worker.count = 0): nothing to load here
@@ -240,6 +263,8 @@ def run_forever(settings: Settings, r: redis.Redis, url: str,
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
+        if early:
+            on_signal(early[0])
         progress = asyncio.create_task(_progress(poller, stop))
         if sup is not None:
             watch = asyncio.create_task(_watch(sup, stop, failed))

@@ -71,11 +71,11 @@ def work(settings: Settings, r: redis.Redis) -> list[str]:
     return out
 
 
-def wait_for(check: Any, timeout: float = 60) -> bool:
-    """Poll `check()` until it is true or `timeout` seconds pass."""
+def wait_for(check: Any, timeout: float = 60, step: float = 0.2) -> bool:
+    """Poll `check()` every `step` seconds until it is true or `timeout` seconds pass."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if check():
             return True
-        time.sleep(0.2)
+        time.sleep(step)
     return False

@@ -250,6 +250,33 @@ def test_a_second_signal_exits_at_once(
     assert '"stop_forced"' in (tmp_path / "run.log").read_text()
 
 
+@pytest.mark.parametrize("how", ["sigterm", "sigint_to_group"])
+def test_a_stop_while_the_tree_is_being_built_is_graceful(
+    how: str, tmp_path: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """A Ctrl+C right after `run` starts: it lands while the embedded server starts and the
+    workers' models load, before the poll loop is up. Held, then acted on as any stop."""
+    env = embedded_env(tmp_path)
+    empty = tmp_path / "feeds.yaml"
+    empty.write_text("feeds: []\n")
+    proc = start("--feeds", str(empty), "run", env=env, log=tmp_path / "run.log")
+    procs.append(proc)
+    assert wait_for(lambda: '"redis_started"' in (tmp_path / "run.log").read_text(), 30, step=0.01)
+    tree = descendants(proc.pid)
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=30)
+    text = (tmp_path / "run.log").read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    events = [json.loads(x)["event"] for x in text.splitlines() if x.startswith("{")]
+    assert "stop_held" in events, events  # it did land before the loop was up
+    assert events.count("stopping") == 1 and events.count("stopped") == 1, events
+    assert wait_for(lambda: not [p for p in tree if alive(p)], 10)
+
+
 # ---------------------------------------------------------------- supervision
 
 

@@ -65,6 +65,8 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int | None,
     (unless --once) the metrics endpoint."""
     from ingest import runner
 
+    if not once:
+        runner.hold_signals()  # a stop while the tree is built is acted on once it is up
     app.settings = app.settings.with_overrides(
         worker={"count": workers}, metrics={"port": metrics_port, "host": metrics_host}
     )
