@@ -150,10 +150,11 @@ def test_one_host_is_never_burst_even_by_two_pollers(server: TestServer, r: redi
     assert len([h for h in server.requests if h.path != "/robots.txt"]) == 6 + 18
     assert 1 <= len(server.hits("/robots.txt")) <= 2  # once per poller process at most
     starts = sorted(h.at for h in server.requests)
-    # 10 requests/s at most across both pollers: any 5 consecutive requests span >= 0.4 s
-    # (less some jitter between reserving a slot and the request arriving).
+    # 10 requests/s at most across both pollers: any 5 consecutive requests span >= 0.4 s, less
+    # the jitter between reserving a slot and the request arriving (up to ~0.1 s on a loaded
+    # machine); twice the rate would be 0.2 s
     spans = [b - a for a, b in zip(starts, starts[4:], strict=False)]
-    assert min(spans) >= 0.3, spans
+    assert min(spans) >= 0.25, spans
     assert starts[-1] - starts[0] >= 23 * 0.1 * 0.9
     assert server.max_inflight <= 2
     assert r.zcard(KEYS.host_inflight("127.0.0.1")) == 0  # every lease returned
