@@ -29,8 +29,12 @@ lint: $(VENV)/.dev-stamp
 	$(BIN)/ruff check ingest workers tests bench
 	$(BIN)/mypy ingest workers
 
+# TEST_JOBS: test processes (each with its own Valkey); most tests wait on real processes and
+# sockets, so two halve the wall time on two cores. TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= 2
+
 test: $(VENV)/.dev-stamp lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_JOBS)),-n $(TEST_JOBS))
 
 bench: $(VENV)/.dev-stamp
 	$(BIN)/python bench/extraction.py

@@ -10,13 +10,13 @@ from typing import Any
 import redis
 from rq import Queue
 
+from ingest.core.job import attach_bodies
 from ingest.core.keys import Keys
 from ingest.core.settings import Settings
 from ingest.feeds.feedlist import FeedSpec
 from ingest.feeds.registry import Registry
 from ingest.poller import Poller
 from tests.server import TestServer
-from workers.jobs import load_pages
 from workers.pipeline import Context, process
 
 KEYS = Keys()
@@ -65,7 +65,7 @@ def work(settings: Settings, r: redis.Redis) -> list[str]:
     for job in queue.jobs:
         if job.func_name != "workers.jobs.process_batch":  # e.g. a scheduled topic refit
             continue
-        load_pages(ctx, job.args[0])  # the bodies the poller stored beside the job
+        attach_bodies(ctx.r, ctx.keys, job.args[0])  # the bodies the poller stored beside the job
         out.extend(process(ctx, payload) for payload in job.args[0])
     queue.empty()
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import redis
 import structlog
@@ -11,6 +10,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from ingest.core import settings
+from ingest.core.job import JOB_FUNC, ArticleJob, attach_bodies, release_bodies
 from workers import limits
 from workers.pipeline import Context, finish, process
 
@@ -92,38 +92,35 @@ def stop_requested() -> bool:
     return _stopping
 
 
-def requeue_rest(ctx: Context, rest: list[dict[str, Any]]) -> None:
+def requeue_rest(ctx: Context, rest: list[ArticleJob]) -> set[str]:
     """The articles of a batch not started when the worker was asked to stop, as a job of their
     own (same settings as the poller's), so the stop waits for one article, not a batch. Their
-    page bodies stay where the poller stored them."""
+    page bodies stay where the poller stored them; returns their keys."""
     from rq import Queue, Retry
 
     job = get_current_job()
     if job is None:
-        return
-    for p in rest:
-        if p["page"].get("stored"):
-            p["page"]["html_z"] = None  # loaded by load_pages; read again by the new job
+        return set()
+    kept = release_bodies(rest, ctx.keys)  # attached again by the new job
     Queue(job.origin, connection=ctx.r).enqueue_call(
-        "workers.jobs.process_batch", args=(rest,), timeout=int(job.timeout or 0) or None, result_ttl=60,
+        JOB_FUNC, args=(rest,), timeout=int(job.timeout or 0) or None, result_ttl=60,
         failure_ttl=job.failure_ttl, retry=Retry(max=3),
     )  # fmt: skip
     log.info("batch_requeued", stage="pipeline", articles=len(rest), job_id=job.id)
+    return kept
 
 
-def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
+def process_batch(payloads: list[ArticleJob]) -> dict[str, int]:
     """Process a batch of fetched items; returns outcome -> count. Safe to run twice."""
     ctx = context()
     if ctx.learned is not None:  # a model installed since the last batch: used from this one on
         ctx.learned.refresh(ctx.r)
     _beats.clear()  # a new run of a job (a retry too) has its own registry entry to find
-    stored = load_pages(ctx, payloads)
+    stored = attach_bodies(ctx.r, ctx.keys, payloads)
     tally: dict[str, int] = {}
     for n, payload in enumerate(payloads):
         if n and _stopping:
-            rest = payloads[n:]
-            requeue_rest(ctx, rest)
-            kept = {ctx.keys.page(p["claim"]) for p in rest if p["page"].get("stored")}
+            kept = requeue_rest(ctx, payloads[n:])
             stored = [k for k in stored if k not in kept]
             break
         heartbeat()
@@ -139,19 +136,3 @@ def process_batch(payloads: list[dict[str, Any]]) -> dict[str, int]:
     if stored:  # every article of the batch has its outcome: the bodies are not needed again
         ctx.r.delete(*stored)
     return tally
-
-
-def load_pages(ctx: Context, payloads: list[dict[str, Any]]) -> list[str]:
-    """Put each payload's page body, stored beside the job by the poller, back in the payload
-    (one round trip for the batch); returns their keys. A body gone (its TTL ran out while the
-    job waited) leaves the feed's own content to the extraction ladder."""
-    stored = [p for p in payloads if p["page"].get("stored")]
-    if not stored:
-        return []
-    keys = [ctx.keys.page(p["claim"]) for p in stored]
-    for p, body in zip(stored, ctx.r.mget(keys), strict=True):
-        page = p["page"]
-        page["html_z"] = body
-        if body is None and page.get("outcome", "ok") == "ok":
-            page.update(outcome="page_expired", error="page body expired before processing")
-    return keys

@@ -14,6 +14,7 @@ import redis
 import structlog
 
 from ingest.core import bodies, counters, deadletters, failpoints, observe
+from ingest.core.job import ArticleJob
 from ingest.core.keys import Keys
 from ingest.core.seen import SeenStore, UrlMark, claim_field, tag
 from ingest.core.settings import Settings
@@ -98,14 +99,15 @@ def canonical_for(page_url: str, declared: str) -> str:
 
 
 def extract_payload(
-    payload: dict[str, Any], min_chars: int, include_tables: bool = True,
+    payload: ArticleJob, min_chars: int, include_tables: bool = True,
     max_tags: int = 0, cpu_s: float = 0,
 ) -> extract.Extracted:  # fmt: skip
     page = payload["page"]
     item = payload["item"]
     ex = extract.Extracted()
     try:
-        body = bodies.unpack(page["html_z"]) if page.get("html_z") else b""
+        packed = page.get("html_z")
+        body = bodies.unpack(packed) if packed else b""
     except bodies.Unreadable:  # the feed's own content still makes the article
         body, page["outcome"] = b"", "body_unreadable"
     ctype = (page.get("content_type") or "").lower()
@@ -129,7 +131,7 @@ def extract_payload(
     return extract.choose(ex, item.get("content") or item.get("summary") or "", min_chars)
 
 
-def process(ctx: Context, payload: dict[str, Any]) -> str:
+def process(ctx: Context, payload: ArticleJob) -> str:
     started = time.monotonic()
     feed, _item, page = payload["feed"], payload["item"], payload["page"]
     link_id = payload["link_id"]
@@ -225,7 +227,7 @@ def process(ctx: Context, payload: dict[str, Any]) -> str:
 PAGE_STEPS = ("trafilatura", "trafilatura_balanced")
 
 
-def drop_template(ctx: Context, payload: dict[str, Any], ex: extract.Extracted) -> list[str]:
+def drop_template(ctx: Context, payload: ArticleJob, ex: extract.Extracted) -> list[str]:
     """Take the site's learned template lines out of a page's body (workers/template.py); the
     trace (`explain`) lists them under extraction.template_lines."""
     if ex.method not in PAGE_STEPS or not ex.text or not ctx.settings.template.enabled:
@@ -262,7 +264,7 @@ class Seen:
     """What one article's trip through the worker leaves for operators: stage timings, the
     site's extraction result, and the trace `explain` prints."""
 
-    def __init__(self, payload: dict[str, Any], trace_ttl: int) -> None:
+    def __init__(self, payload: ArticleJob, trace_ttl: int) -> None:
         self.payload = payload
         self.trace_ttl = trace_ttl
         self.timings: dict[str, float] = {}
@@ -312,7 +314,7 @@ def decide(
 
 
 def build_record(
-    ctx: Context, payload: dict[str, Any], ex: extract.Extracted, canonical: str, aid: str,
+    ctx: Context, payload: ArticleJob, ex: extract.Extracted, canonical: str, aid: str,
     fp: Fingerprints, duplicate_of: str | None, cluster_id: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     feed, item, page = payload["feed"], payload["item"], payload["page"]
@@ -377,7 +379,7 @@ def build_record(
 
 
 def finish(
-    ctx: Context, payload: dict[str, Any], outcome: str, logctx: dict[str, Any], detail: str = "",
+    ctx: Context, payload: ArticleJob, outcome: str, logctx: dict[str, Any], detail: str = "",
     seen: Seen | None = None,
 ) -> str:  # fmt: skip
     """A terminal outcome other than publication: counted, remembered, dead-lettered if failed.

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from ingest.core import bodies, timefmt
+from ingest.core.job import ArticleJob, FeedRef, Page
 from ingest.core.keys import Keys
 from ingest.core.urls import feed_id, host_of
 
@@ -68,11 +69,11 @@ class DeadLetter:
     # ------------------------------------------------------------ writing
 
     @classmethod
-    def of_payload(cls, payload: dict[str, Any], reason: str, detail: str = "") -> DeadLetter:
+    def of_payload(cls, payload: ArticleJob, reason: str, detail: str = "") -> DeadLetter:
         """The letter of a worker payload that ended in `reason`."""
         page = payload["page"]
         status = page.get("status")
-        job: dict[str, Any] = {k: payload[k] for k in JOB_FIELDS if k in payload}
+        job: dict[str, Any] = {k: v for k, v in payload.items() if k in JOB_FIELDS}
         return cls(
             id="", at=time.time(), reason=reason, url=payload.get("link") or page["url"],
             feed_url=payload["feed"]["url"], article_id=payload["link_id"], detail=detail,
@@ -126,18 +127,19 @@ class DeadLetter:
                           "final_url": self.fetch.final_url, "error": self.fetch.error},
                 "body_bytes": len(self.body_z) if self.body_z else 0}  # fmt: skip
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> ArticleJob:
         """The job payload the worker received, rebuilt with the stored body and the original
         fetch facts: a page that failed to fetch is given as such (its body is the error page,
         never the article's page). `replay` names the letter, so the pipeline knows."""
-        feed = self.job.get("feed") or {
+        unknown: FeedRef = {
             "id": feed_id(self.feed_url) if self.feed_url else "replay", "url": self.feed_url,
             "title": "", "tags": [], "language": "", "topic": ""}  # fmt: skip
+        feed: FeedRef = self.job.get("feed") or unknown
         item = self.job.get("item") or {
             "guid": "", "link": self.url, "title": "", "authors": [], "published_at": None,
             "tags": [], "summary": "", "content": "", "image": ""}  # fmt: skip
         ok = self.fetch.ok
-        page = {"url": self.fetch.final_url or self.url, "status": self.fetch.status,
+        page: Page = {"url": self.fetch.final_url or self.url, "status": self.fetch.status,
                 "content_type": self.fetch.content_type or ("text/html" if ok else ""),
                 "outcome": self.fetch.outcome, "error": self.fetch.error,
                 "html_z": self.body_z if ok else None,
