@@ -123,6 +123,26 @@ def test_retry_after_on_a_feed_blocks_the_articles_of_its_host_too(
     assert gather(settings, r)["deferred"]["waiting"] == 0
 
 
+def test_a_hostile_retry_after_blocks_the_host_a_day_at_most(
+    server: TestServer, r: redis.Redis
+) -> None:
+    """Issue 15 follow-up, as found: `Retry-After: 99999999999999999999` made the block's Lua
+    arithmetic fail on every poll (a Redis error, no summary); a date in the year 9999 blocked
+    the host for millennia. Both are a one-day block now, and the poll ends with its outcome."""
+    for n, value in enumerate(["99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"]):
+        r.flushdb()
+        path = f"/hostile{n}.xml"
+        server.routes[path] = Route(status=429, body=b"no", headers={"Retry-After": value})
+        (fid,) = register(r, server.url(path))
+        poll(settings_for(server), r)
+        assert state(r, fid)["last_outcome"] == "rate_limited"
+        secs, _micros = r.time()
+        blocked_for = float(r.get(KEYS.host_next("127.0.0.1")) or 0) / 1000 - secs
+        assert 86400 - 60 < blocked_for <= 86400 + 1, (value, blocked_for)
+        # the limited feed comes back a lag (x1.25) later, with the schedule's 10 % jitter
+        assert due_in(r, fid) <= 86400 * 1.25 * 1.1 + 60
+
+
 def run_once_env(server: TestServer, deadline: float) -> dict[str, str]:
     return {
         "NEWS_INGEST_FETCH_ALLOW": server.allow,

@@ -1,5 +1,5 @@
 from ingest.feeds import schedule
-from ingest.net.fetch import parse_retry_after
+from ingest.net.fetch import MAX_RETRY_AFTER_S, parse_retry_after
 
 B = schedule.Bounds(min_interval=120, max_interval=21600, max_backoff=86400)
 
@@ -65,3 +65,8 @@ def test_cache_hints_and_retry_after() -> None:
     assert parse_retry_after("120") == 120
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 100) == 100
     assert parse_retry_after("soon") is None
+    # hostile or broken headers: capped at a day, never an error or a block for millennia
+    assert parse_retry_after("99999999999999999999") == MAX_RETRY_AFTER_S
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT") == MAX_RETRY_AFTER_S
+    assert parse_retry_after("\u00b2") is None  # a digit to str.isdigit, not to float()
+    assert parse_retry_after("Fri, 31 Dec 99999 23:59:59 GMT") in (None, MAX_RETRY_AFTER_S)

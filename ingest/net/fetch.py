@@ -52,21 +52,28 @@ class Response:
         return self.headers.get("content-type", "")
 
 
+# A server's Retry-After is honoured up to a day (poll.max_backoff's default): beyond that it
+# is a broken or hostile header ("99999999999999999999", the year 9999), and a host blocked for
+# millennia would never be polled again.
+MAX_RETRY_AFTER_S = 86400.0
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), at most
+    MAX_RETRY_AFTER_S; None when it is neither."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # "²".isdigit() is true too
+        return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER_S)
 
 
 def is_bot_wall(status: int, headers: dict[str, str], body: bytes) -> bool:

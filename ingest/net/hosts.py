@@ -32,6 +32,7 @@ import redis
 from ingest.core import outcomes
 from ingest.core.keys import Keys
 from ingest.core.settings import HostLimit
+from ingest.net.fetch import MAX_RETRY_AFTER_S
 
 # One request's turn at a host, in one round trip.
 # KEYS: next-slot key, in-flight key. ARGV: gap ms, longest wait ms, in-flight limit, lease ms,
@@ -148,4 +149,6 @@ class HostGate:
             target.execute()
 
     def defer(self, host: str, seconds: float) -> None:
+        # bounded here too: the script's arithmetic is on integers Redis can hold
+        seconds = min(max(0.0, seconds), MAX_RETRY_AFTER_S)
         self._defer(keys=[self.keys.host_next(host)], args=[int(seconds * 1000)])
