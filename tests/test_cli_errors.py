@@ -88,3 +88,26 @@ def test_redis_not_reachable_never_echoes_the_password() -> None:
     line = one_line_error(out)
     assert "not reachable" in line and "s3cret-pw" not in out.stderr + out.stdout
     assert "user:***@127.0.0.1" in line
+
+
+def test_extract_is_bounded_as_the_worker_is(tmp_path: Path) -> None:
+    """As found: `extract bomb.html.gz` (2 MB of gzip, 2 GB of zeros) grew to 10 GB. The file is
+    read up to fetch.max_bytes, the page's markup up to extract.max_tags, the extraction up to
+    extract.cpu_limit, each a one-line error naming the cap; the other files still come out."""
+    import gzip
+
+    bomb = tmp_path / "bomb.html.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as f:
+        for _ in range(64):
+            f.write(b"\0" * (1 << 20))  # 64 MB of zeros in about 64 KB
+    tags = tmp_path / "tags.html"
+    tags.write_text("<html><body>" + "<p>x</p>" * 300_000 + "</body></html>")
+    good = tmp_path / "good.html"
+    good.write_text(pages.article_page("A good page", pages.paragraphs(pages.BOLIVIA)))
+    env = {"NEWS_INGEST_FETCH_MAX_BYTES": str(8 << 20)}
+    out = cli("extract", str(bomb), str(tags), str(good), env=env, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    errors = out.stderr.splitlines()
+    assert any("bomb.html.gz" in e and "over the 8388608-byte cap" in e for e in errors), errors
+    assert any("tags.html" in e and "too_complex" in e for e in errors), errors
+    assert [json.loads(line)["title"] for line in out.stdout.splitlines()] == ["A good page"]

@@ -12,29 +12,44 @@ import click
 from ingest.cli.app import App, cli, load_settings, pass_app
 
 
+def read_page(path: str, cap: int) -> bytes:
+    """A page file (or .gz), at most `cap` bytes once decompressed: a compression bomb or a huge
+    file is refused as the fetcher refuses one (`fetch.max_bytes`), never read whole."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw: bytes = f.read(cap + 1)
+    if len(raw) > cap:
+        raise ValueError(f"over the {cap}-byte cap (fetch.max_bytes)")
+    return raw
+
+
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--url", help="The page's URL (with a single file).")
 @pass_app
 def extract(app: App, files: tuple[str, ...], url: str | None) -> None:
-    """HTML (or .html.gz) files to JSON lines {path, url, title, text, ...}."""
+    """HTML (or .html.gz) files to JSON lines {path, url, title, text, ...}. Bounded as in the
+    worker: fetch.max_bytes, extract.max_tags and extract.cpu_limit (`too_complex`)."""
+    from workers import limits
     from workers.decode import decode
     from workers.extract import from_page
 
     if url and len(files) != 1:
         raise click.BadParameter("--url needs exactly one file", param_hint="--url")
+    s = app.settings
     failures = 0
     for path in files:
         try:
-            raw = Path(path).read_bytes()
-            if path.endswith(".gz"):
-                raw = gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            click.echo(f"error: {path}: {exc}", err=True)
+            raw = read_page(path, s.fetch.max_bytes)
+            limits.check_markup(raw, s.extract.max_tags)
+            html, charset = decode(raw)
+            with limits.cpu_limit(s.extract.cpu_limit):
+                ex = from_page(html, url or "")
+        except (OSError, EOFError, ValueError, gzip.BadGzipFile, limits.TooComplex) as exc:
+            reason = "too_complex: " if isinstance(exc, limits.TooComplex) else ""
+            click.echo(f"error: {path}: {reason}{exc}", err=True)
             failures += 1
             continue
-        html, charset = decode(raw)
-        ex = from_page(html, url or "")
         click.echo(json.dumps({
             "path": path, "url": url or ex.canonical_url, "title": ex.title, "text": ex.text,
             "authors": ex.authors, "published_at": ex.date,  # ISO 8601 UTC, seconds, Z
