@@ -163,7 +163,7 @@ def test_a_poll_is_counted_once_it_has_an_outcome_in_every_report(
 ) -> None:
     stats = PollStats()
     stats.started = 3
-    stats.count("ok")
+    stats.count("ok", "feed-a")
     assert (stats.feeds, stats.in_flight) == (1, 2)
 
     server.add("/a.xml", pages.rss("A", []), "application/rss+xml")
