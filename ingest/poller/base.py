@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import redis
 from rq import Queue
@@ -21,15 +21,14 @@ from ingest.core.seen import SeenStore
 from ingest.core.settings import HostLimit, Settings
 from ingest.core.urls import host_of, origin_of
 from ingest.feeds import schedule
+from ingest.feeds.feedlist import FeedSpec
 from ingest.feeds.registry import Registry
+from ingest.feeds.schedule import PollResult
 from ingest.net.egress import EgressMonitor
 from ingest.net.fetch import Fetcher, Response
 from ingest.net.hosts import HostGate
 from ingest.net.robots import RobotsCache
 from ingest.poller.stats import PollStats
-
-if TYPE_CHECKING:
-    from ingest.poller.loop import Unsettled
 
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
@@ -41,6 +40,17 @@ for _, key in ipairs(KEYS) do
 end
 return n
 """
+
+
+@dataclass
+class Unsettled:
+    """A poll that failed at network level, waiting for the egress verdict (Poller.settle)."""
+
+    at: float  # time.monotonic() when it failed
+    fid: str
+    spec: FeedSpec
+    state: dict[str, str]
+    result: PollResult
 
 
 class PollerBase:

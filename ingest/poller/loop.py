@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
 
 import structlog
 
@@ -18,7 +17,7 @@ from ingest.feeds import schedule
 from ingest.feeds.feedlist import FeedSpec
 from ingest.feeds.schedule import PollResult
 from ingest.net.egress import NETWORK_OUTCOMES
-from ingest.poller.base import REDIS_DOWN
+from ingest.poller.base import REDIS_DOWN, Unsettled
 from ingest.poller.feed import FeedPoller
 from ingest.poller.stats import PollStats
 
@@ -26,17 +25,6 @@ log = structlog.get_logger("ingest.poller")
 
 WRITE_BATCH = 64  # feed-state saves sent per round trip (and at least once per loop tick)
 SETTLE_S = 3.0  # network failures wait this long for the egress verdict before being charged
-
-
-@dataclass
-class Unsettled:
-    """A poll that failed at network level, waiting for the egress verdict."""
-
-    at: float  # time.monotonic() when it failed
-    fid: str
-    spec: FeedSpec
-    state: dict[str, str]
-    result: PollResult
 
 
 class Poller(FeedPoller):
