@@ -317,7 +317,7 @@ async def _progress(poller: Poller, stop: asyncio.Event, every: float = 30.0) ->
             arts = counters.read(poller.r, poller.keys, "articles")
         except redis.RedisError:
             continue  # the poller reports outages
-        log.info("progress", polls=poller.stats.feeds, polls_in_flight=poller.stats.in_flight,
+        log.info("progress", polls=poller.stats.polls, polls_in_flight=poller.stats.in_flight,
                  polls_by_outcome=dict(poller.stats.by_outcome), enqueued=poller.stats.enqueued,
                  published=arts.get("published", 0), duplicates=arts.get("duplicate", 0),
                  failed=sum(v for k, v in arts.items() if k not in ("published", "duplicate",

@@ -158,12 +158,21 @@ def test_status_table_shows_counts_and_windows_not_raw_json(r: redis.Redis, redi
 # ---------------------------------------------------------------- one definition of a poll
 
 
+def test_polls_count_polls_and_feeds_count_distinct_feeds() -> None:
+    stats = PollStats()
+    stats.started = 3
+    stats.count("deferred", "feed-a")  # run --once polls a deferred feed again: two polls...
+    stats.count("ok", "feed-a")
+    stats.count("ok", "feed-b")
+    assert (stats.polls, stats.feeds, stats.in_flight) == (3, 2, 0)  # ... of one feed
+
+
 def test_a_poll_is_counted_once_it_has_an_outcome_in_every_report(
     server: TestServer, r: redis.Redis
 ) -> None:
     stats = PollStats()
     stats.started = 3
-    stats.count("ok")
+    stats.count("ok", "feed-a")
     assert (stats.feeds, stats.in_flight) == (1, 2)
 
     server.add("/a.xml", pages.rss("A", []), "application/rss+xml")

@@ -39,7 +39,7 @@ SENTINEL_PORT = 26379
 FAILOVER_WAIT_S = 60.0
 # ... except the poller's: its Redis calls run on its event loop, and a loop held for the whole
 # failover would charge every page fetch in flight with a timeout. It rides out an outage by
-# itself (ingest/poller.py): the feeds in progress come back with their lease, their items when
+# itself (ingest/poller/loop.py): the feeds in progress come back with their lease, their items when
 # their fetch claim lapses.
 POLL_FAILOVER_WAIT_S = 2.0
 _BACKOFF_BASE, _BACKOFF_CAP = 0.05, 1.0

@@ -6,6 +6,8 @@
 * The server's own hints (`<ttl>`, `Cache-Control: max-age`, `Expires`) are lower bounds.
 * Errors: exponential back-off from the learned interval, capped (default 24 h); never given up.
 * Jitter (±10%) so feeds added together do not poll together.
+* After a poll, `after_poll` decides all of it at once (back-off, blame, health, the state to
+  save) from the feed's state and the poll's `PollResult`; the poller only writes the answer.
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ import email.utils
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ingest.core import outcomes
+from ingest.net.egress import NETWORK_OUTCOMES
 
 HEALTHY, DEGRADED, FAILING, GONE = "healthy", "degraded", "failing", "gone"
 RATE_ALPHA = 0.3  # weight of the newest observation in the items-per-day estimate
+RATE_LIMITED_LAG = 1.25  # a feed that drew a Retry-After comes back this many blocks later
+SUCCESSES = frozenset({"ok", "not_modified", "unchanged", "deferred"})  # the feed answered
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class Bounds:
     min_interval: float = 120
     max_interval: float = 21600
     max_backoff: float = 86400
+    default_interval: float = 900  # a feed whose rate is not known yet
 
 
 def update_rate(
@@ -114,3 +122,103 @@ def cache_hint(headers: dict[str, str], now: float | None = None) -> float | Non
 
 def is_stale(last_new_at: float | None, interval: float, now: float, k: float = 4) -> bool:
     return last_new_at is not None and now - last_new_at > k * max(interval, 1)
+
+
+# ---------------------------------------------------------------- after a poll
+
+
+@dataclass
+class PollResult:
+    """What one poll of a feed found (ingest/poller/feed.py), as `after_poll` needs it."""
+
+    outcome: str  # ok | not_modified | unchanged | deferred | a FetchError's outcome | failed
+    fields: dict[str, str | int] = field(default_factory=dict)  # feed state the poll learned
+    hint: float | None = None  # the server's own lower bound on the interval (s)
+    new: int = 0  # items enqueued
+    error: outcomes.FetchError | None = None  # why the feed failed
+    dated_rate: float | None = None  # items per day by the items' own dates (feed not watched yet)
+    retry_in: float | None = None  # deferred items: seconds until their host has a slot
+    deferred: dict[str, int] = field(default_factory=dict)  # deferred items by reason
+
+
+@dataclass(frozen=True)
+class NextPoll:
+    """The decision after a poll: what to save, when to come back, and what to tell."""
+
+    outcome: str  # the poll's, or `egress_down` when our network failed rather than the feed
+    changes: dict[str, str | int]  # feed-state fields whose value changed
+    delay: float  # seconds to the next poll, before jitter
+    errors: int  # the error streak now
+    until: float = 0.0  # a deferral's earliest retry (unix time) for run --once; 0 when none
+    defer_host_for: float | None = None  # the feed itself answered 429/503: its host waits this
+
+
+def after_poll(
+    state: dict[str, str], result: PollResult, egress_down: bool, bounds: Bounds, now: float
+) -> NextPoll:
+    """Back-off, blame and health after one poll, from the feed's saved `state` (its hash as
+    strings). `egress_down`: the egress monitor's verdict (ingest/net/egress.py); a network
+    failure while it is down is ours (`egress_down`), not charged to the feed."""
+    exc, outcome, new = result.error, result.outcome, result.new
+    fields = dict(result.fields)
+    errors = int(state.get("errors") or 0)
+    until = 0.0
+    defer_host_for = None
+    if outcome in SUCCESSES:
+        errors = 0
+        last = float(state.get("last_polled") or 0)
+        rate = float(state["rate"]) if state.get("rate") else None
+        rate = update_rate(rate if rate is not None else result.dated_rate, new,
+                           now - last if last else 0, default_rate(bounds.default_interval))  # fmt: skip
+        interval = interval_for(rate, bounds, bounds.default_interval, result.hint)
+        # Deferred items: back as soon as the host is free, not after min_interval.
+        delay = min(interval, max(result.retry_in, 1.0)) if result.retry_in else interval
+        if rate is not None:
+            fields["rate"] = f"{rate:.4f}"
+        fields["interval"] = f"{interval:.0f}"
+        fields["last_error"] = ""
+        fields["deferred_items"] = sum(result.deferred.values())  # waiting now (status, metrics)
+        if result.deferred:
+            until = now + (result.retry_in or 0)
+            fields["deferred_until"] = f"{until:.0f}"
+    else:
+        interval = float(state.get("interval") or bounds.default_interval)
+        blameless = isinstance(exc, outcomes.FetchError) and exc.blameless
+        if not blameless and outcome in NETWORK_OUTCOMES and egress_down:
+            # Every origin is failing at network level: our egress, not this feed.
+            blameless, outcome = True, "egress_down"
+            fields["last_error"] = "egress down: " + str(fields.get("last_error", ""))
+        if outcome == "egress_down":
+            delay = bounds.min_interval
+        elif blameless:
+            delay = backoff(max(errors, 1), interval, bounds)
+        else:
+            errors += 1
+            delay = backoff(errors, interval, bounds)
+        if isinstance(exc, outcomes.HostDeferred):
+            until = now + exc.retry_after
+            delay = exc.retry_after  # the host is free then: not a failure to back off from
+        if isinstance(exc, outcomes.RateLimited):
+            defer_host_for = exc.retry_after
+            # A quarter of the block later than the work it deferred (which comes back when
+            # the block ends), so this feed's next 429 does not re-arm it before their turn.
+            until = now + exc.retry_after * RATE_LIMITED_LAG
+            delay = max(delay, exc.retry_after * RATE_LIMITED_LAG)
+    permanent = outcome == "gone" or (isinstance(exc, outcomes.DNSError) and exc.permanent)
+    # A 410 says itself that it is permanent (RFC 9110 15.5.11): `gone` at once and probed
+    # at max_backoff, not backed off step by step like a transient error; 404 needs three.
+    said_gone = isinstance(exc, outcomes.Gone) and exc.status == 410
+    if said_gone:
+        delay = bounds.max_backoff
+    gone = said_gone or (permanent and errors >= 3)
+    fields.update(
+        errors=errors,
+        health=health(errors, gone),
+        last_polled=f"{now:.0f}",
+        last_outcome=outcome,
+        items_seen=int(state.get("items_seen") or 0) + new,
+    )
+    if new or not state.get("last_new_at"):
+        fields["last_new_at"] = f"{now:.0f}"
+    changes = {k: v for k, v in fields.items() if state.get(k) != str(v)}
+    return NextPoll(outcome, changes, delay, errors, until, defer_host_for)

@@ -15,7 +15,7 @@ article pages and robots.txt alike, across all pollers. A server that says "slow
 rate-limits per path, and we cannot tell that it does. What the block defers is not lost: the
 poller retries it when the host is free (a deferred feed at the end of the block, the feed
 whose request drew the 429 a quarter of the block later, so it does not re-arm the block before
-the others had their turn; see `ingest/poller.py`). Tests:
+the others had their turn; see `ingest.feeds.schedule.after_poll`). Tests:
 `tests/test_deferral.py::test_retry_after_on_a_feed_blocks_the_articles_of_its_host_too`.
 """
 

@@ -8,7 +8,7 @@ and robots.txt is asked again after `retry_s`. A robots.txt URL that our own fet
 (a bug of ours, such as an IPv6 literal without brackets) is the same "for now", logged as
 `robots_url_error`: never a refusal remembered for the dedup window.
 
-The poller checks the article's URL and every redirect hop's target (`ingest/poller.py`).
+The poller checks the article's URL and every redirect hop's target (`ingest/poller/articles.py`).
 """
 
 from __future__ import annotations
