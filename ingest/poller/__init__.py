@@ -11,9 +11,10 @@ loop.py (`Poller`: the run loops; each poll's outcome decided by the pure
 `ingest.feeds.schedule.after_poll` and written to Redis).
 """
 
+from ingest.core.job import JOB_FUNC
 from ingest.poller.articles import Deferral
 from ingest.poller.base import REDIS_DOWN
-from ingest.poller.enqueue import JOB_FUNC, job_payload
+from ingest.poller.enqueue import job_payload
 from ingest.poller.loop import Poller
 from ingest.poller.stats import PollStats
 

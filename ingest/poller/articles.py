@@ -9,11 +9,11 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from ingest.core import bodies, counters, deadletters, failpoints, observe, outcomes
+from ingest.core.job import ArticleJob, new_page
 from ingest.core.seen import guid_field, url_field
 from ingest.core.urls import host_of
 from ingest.feeds import feedparse
@@ -99,7 +99,7 @@ class ArticleFetcher(Enqueuer):
         except (asyncio.CancelledError, *REDIS_DOWN):
             self._unclaim += [self.keys.inflight(c.claim) for c in fresh]
             raise
-        payloads = [p for p in results if isinstance(p, dict)]
+        payloads = [p for p in results if p is not None and not isinstance(p, Deferral)]
         failpoints.hit("poller.before_enqueue")
         deferred = [c for c, p in zip(fresh, results, strict=True) if isinstance(p, Deferral)]
         if deferred:
@@ -122,13 +122,12 @@ class ArticleFetcher(Enqueuer):
         self.stats.items_new += res.new
         return res
 
-    async def _article(self, spec: FeedSpec, cand: Candidate) -> dict[str, Any] | Deferral | None:
+    async def _article(self, spec: FeedSpec, cand: Candidate) -> ArticleJob | Deferral | None:
         """The job payload; None when refused; a Deferral when it must wait (busy host,
         robots.txt unavailable)."""
         link = cand.link
         discovered = time.time()
-        page: dict[str, Any] = {"url": link, "status": 0, "content_type": "", "html_z": None,
-                                "outcome": "ok", "error": ""}  # fmt: skip
+        page = new_page(link)
         resp: Response | None = None
         try:
             if cand.identity:
@@ -138,7 +137,7 @@ class ArticleFetcher(Enqueuer):
                 await self.robots.check(link, self._get)
             # robots.txt is asked about every redirect hop's target too, before it is fetched
             resp = await self._get(link, on_redirect=self._robots_hop if self.robots else None)
-            page.update(url=resp.url, status=resp.status, content_type=resp.content_type)
+            page["url"], page["status"], page["content_type"] = resp.url, resp.status, resp.content_type
             page["fetch_ms"] = round(resp.elapsed * 1000)
             classify_status(resp)
             check_article(resp.content_type, resp.body, resp.url)
@@ -149,7 +148,7 @@ class ArticleFetcher(Enqueuer):
             self.gate.defer(host_of(exc.url or link), exc.retry_after)
             return Deferral(exc.outcome, float(exc.retry_after))
         except outcomes.FetchError as exc:
-            page.update(outcome=exc.outcome, error=str(exc)[:300])
+            page["outcome"], page["error"] = exc.outcome, str(exc)[:300]
             if isinstance(exc, REFUSALS):
                 self._refuse(spec, link, cand.claim, exc)
                 return None
@@ -174,7 +173,7 @@ class ArticleFetcher(Enqueuer):
         self._writes.delete(key)
         if waiting:
             self._writes.hset(key, mapping={k: json.dumps(i.to_dict()) for k, i in waiting.items()})
-            self._writes.expire(key, int(self.settings.dedup.window_days * 86400))
+            self._writes.expire(key, self.settings.dedup.window_s)
 
     async def _robots_hop(self, url: str) -> None:
         """robots.txt for a redirect's target. Its fetch takes no in-flight slot: this article
@@ -188,7 +187,7 @@ class ArticleFetcher(Enqueuer):
 
     def _refuse(self, spec: FeedSpec, link: str, aid: str, exc: outcomes.FetchError) -> None:
         """A URL we must not fetch: counted, dead-lettered, and not retried for the window."""
-        ttl = int(self.settings.dedup.window_days * 86400)
+        ttl = self.settings.dedup.window_s
         pipe = self.r.pipeline()
         pipe.set(self.keys.inflight(aid), exc.outcome, ex=ttl)
         counted = "robots_disallowed" if isinstance(exc, outcomes.RobotsDisallowed) else "blocked"

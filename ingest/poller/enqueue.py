@@ -1,24 +1,22 @@
-"""Building the job payload of an article and enqueueing the jobs (docs/architecture.md, "The job
-payload"). Bodies travel beside the job, at `<prefix>page:<claim>`, not in it."""
+"""Building the job payload of an article and enqueueing the jobs. The payload's shape and its
+body's journey beside the job are ingest/core/job.py's."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from rq import Retry
 
 from ingest.core import timefmt
+from ingest.core.job import BODY_TTL_S, JOB_FUNC, ArticleJob, Page, detach_bodies
 from ingest.feeds.feedlist import FeedSpec
 from ingest.feeds.identity import Candidate
 from ingest.poller.base import PollerBase
 
-JOB_FUNC = "workers.jobs.process_batch"
-INFLIGHT_TTL = 6 * 3600  # an enqueued item's marker and its page body
+INFLIGHT_TTL = BODY_TTL_S  # an enqueued item's marker lives as long as its page body
 
 
 def job_payload(
-    spec: FeedSpec, cand: Candidate, page: dict[str, Any], discovered: float
-) -> dict[str, Any]:
+    spec: FeedSpec, cand: Candidate, page: Page, discovered: float
+) -> ArticleJob:
     """The JSON-able payload of one article, as workers.jobs.process_batch reads it."""
     return {
         "feed": {
@@ -44,20 +42,13 @@ def job_payload(
 
 
 class Enqueuer(PollerBase):
-    def enqueue(self, payloads: list[dict[str, Any]]) -> None:
+    def enqueue(self, payloads: list[ArticleJob]) -> None:
         """Enqueue in batches; the in-flight markers and the page bodies go in the same
-        transaction as the jobs. Bodies travel beside the job, not in it: RQ compresses and
-        re-saves a job's arguments (again when it finishes), which for pages already compressed
-        is CPU spent for nothing, twice."""
+        transaction as the jobs."""
         size = max(1, self.settings.worker.batch_size)
         for start in range(0, len(payloads), size):
             batch = payloads[start : start + size]
-            bodies: dict[str, bytes] = {}
-            for p in batch:
-                body_z = p["page"].pop("html_z", None)
-                if body_z:
-                    bodies[self.keys.page(p["claim"])] = body_z
-                    p["page"]["stored"] = True
+            bodies = detach_bodies(batch, self.keys)
             with self.r.pipeline() as pipe:
                 # retry: a job whose worker died (its heartbeat lapsed) is run again, not failed
                 self.queue.enqueue_call(
