@@ -196,8 +196,10 @@ def same_feed(unrelated: list[tuple[str, list[str]]]) -> tuple[int, int, int]:
 
 def seen_memory(r: redis.Redis) -> int:
     """Valkey's memory without what is not seen state: in-flight markers, metrics, the
-    per-article traces (observability, 3 days), the stream and dead letters."""
-    for pattern in ("news:inflight:*", "news:metrics:*", "news:trace:*"):
+    per-article traces (observability, 3 days), the texts kept for the next topic refit
+    (`learn`), the site-template counts (`tpl`), the stream and dead letters."""
+    for pattern in ("news:inflight:*", "news:metrics:*", "news:trace:*", "news:learn:*",
+                    "news:tpl:*"):  # fmt: skip
         keys = r.keys(pattern)
         if keys:
             r.delete(*keys)

@@ -278,7 +278,7 @@ def test_each_syndicated_story_is_published_once(
         # every item is accounted for: published, or a duplicate of a named published article
         from tests.conftest import cli
 
-        for name in ("a", "wire", "partner"):
+        for name in ("a", "top", "wire", "partner"):
             for item in feeds[name]:
                 shown = json.loads(cli("--redis-url", redis_url, "explain", item["link"]).stdout)
                 verdict = shown["verdict"]
