@@ -34,7 +34,10 @@ class Left:
 
 def next_round(left: dict[str, Left], now: float, end: float) -> tuple[list[str], float | None]:
     """The feeds to poll now, and else when to look again (None: nothing left can become due
-    before `end`, so waiting is pointless)."""
+    before `end`, so waiting is pointless). Nothing is begun at or after `end`: a round that
+    ran past the deadline is the last one."""
+    if now >= end:
+        return [], None
     busy = {x.host for x in left.values() if x.outcome != "rate_limited" and x.until <= end}
     ready = {fid: x for fid, x in left.items() if x.outcome != "rate_limited" or x.host not in busy}
     due = sorted(fid for fid, x in ready.items() if x.until <= now)

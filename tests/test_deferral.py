@@ -202,7 +202,7 @@ def test_run_once_waits_for_the_block_then_says_what_is_left(
     assert [e["outcome"] for e in events(done.stderr, "feed_polled")
             if e["feed_url"] == server.url("/healthy.xml")][-1] == "ok"  # fmt: skip
     deferred = [e for e in events(done.stderr, "feed_polled") if e["outcome"] == "deferred"]
-    assert all(e["deferred_items"] == 3 and e["deferred_until"] for e in deferred)
+    assert deferred and all(e["deferred_items"] == 3 and e["deferred_until"] for e in deferred)
     # the 429 feed was polled again only after the healthy feed's turn, each time blocking
     limited_polls = [h.at for h in server.hits("/limited.xml")]
     assert len(limited_polls) >= 3
@@ -324,3 +324,13 @@ def test_poll_once_says_what_it_left_too(server: TestServer, redis_url: str, tmp
     (left,) = events(done.stderr, "work_left")  # a 37.5 s retry cannot be due within 5 s
     assert left["feeds"] == {"rate_limited": 1}
     assert len(server.hits("/limited.xml")) == 1
+
+
+def test_run_once_exit_statuses_for_bad_usage_and_failure(redis_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """README's `run --once` statuses besides 0 and 3: 2 for bad usage, 1 for a failure (here a
+    feed list with nothing usable in it)."""
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - http://[::1\n")
+    base = ("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once")
+    assert cli(*base, "--no-such-option", timeout=60).returncode == 2
+    assert cli(*base, timeout=60).returncode == 1

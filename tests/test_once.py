@@ -22,6 +22,13 @@ def test_nothing_that_can_come_due_before_the_deadline_is_waited_for() -> None:
     assert next_round({}, now=0, end=180) == ([], None)
 
 
+def test_no_round_begins_after_the_deadline() -> None:
+    # a round that ran past the deadline: what came due meanwhile is left, not polled again
+    todo = {"a": left("deferred", 170, host_deferred=1)}
+    assert next_round(todo, now=175, end=180) == (["a"], None)
+    assert next_round(todo, now=181, end=180) == ([], None)
+
+
 def test_a_rate_limited_feed_goes_after_the_other_work_of_its_host() -> None:
     # Polled together, its next 429 would block the host again before the healthy feed's turn.
     todo = {"limited": left("rate_limited", 10), "healthy": left("deferred", 8, host_deferred=3)}

@@ -1,7 +1,6 @@
 """Dedup: what a text is, given what is remembered. `read` fetches everything a decision needs
-from the seen store in one batched round trip (URL marks, content owner, band buckets), and a
-second only when that names candidates (their marks, all in one); `decide` is a pure function
-of what was read.
+from the seen store in one round trip (one script: URL marks, content owner, band candidates
+and their marks, ingest/seen.py); `decide` is a pure function of what was read.
 
 Rules, in order:
 1. Its own URL was seen: the same text is a `duplicate`, a material change an `updated`.
@@ -24,7 +23,6 @@ Never dropped as a copy: an item of the same feed as the earlier article whose t
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -118,28 +116,23 @@ class Decision:
 
 
 def read(seen: SeenStore, item: Item, fp: Fingerprints) -> Known:
+    """Everything `decide` needs, in one round trip (SeenStore.lookup_ranked): the URL marks,
+    the content owner, a claim naming this article, the canonical's mark, the CANDIDATES
+    articles sharing most bands, and the own-URL marks of the owner, the claimant and the
+    candidates (tests/test_dedup_decide.py counts the round trips)."""
     fields = [url_field(u) for u in item.url_ids] + [hash_field(fp.content_hash)]
     fields.append(claim_field(item.aid))
     if item.canonical_id:
         fields.append(url_field(item.canonical_id))
-    values, members = seen.lookup(fields, fp.bands)
     n = len(item.url_ids)
-    known = Known(own=values[0], others=values[1:n])
+    found = seen.lookup_ranked(fields, fp.bands, item.aid, CANDIDATES, resolve=(n, n + 1))
+    values = found.values
+    known = Known(own=values[0], others=values[1:n], shared=found.shared, marks=found.marks)
     owner, claimed = values[n], values[n + 1]
-    known.owner = bytes(owner).hex() if owner else ""
-    known.claimed_by = bytes(claimed).hex() if claimed else ""
+    known.owner = owner.hex() if owner else ""
+    known.claimed_by = claimed.hex() if claimed else ""
     if item.canonical_id:
         known.canonical = values[n + 2]
-    counts: Counter[str] = Counter()
-    for ids in members:
-        counts.update(set(ids) - {item.aid})
-    known.shared = counts.most_common(CANDIDATES)
-    extra = [a for a in (known.owner, known.claimed_by) if a]
-    wanted = list(dict.fromkeys([*(c for c, _n in known.shared), *extra]))
-    if wanted:
-        for aid, mark in zip(wanted, seen.url_marks(wanted), strict=True):
-            if mark is not None:
-                known.marks[aid] = mark
     return known
 
 

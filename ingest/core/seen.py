@@ -95,12 +95,95 @@ def claim_field(target_id: str) -> bytes:
     return b"c" + bytes.fromhex(target_id)
 
 
+# KEYS: GENERATIONS keys per field (current generation first): the marks, then the band fields.
+# ARGV: 1 n_field, 2 n_band, 3 the asking article's id (8 bytes: not its own candidate),
+#   4 candidates kept, 5 key prefix of the seen hashes, 6 current generation, 7 shards,
+#   8 n_resolve, then n_resolve 1-based indexes of marks whose value is an article id whose own
+#   URL mark is wanted too, then one ARGV per field.
+# The marks of the candidates and of the resolved ids are found here, their keys built as
+# SeenStore.key builds them (shard: the id's first 4 bytes, big-endian, modulo the shards), so a
+# lookup is one round trip however many candidates it names (tests/test_dedup_decide.py).
+# Candidates: most shared bands first, ties in the order first met (newest generation first).
+LOOKUP = """
+local G = __GENERATIONS__
+local nf, nb, own, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local prefix, gen, shards = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local nr = tonumber(ARGV[8])
+local F = 8 + nr
+local function key(m, j) return KEYS[G * (m - 1) + j] end
+local values = {}
+for m = 1, nf do
+  values[m] = false
+  for j = 1, G do
+    local v = redis.call('HGET', key(m, j), ARGV[F + m])
+    if v then values[m] = v break end
+  end
+end
+local count, order = {}, {}
+for m = nf + 1, nf + nb do
+  local inband = {}
+  for j = 1, G do
+    local v = redis.call('HGET', key(m, j), ARGV[F + m])
+    if v then
+      for i = 1, #v - 7, 8 do
+        local id = string.sub(v, i, i + 7)
+        if id ~= own and not inband[id] then
+          inband[id] = true
+          if not count[id] then count[id] = 0 order[#order + 1] = id end
+          count[id] = count[id] + 1
+        end
+      end
+    end
+  end
+end
+local first = {}
+for i, id in ipairs(order) do first[id] = i end
+table.sort(order, function(a, b)
+  if count[a] ~= count[b] then return count[a] > count[b] end
+  return first[a] < first[b]
+end)
+local shared, wanted, taken = {}, {}, {}
+for i = 1, math.min(limit, #order) do
+  local id = order[i]
+  shared[i] = {id, count[id]}
+  wanted[i] = id
+  taken[id] = true
+end
+for k = 1, nr do
+  local v = values[tonumber(ARGV[8 + k])]
+  if v and #v == 8 and not taken[v] then wanted[#wanted + 1] = v taken[v] = true end
+end
+local marks = {}
+for i, id in ipairs(wanted) do
+  local b1, b2, b3, b4 = string.byte(id, 1, 4)
+  local shard = string.format('%x', (((b1 * 256 + b2) * 256 + b3) * 256 + b4) % shards)
+  local mark = false
+  for j = 0, G - 1 do
+    mark = redis.call('HGET', prefix .. string.format('%d', gen - j) .. ':' .. shard, 'u' .. id)
+    if mark then break end
+  end
+  marks[i] = {id, mark}
+end
+return {values, shared, marks}
+""".replace("__GENERATIONS__", str(GENERATIONS))
+
+
+@dataclass
+class Lookup:
+    """What one `SeenStore.lookup_ranked` read found."""
+
+    values: list[bytes | None]  # each field's newest value, in the order asked
+    shared: list[tuple[str, int]]  # band candidates (hex ids) and the bands each shares
+    marks: dict[str, UrlMark]  # own-URL marks of the candidates and of the resolved ids
+
+
 class SeenStore:
     def __init__(self, r: redis.Redis, keys: Keys, window_days: float, shards: int = 4096):
         self.r = r
         self.keys = keys
         self.period = max(window_days * 86400 / 2, 60.0)
         self.shards = shards
+        self._lookup = r.register_script(LOOKUP)
 
     def generation(self, now: float | None = None) -> int:
         return int((time.time() if now is None else now) // self.period)
@@ -158,6 +241,32 @@ class SeenStore:
                     ids.extend(bytes(value[j : j + 8]).hex() for j in range(0, len(value), 8))
             members.append(ids)
         return values, members
+
+    def lookup_ranked(
+        self, fields: list[bytes], bands: list[int], exclude: str, limit: int,
+        resolve: tuple[int, ...] = (),
+    ) -> Lookup:  # fmt: skip
+        """Marks, the `limit` articles sharing most of `bands` (not `exclude`), and the own-URL
+        marks of those and of the article ids held by `fields[i]` for i in `resolve`: one
+        round trip (the LOOKUP script)."""
+        band_fields = [band_field(i, b) for i, b in enumerate(bands)]
+        keys: list[str] = []
+        for f in fields + band_fields:
+            keys.extend(self.read_keys(f))
+        args: list[Any] = [
+            len(fields), len(band_fields), bytes.fromhex(exclude), limit,
+            self.keys.k("seen", ""), self.generation(), self.shards, len(resolve),
+            *(i + 1 for i in resolve), *fields, *band_fields,
+        ]  # fmt: skip
+        raw_values, raw_shared, raw_marks = self._lookup(keys=keys, args=args)
+        values = [bytes(v) if v is not None else None for v in raw_values]
+        values += [None] * (len(fields) - len(values))  # a trailing nil ends a Lua array
+        shared = [(bytes(aid).hex(), int(n)) for aid, n in raw_shared]
+        marks = {}
+        for entry in raw_marks:
+            if len(entry) == 2 and self.is_mark(entry[1]):
+                marks[bytes(entry[0]).hex()] = UrlMark.unpack(bytes(entry[1]))
+        return Lookup(values, shared, marks)
 
     def url_mark(self, article_id: str) -> UrlMark | None:
         return self.url_marks([article_id])[0]

@@ -11,6 +11,13 @@ of such a link are told apart by their title (and their page is not fetched: it 
 story); every other item of the feed is fetched as usual. Their per-feed key stays the GUID when
 it is unique in the document, so an item keeps its identity when its twin leaves the feed.
 
+Posts that are anchors of one page (a weblog's day page: `2017/06/24.html#a100601`,
+`…#a040606`): the URL without its fragment is one article id for all of them, so without care
+every post after the first of a day would be taken for the first. A page whose items point at
+two or more of its fragments is handled like a shared link: its items are told apart by
+fragment and title, their page is not fetched (it is the whole day, no one post's story), and
+each is published from its feed text (tests/test_identity.py).
+
 Feed furniture: lines that recur across a feed's items (a "Thank you for reading via RSS" footer,
 a shared intro paragraph) say nothing about the story; `furniture` lists their keys so the
 worker fingerprints the story without them (tests/test_identity.py).
@@ -81,6 +88,7 @@ class DocIdentity:
     shared: frozenset[str] = frozenset()  # links carried by items of different titles
     repeated_guids: frozenset[str] = frozenset()  # GUIDs on more than one item of the document
     furniture: tuple[str, ...] = ()  # keys of lines recurring across the items
+    anchored: frozenset[str] = frozenset()  # article ids of pages whose items are its anchors
 
 
 def identity_mode(items: list[FeedItem], current: str = "guid") -> str:
@@ -92,9 +100,12 @@ def analyse(items: list[FeedItem], current: str = "guid") -> DocIdentity:
     level = MODES.index(current) if current in MODES else 0
     links_by_guid: dict[str, set[str]] = {}
     titles_by_link: dict[str, set[str]] = {}
+    fragments_by_page: dict[str, set[str]] = {}
     guids: Counter[str] = Counter()
     for item in items:
         link = item_link(item)
+        if link:
+            fragments_by_page.setdefault(article_id(link), set()).add(fragment_of(link))
         if item.guid:
             guids[item.guid] += 1
         if item.guid and link:
@@ -108,7 +119,12 @@ def analyse(items: list[FeedItem], current: str = "guid") -> DocIdentity:
         shared=frozenset(link for link, titles in titles_by_link.items() if len(titles) > 1),
         repeated_guids=frozenset(g for g, n in guids.items() if n > 1),
         furniture=furniture(items),
+        anchored=frozenset(page for page, frags in fragments_by_page.items() if len(frags) > 1),
     )
+
+
+def fragment_of(link: str) -> str:
+    return link.partition("#")[2]
 
 
 def candidate(item: FeedItem, doc: DocIdentity | str) -> Candidate | None:
@@ -118,9 +134,12 @@ def candidate(item: FeedItem, doc: DocIdentity | str) -> Candidate | None:
     if not link:
         return None
     titled = link + "\x00" + item.title.strip()
-    if link in doc.shared:
+    anchored = article_id(link) in doc.anchored
+    if link in doc.shared or anchored:
         stable_guid = doc.mode == "guid" and item.guid and item.guid not in doc.repeated_guids
-        suffix = short_hash(item.title.strip())[:12]
+        suffix = short_hash(item.title.strip())[:12]  # the shared-link key of earlier releases
+        if anchored:
+            suffix = short_hash("#" + fragment_of(link) + "\x00" + item.title.strip())[:12]
         key = item.guid if stable_guid else titled
         # The URL's own id would be shared; the title tells the items apart.
         return Candidate(item, link, short_hash(article_id(link) + suffix), short_hash(key), suffix)
