@@ -9,8 +9,8 @@ from typing import Any
 
 import redis
 
-from ingest.keys import Keys
-from ingest.seen import (
+from ingest.core.keys import Keys
+from ingest.core.seen import (
     GENERATIONS,
     SeenStore,
     UrlMark,
@@ -20,7 +20,7 @@ from ingest.seen import (
     tag,
     url_field,
 )
-from ingest.settings import DedupSettings
+from ingest.core.settings import DedupSettings
 from workers import fingerprint
 from workers.dedup import CANDIDATES, Fingerprints, Item, Known, decide, material_change, read
 

@@ -422,9 +422,9 @@ def test_every_story_of_a_real_feed_ends_published_or_named(
     some text of its own is published; the rest end with a named outcome in their trace."""
     from urllib.parse import urlsplit
 
-    from ingest.identity import analyse, candidate
-    from ingest.observe import read_trace
-    from ingest.settings import Settings
+    from ingest.core.observe import read_trace
+    from ingest.core.settings import Settings
+    from ingest.feeds.identity import analyse, candidate
     from workers.extract import html_to_text
 
     raw = (REAL_FEEDS / name).read_bytes()
@@ -470,8 +470,8 @@ def test_every_story_of_a_real_feed_ends_published_or_named(
 
 def test_posts_anchored_on_one_page_are_told_apart_by_fragment() -> None:
     """A weblog's day page: one URL without its fragment for all its posts, most untitled."""
-    from ingest.feedparse import FeedItem
-    from ingest.identity import analyse, candidate
+    from ingest.feeds.feedparse import FeedItem
+    from ingest.feeds.identity import analyse, candidate
 
     day = "https://blog.example/2017/06/24.html"
     posts = [
@@ -487,7 +487,7 @@ def test_posts_anchored_on_one_page_are_told_apart_by_fragment() -> None:
     # the day page is no one post's story: not fetched, each post published from its feed text
     assert all(c.identity for c in cands[:3] if c is not None)
     # a fragment of a page of its own (#comments) changes nothing
-    from ingest.urls import article_id
+    from ingest.core.urls import article_id
 
     assert [c.link_id for c in cands[3:] if c is not None] == [
         article_id(o.link) for o in others]  # fmt: skip

@@ -1,6 +1,6 @@
 """Dedup: what a text is, given what is remembered. `read` fetches everything a decision needs
 from the seen store in one round trip (one script: URL marks, content owner, band candidates
-and their marks, ingest/seen.py); `decide` is a pure function of what was read.
+and their marks, ingest/core/seen.py); `decide` is a pure function of what was read.
 
 Rules, in order:
 1. Its own URL was seen: the same text is a `duplicate`, a material change an `updated`.
