@@ -109,7 +109,7 @@ Read more &amp;raquo;</description></item></channel></rss>""".format(a=server.ur
 
 
 def test_a_summary_is_decoded_once() -> None:
-    from workers.pipeline import summary_text
+    from workers.record import summary_text
 
     assert summary_text("<p>Use &amp;amp; in HTML</p>") == "Use &amp; in HTML"  # lxml decoded
     assert summary_text("Use &amp;amp; in HTML") == "Use &amp; in HTML"  # no tags: decoded here

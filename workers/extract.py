@@ -16,8 +16,11 @@ import trafilatura
 from lxml import etree
 from trafilatura.utils import load_html
 
+from ingest.core import bodies
+from ingest.core.job import ArticleJob
 from workers import limits, metadata
 from workers.clean import clean
+from workers.decode import decode
 
 
 @dataclass
@@ -268,3 +271,39 @@ def choose(page: Extracted, feed_html: str, min_chars: int) -> Extracted:
 def extract_body(html: str, url: str | None = None) -> str:
     """The body text alone (the scorer's and `news-ingest extract`'s entry point)."""
     return from_page(html, url or "").text
+
+
+HTML_TYPES = ("html", "xml", "text/plain")
+
+
+def extract_payload(
+    payload: ArticleJob, min_chars: int, include_tables: bool = True,
+    max_tags: int = 0, cpu_s: float = 0,
+) -> Extracted:  # fmt: skip
+    page = payload["page"]
+    item = payload["item"]
+    ex = Extracted()
+    try:
+        packed = page.get("html_z")
+        body = bodies.unpack(packed) if packed else b""
+    except bodies.Unreadable:  # the feed's own content still makes the article
+        body, page["outcome"] = b"", "body_unreadable"
+    ctype = (page.get("content_type") or "").lower()
+    if body and (not ctype or any(t in ctype for t in HTML_TYPES)):
+        try:  # workers/limits.py: a page too costly to extract is `too_complex`
+            limits.check_markup(body, max_tags)
+            with limits.cpu_limit(cpu_s):
+                html, charset = decode(body, ctype)
+                ex = from_page(html, page["url"], include_tables)
+            ex.quality["charset"] = charset
+        except limits.TooComplex as exc:
+            ex = Extracted(quality={"page_outcome": "too_complex"})
+            page["error"] = page.get("error") or str(exc)
+        wall = paywall_signal(body)
+        if wall:
+            ex.quality["paywall"] = wall
+    elif body:
+        ex.quality["page_outcome"] = "not_html"
+    if page.get("outcome", "ok") != "ok":
+        ex.quality["page_outcome"] = page["outcome"]
+    return choose(ex, item.get("content") or item.get("summary") or "", min_chars)

@@ -1,6 +1,9 @@
-"""The article path, one payload at a time: extract -> canonical URL -> fingerprint -> dedup ->
-classify -> publish. Each stage is a plain function of the record; this module wires them and
-turns every failure into a named, counted outcome (and a dead letter when there is a body).
+"""The article path, one payload at a time: extract (workers/extract.py) -> site template
+(workers/template.py) -> canonical URL -> fingerprint and dedup (workers/dedup.py) -> record and
+classification (workers/record.py) -> publish (workers/publish.py), with the trace
+(workers/trace.py) written at the end. Each stage is a function of plain records; this module
+is the wiring (`process`), and turns every failure into a named, counted outcome (`finish`; a
+dead letter when there is a body).
 """
 
 from __future__ import annotations
@@ -13,23 +16,20 @@ from typing import Any
 import redis
 import structlog
 
-from ingest.core import bodies, counters, deadletters, failpoints, observe
+from ingest.core import counters, deadletters, failpoints
 from ingest.core.job import ArticleJob
 from ingest.core.keys import Keys
 from ingest.core.seen import SeenStore, UrlMark, claim_field, tag
 from ingest.core.settings import Settings
-from ingest.core.timefmt import iso_utc
 from ingest.core.urls import article_id, canonicalize, host_of, resolve_amp
-from workers import classify, dedup, extract, learn, limits, metadata
-from workers.decode import decode
+from workers import classify, dedup, extract, learn
 from workers.dedup import Decision, Fingerprints, Item, material_change  # noqa: F401  (re-exported)
 from workers.publish import Publisher
+from workers.record import build_record, routes_for
 from workers.template import SiteTemplates
+from workers.trace import PAGE_STEPS, Trace
 
 log = structlog.get_logger("workers.pipeline")
-
-SCHEMA = 1
-HTML_TYPES = ("html", "xml", "text/plain")
 
 
 @dataclass
@@ -98,37 +98,6 @@ def canonical_for(page_url: str, declared: str) -> str:
     return canonicalize(resolve_amp(page_url))
 
 
-def extract_payload(
-    payload: ArticleJob, min_chars: int, include_tables: bool = True,
-    max_tags: int = 0, cpu_s: float = 0,
-) -> extract.Extracted:  # fmt: skip
-    page = payload["page"]
-    item = payload["item"]
-    ex = extract.Extracted()
-    try:
-        packed = page.get("html_z")
-        body = bodies.unpack(packed) if packed else b""
-    except bodies.Unreadable:  # the feed's own content still makes the article
-        body, page["outcome"] = b"", "body_unreadable"
-    ctype = (page.get("content_type") or "").lower()
-    if body and (not ctype or any(t in ctype for t in HTML_TYPES)):
-        try:  # workers/limits.py: a page too costly to extract is `too_complex`
-            limits.check_markup(body, max_tags)
-            with limits.cpu_limit(cpu_s):
-                html, charset = decode(body, ctype)
-                ex = extract.from_page(html, page["url"], include_tables)
-            ex.quality["charset"] = charset
-        except limits.TooComplex as exc:
-            ex = extract.Extracted(quality={"page_outcome": "too_complex"})
-            page["error"] = page.get("error") or str(exc)
-        wall = extract.paywall_signal(body)
-        if wall:
-            ex.quality["paywall"] = wall
-    elif body:
-        ex.quality["page_outcome"] = "not_html"
-    if page.get("outcome", "ok") != "ok":
-        ex.quality["page_outcome"] = page["outcome"]
-    return extract.choose(ex, item.get("content") or item.get("summary") or "", min_chars)
 
 
 def process(ctx: Context, payload: ArticleJob) -> str:
@@ -136,8 +105,8 @@ def process(ctx: Context, payload: ArticleJob) -> str:
     feed, _item, page = payload["feed"], payload["item"], payload["page"]
     link_id = payload["link_id"]
     logctx = {"feed_url": feed["url"], "article_id": link_id}
-    seen = Seen(payload, ctx.settings.stream.trace_ttl)
-    ex = extract_payload(
+    seen = Trace(payload, ctx.settings.stream.trace_ttl)
+    ex = extract.extract_payload(
         payload, ctx.settings.extract.min_chars, ctx.settings.extract.include_tables,
         ctx.settings.extract.max_tags, ctx.settings.extract.cpu_limit,
     )  # fmt: skip
@@ -224,7 +193,6 @@ def process(ctx: Context, payload: ArticleJob) -> str:
     return finish(ctx, payload, "failed", logctx, detail="publish conflict", seen=seen)
 
 
-PAGE_STEPS = ("trafilatura", "trafilatura_balanced")
 
 
 def drop_template(ctx: Context, payload: ArticleJob, ex: extract.Extracted) -> list[str]:
@@ -244,64 +212,10 @@ def drop_template(ctx: Context, payload: ArticleJob, ex: extract.Extracted) -> l
     return [line[:120] for line in verdict.dropped]
 
 
-def summary_text(summary: str) -> str:
-    """The feed's summary as text: HTML parsed (which decodes its entities), or, when it has no
-    tags, its entities decoded here; either way once."""
-    return metadata.text_field(extract.html_to_text(summary), decode="<" not in summary)[:2000]
 
 
-def routes_for(ctx: Context, record: dict[str, Any]) -> list[str]:
-    """The extra streams this record also goes to (settings stream.route_*)."""
-    routes = []
-    if ctx.settings.stream.route_topics:
-        routes += [ctx.keys.k("articles", "topic", t["code"]) for t in record["topics"]]
-    if ctx.settings.stream.route_languages and record["language"] != "und":
-        routes.append(ctx.keys.k("articles", "lang", record["language"]))
-    return routes
 
 
-class Seen:
-    """What one article's trip through the worker leaves for operators: stage timings, the
-    site's extraction result, and the trace `explain` prints."""
-
-    def __init__(self, payload: ArticleJob, trace_ttl: int) -> None:
-        self.payload = payload
-        self.trace_ttl = trace_ttl
-        self.timings: dict[str, float] = {}
-        fetch_ms = payload["page"].get("fetch_ms")
-        if fetch_ms is not None:
-            self.timings["fetch"] = fetch_ms / 1000
-        self.extraction: dict[str, Any] = {}
-        self.dedup: dict[str, Any] = {}
-        self.classified: dict[str, Any] = {}
-
-    def stage(self, name: str, since: float) -> None:
-        self.timings[name] = time.monotonic() - since
-
-    def write(self, pipe: Any, keys: Keys, outcome: str, extra: dict[str, Any],
-              ids: list[str] | None = None) -> None:  # fmt: skip
-        page, item = self.payload["page"], self.payload["item"]
-        for stage, seconds in self.timings.items():
-            observe.observe(pipe, keys, stage, seconds)
-        fetched = page.get("outcome", "ok") == "ok" and page.get("html_z")
-        # a site's extraction rate counts each page once, when it was fetched: not on replay
-        if fetched and self.extraction and not self.payload.get("replay"):
-            ok = self.extraction.get("method") in PAGE_STEPS
-            observe.site_result(pipe, keys, host_of(page["url"]).removeprefix("www."), ok)
-        fields = {
-            "listed_at": self.payload.get("discovered_at"), "feed_url": self.payload["feed"]["url"],
-            "guid": item.get("guid", ""), "link": self.payload.get("link", ""),
-            "fetch": {"outcome": page.get("outcome", "ok"), "status": page.get("status"),
-                      "final_url": page.get("url"), "ms": page.get("fetch_ms"),
-                      "error": page.get("error", "")},
-            "extraction": self.extraction, "dedup": self.dedup, **self.classified,
-            "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
-            "outcome": outcome, "at": time.time(), **extra,
-        }  # fmt: skip
-        shared = [article_id(self.payload["link"])] if self.payload.get("identity") else []
-        # items sharing one link are told apart by title; `explain LINK` finds the last of them
-        for aid in dict.fromkeys([self.payload["link_id"], *(ids or []), *shared]):
-            observe.trace(pipe, keys, aid, fields, self.trace_ttl)
 
 
 def decide(
@@ -313,74 +227,11 @@ def decide(
     return dedup.decide(dedup.read(ctx.seen, who, fp), who, fp, ctx.settings.dedup)
 
 
-def build_record(
-    ctx: Context, payload: ArticleJob, ex: extract.Extracted, canonical: str, aid: str,
-    fp: Fingerprints, duplicate_of: str | None, cluster_id: str | None,
-) -> dict[str, Any]:  # fmt: skip
-    feed, item, page = payload["feed"], payload["item"], payload["page"]
-    title = metadata.text_field(item.get("title")) or ex.title  # entities decoded once
-    cfg = ctx.settings.classify
-    lang = classify.language(ex.text, declared=feed.get("language", ""),
-                             allowed=tuple(cfg.languages))  # fmt: skip
-    learned = ctx.learned.get(lang) if ctx.learned is not None and ctx.model is None else None
-    model = ctx.model if ctx.model is not None else learned
-    if model is not None:
-        from workers.topic_model import assign
-
-        topics = assign(
-            model, ctx.lexicon, title, ex.text, tags=item.get("tags") or [],
-            prior=feed.get("topic", ""), max_topics=cfg.max_topics, min_score=cfg.min_score,
-            trust=cfg.model_trust, lang=lang, source=learn.SOURCE if learned else "",
-        )  # fmt: skip
-        if learned is not None:
-            for topic in topics:
-                topic["model"] = learned.meta.get("version", "")
-    else:
-        topics = classify.topics(
-            ctx.lexicon, title, ex.text, tags=item.get("tags") or [], prior=feed.get("topic", ""),
-            max_topics=cfg.max_topics, min_score=cfg.min_score, lang=lang,
-        )  # fmt: skip
-    if cfg.local_labels:
-        classify.localise(ctx.lexicon, topics, lang)
-    published = item.get("published_at") or iso_utc(ex.date)
-    return {
-        "schema": SCHEMA,
-        "id": aid,
-        "url": page["url"],
-        "canonical_url": canonical,
-        "feed": {"id": feed["id"], "url": feed["url"], "title": feed.get("title", "")},
-        "guid": item.get("guid", ""),
-        "title": title,
-        "authors": item.get("authors") or ex.authors,
-        "published_at": published,
-        "fetched_at": payload["fetched_at"],
-        "language": lang,
-        "topics": topics,
-        "text": ex.text,
-        "summary": summary_text(item.get("summary") or ""),
-        "site_name": ex.site_name or host_of(page["url"]),
-        "image": item.get("image") or ex.image,
-        "tags": item.get("tags") or [],
-        "word_count": fp.words,
-        "content_hash": fp.content_hash,
-        "simhash": f"{fp.simhash:016x}",
-        "duplicate_of": duplicate_of,
-        "cluster_id": cluster_id or aid,
-        "extraction": {
-            "method": ex.method,
-            # Feed and page both describe the story; the feed wins where it says something
-            # (it is what the publisher meant to syndicate), the page fills the gaps.
-            "title_source": "feed" if item.get("title") else "page",
-            "authors_source": "feed" if item.get("authors") else "page",
-            "date_source": "feed" if item.get("published_at") else "page",
-            **ex.quality,
-        },
-    }
 
 
 def finish(
     ctx: Context, payload: ArticleJob, outcome: str, logctx: dict[str, Any], detail: str = "",
-    seen: Seen | None = None,
+    seen: Trace | None = None,
 ) -> str:  # fmt: skip
     """A terminal outcome other than publication: counted, remembered, dead-lettered if failed.
     A replay that does not publish changes nothing: its letter, counters and trace stay as the
@@ -392,7 +243,7 @@ def finish(
         return outcome
     ttl = ctx.settings.dedup.window_s
     pipe = ctx.r.pipeline()
-    (seen or Seen(payload, ctx.settings.stream.trace_ttl)).write(
+    (seen or Trace(payload, ctx.settings.stream.trace_ttl)).write(
         pipe, ctx.keys, outcome, {"detail": detail}
     )
     pipe.set(ctx.keys.inflight(payload.get("claim") or payload["link_id"]), outcome, ex=ttl)
