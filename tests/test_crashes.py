@@ -105,6 +105,31 @@ def test_poller_killed_between_fetch_and_enqueue_loses_nothing(
     assert len(counts) == ARTICLES and set(counts.values()) == {1}
 
 
+def test_a_poller_started_again_before_the_dead_ones_claims_expire_loses_nothing(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """As found (issue 15 follow-up): the second run saw every item still claimed "fetching" by
+    the dead poller, fetched nothing and saved the feed's body hash, so every later run found
+    the feed `unchanged` and the stories never came. Now the feed is read again until they do."""
+    feeds = site(server, tmp_path)
+    base = ("--redis-url", redis_url, "--feeds", str(feeds))
+    # claims longer than the next run takes; no in-flight limit per host, whose slots the dead
+    # poller also holds (for their own lease), so the next run polls at once
+    claim = {"NEWS_INGEST_POLL_FETCH_CLAIM": "12", "NEWS_INGEST_POLL_HOST_INFLIGHT": "0"}
+    dead = cli(*base, "poll", "--once",
+               env=env(server, NEWS_INGEST_FAILPOINTS="poller.before_enqueue=1", **claim))  # fmt: skip
+    assert dead.returncode == -9
+    died = time.monotonic()
+    at_once = cli(*base, "run", "--once", env=env(server, **claim))  # the claims still held
+    assert at_once.returncode == 0, at_once.stderr[-2000:]
+    assert published(r) == {}
+    assert '"items_claimed_elsewhere"' in at_once.stderr
+    time.sleep(max(0.0, died + 12.5 - time.monotonic()))  # the dead poller's claims expire
+    assert cli(*base, "run", "--once", env=env(server, **claim)).returncode == 0
+    counts = published(r)
+    assert len(counts) == ARTICLES and set(counts.values()) == {1}
+
+
 def run_service(
     redis_url: str, feeds: Path, server: TestServer, log: Path
 ) -> subprocess.Popen[bytes]:

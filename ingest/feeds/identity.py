@@ -66,6 +66,7 @@ class ItemsResult:
     deferred_for: float = 0.0  # >0: some items wait for a busy host, poll again within this
     deferred: dict[str, int] = field(default_factory=dict)  # items left for later, by reason
     waiting: dict[str, FeedItem] = field(default_factory=dict)  # those items, by link id
+    elsewhere: int = 0  # unseen items another poll holds a fetch claim on (maybe a dead one's)
 
 
 def item_version(item: FeedItem) -> bytes:

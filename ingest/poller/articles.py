@@ -92,6 +92,9 @@ class ArticleFetcher(Enqueuer):
             )
         claimed = pipe.execute()
         fresh = [c for c, ok in zip(unseen, claimed, strict=True) if ok]
+        taken = [self.keys.inflight(c.claim) for c, ok in zip(unseen, claimed, strict=True) if not ok]
+        if taken:  # "fetching": another poll has them now, or had them and died
+            res.elsewhere = sum(v == b"fetching" for v in self.r.mget(taken))
         if not fresh:
             return res
         try:

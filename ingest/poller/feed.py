@@ -9,12 +9,16 @@ import concurrent.futures
 import hashlib
 import time
 
+import structlog
+
 from ingest.core import outcomes, timefmt
 from ingest.feeds import feedparse, schedule
 from ingest.feeds.feedlist import FeedSpec
 from ingest.feeds.schedule import PollResult
 from ingest.net.fetch import Response, classify_status
 from ingest.poller.articles import ArticleFetcher
+
+log = structlog.get_logger("ingest.poller")
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
           "application/xml;q=0.9, */*;q=0.8")  # fmt: skip
@@ -84,6 +88,13 @@ class FeedPoller(ArticleFetcher):
             result.dated_rate = schedule.rate_from_dates(
                 [timefmt.to_ts(i.published_at) for i in parsed.items if i.published_at], time.time()
             )
+        if res.elsewhere:
+            # Items another poll is fetching: if it died, its claims expire (poll.fetch_claim)
+            # with nothing enqueued, so the next poll must read them again, not find the feed
+            # unchanged (the items would be lost until the feed changed).
+            fields.update(etag="", last_modified="", body_hash="")
+            log.info("items_claimed_elsewhere", feed_url=spec.url, stage="poll",
+                     items=res.elsewhere)  # fmt: skip
         if res.deferred:
             # Items left for later: forget the validators and the body hash so the next poll
             # reads them again, and come back when the host has a slot.
