@@ -143,6 +143,9 @@ def test_a_model_trained_on_shuffled_labels_is_refused(r: redis.Redis) -> None:
     assert bad[0].agreement is not None and bad[0].agreement < 0.5
     assert bad[0].previous == good
     assert learn.installed(r, KEYS)["en"]["version"] == version  # the good model stays
+    # the model and its description were written in one MULTI: they name the same version
+    installed_model = learn.load(r, KEYS, "en")
+    assert installed_model is not None and installed_model.meta["version"] == version
     # a first model trained on shuffled labels is refused by the floor
     r.delete(KEYS.k("learn", "models"), learn.model_key(KEYS, "en"))
     assert learn.refit(settings, r, force=True, trainer=shuffled)[0].outcome == "refused"
