@@ -178,7 +178,9 @@ def test_scoring_needs_numpy_only_and_an_old_model_file_is_refused(tmp_path: Pat
     path = tmp_path / "m.npz"
     topic_model.train(docs).save(path)
     assert 50_000 < path.stat().st_size < 2_000_000  # float32, only the words seen in training
-    check = ("import sys; from workers import classify, topic_model as t; "
+    # the worker's whole path too (pipeline, jobs, the learnt models): scikit-learn is imported
+    # by a refit only
+    check = ("import sys; from workers import classify, jobs, learn, pipeline, topic_model as t; "
              f"m = t.TopicModel.load({str(path)!r}); "
              "lex = classify.load_lexicon('ingest/defaults/taxonomy.yaml'); "
              "print(t.assign(m, lex, 'Central bank raises rates', 'Inflation and the economy.')"
