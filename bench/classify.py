@@ -1,6 +1,7 @@
 """Topic and language classification on ../shared/data/classification.
 
-    python bench/classify.py [--model PATH]
+    python bench/classify.py [--model PATH] [--self-label [--folds 5] [--per-language]
+                             [--max-train N]]
 
 Top-topic accuracy and macro-F1 on MasakhaNEWS English and French dev (labels mapped to IPTC
 Media Topics as the data's README says), language accuracy on the SIB-200 sentences (overall and
@@ -88,6 +89,12 @@ def main() -> None:
                     help="with --self-label: balanced class weights (default: the recipe's)")
     ap.add_argument("--min-df", type=int, default=None,
                     help="with --self-label: words in at least this many training texts")
+    ap.add_argument("--per-language", action="store_true",
+                    help="with --self-label: one model per language, trained on that language's "
+                    "texts only, as the service learns them (default: one model on both sets)")
+    ap.add_argument("--max-train", type=int, default=0,
+                    help="with --self-label --folds: each model sees at most this many archive "
+                    "texts (the first of its training folds): how big an archive must be")
     args = ap.parse_args()
     lex = classify.cached_lexicon(str(ROOT / "ingest" / "defaults" / "taxonomy.yaml"))
 
@@ -128,22 +135,32 @@ def main() -> None:
             return self_label(lex, docs, threshold)
 
         sizes: list[int] = []
-        archive = [(d["title"], d["text"]) for f in FILES for d in rows(f)]
+        # the unlabelled archives: both sets as one, or each language's own (as in service)
+        archives = ([[(d["title"], d["text"]) for d in rows(f)] for f in FILES]
+                    if args.per_language else
+                    [[(d["title"], d["text"]) for f in FILES for d in rows(f)]])  # fmt: skip
+        suffix = " per-language" if args.per_language else ""
         if args.folds < 2:
-            predictors["self-label"] = with_model(
-                train(self_label_(lex, archive), self_labelled=True)
-            )
+            whole = {doc: with_model(train(self_label_(lex, archive), self_labelled=True))
+                     for archive in archives for doc in archive}  # fmt: skip
+
+            def one(title: str, text: str, lang: str) -> str:
+                return str(whole[title, text](title, text, lang))
+
+            predictors["self-label" + suffix] = one
         else:
-            k = args.folds
-            held_out = [with_model(train(self_label_(lex, [a for i, a in enumerate(archive)
-                                                          if i % k != fold]), self_labelled=True))
-                        for fold in range(k)]  # fmt: skip
-            fold_of = {doc: i % k for i, doc in enumerate(archive)}
+            k, cap = args.folds, args.max_train or None
+            held_out: dict[tuple[str, str], Any] = {}  # a text -> the model that never saw it
+            for archive in archives:
+                for fold in range(k):
+                    seen = [a for i, a in enumerate(archive) if i % k != fold][:cap]
+                    model = with_model(train(self_label_(lex, seen), self_labelled=True))
+                    held_out.update({a: model for i, a in enumerate(archive) if i % k == fold})
 
             def crossfit(title: str, text: str, lang: str) -> str:
-                return str(held_out[fold_of[title, text]](title, text, lang))
+                return str(held_out[title, text](title, text, lang))
 
-            predictors[f"self-label {k}-fold"] = crossfit
+            predictors[f"self-label {k}-fold{suffix}"] = crossfit
     if args.model:
         from workers.topic_model import TopicModel
 
@@ -161,6 +178,8 @@ def main() -> None:
                   f"macro-F1 {macro_f1(gold, pred):.3f} {warm:,.0f} articles/CPU-s "
                   f"(first pass {cold:,.0f})")  # fmt: skip
     if args.self_label:
+        if args.max_train:
+            print(f"each model trained on at most {args.max_train} archive texts")
         print(f"self-label recipe: threshold {threshold} {recipe}; model file "
               f"{sum(sizes) / len(sizes) / 1024:,.0f} KB on average over {len(sizes)}")
     sents = rows("sib200_langid.jsonl")

@@ -178,7 +178,9 @@ def test_scoring_needs_numpy_only_and_an_old_model_file_is_refused(tmp_path: Pat
     path = tmp_path / "m.npz"
     topic_model.train(docs).save(path)
     assert 50_000 < path.stat().st_size < 2_000_000  # float32, only the words seen in training
-    check = ("import sys; from workers import classify, topic_model as t; "
+    # the worker's whole path too (pipeline, jobs, the learnt models): scikit-learn is imported
+    # by a refit only
+    check = ("import sys; from workers import classify, jobs, learn, pipeline, topic_model as t; "
              f"m = t.TopicModel.load({str(path)!r}); "
              "lex = classify.load_lexicon('ingest/defaults/taxonomy.yaml'); "
              "print(t.assign(m, lex, 'Central bank raises rates', 'Inflation and the economy.')"
@@ -196,3 +198,22 @@ def test_scoring_needs_numpy_only_and_an_old_model_file_is_refused(tmp_path: Pat
               env={"NEWS_INGEST_CLASSIFY_MODEL": str(old)})
     assert got.returncode != 0 and "train it again" in got.stderr
     assert "Traceback" not in got.stderr and len(got.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_file_is_replaced_atomically(tmp_path: Path) -> None:
+    # a reader (a worker starting, `classify --input`) sees the old file or the new one: the
+    # bytes go to a temporary file beside it, renamed over it once complete
+    from workers import topic_model
+
+    docs = [("Goal for the striker", "The league match", "medtop:15000000"),
+            ("Central bank rates", "Inflation and shares", "medtop:04000000")] * 3  # fmt: skip
+    path = tmp_path / "m.npz"
+    topic_model.train(docs, min_df=1).save(path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError):  # the write fails half-way: after the temporary file exists
+        topic_model.write_atomically(path, "not bytes")  # type: ignore[arg-type]
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+    flipped = [(t, x, "medtop:07000000" if c == "medtop:04000000" else c) for t, x, c in docs]
+    topic_model.train(flipped, min_df=1).save(path)
+    assert topic_model.TopicModel.load(path).classes == ["medtop:07000000", "medtop:15000000"]
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind

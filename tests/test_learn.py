@@ -8,9 +8,9 @@ import os
 import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
-import pytest
 import redis
 
 from ingest.core.keys import Keys
@@ -143,6 +143,9 @@ def test_a_model_trained_on_shuffled_labels_is_refused(r: redis.Redis) -> None:
     assert bad[0].agreement is not None and bad[0].agreement < 0.5
     assert bad[0].previous == good
     assert learn.installed(r, KEYS)["en"]["version"] == version  # the good model stays
+    # the model and its description were written in one MULTI: they name the same version
+    installed_model = learn.load(r, KEYS, "en")
+    assert installed_model is not None and installed_model.meta["version"] == version
     # a first model trained on shuffled labels is refused by the floor
     r.delete(KEYS.k("learn", "models"), learn.model_key(KEYS, "en"))
     assert learn.refit(settings, r, force=True, trainer=shuffled)[0].outcome == "refused"
@@ -230,7 +233,6 @@ def published(r: redis.Redis) -> list[dict[str, object]]:
     return [json.loads(f[b"data"]) for _id, f in r.xrange(KEYS.articles)]
 
 
-@pytest.mark.skip(reason='issue 20: fails after integration (archive count off by one); open')
 def test_a_running_worker_classifies_with_the_model_learnt_from_what_it_published(
     server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
@@ -251,12 +253,23 @@ def test_a_running_worker_classifies_with_the_model_learnt_from_what_it_publishe
         # (a page fetch may time out on a loaded machine)
         assert len(before) >= len(first) - 5, r.hgetall(KEYS.counters("articles"))
         assert all("source" not in t for rec in before for t in rec["topics"])  # the lexicon
-        assert r.llen(learn.archive_key(KEYS, "en")) == len(before)
+        # Every new story is archived under the language its record was given. Not all of them
+        # are "en": the feed declares English, but a word-salad story can read as Nigerian
+        # Pidgin with the declared language under 0.1 (story 44: pcm 0.93, en 0.07), and
+        # classify.language then overrules the feed. That story belongs in the `pcm` archive.
+        by_lang = Counter(str(rec["language"]) for rec in before)
+        assert {lang: r.llen(learn.archive_key(KEYS, lang)) for lang in by_lang} == dict(by_lang)
+        archived = {learn.unpack(b) for b in r.lrange(learn.archive_key(KEYS, "en"), 0, -1)}
+        assert {t for t, _x in archived if t} == {rec["title"] for rec in before
+                                                  if rec["language"] == "en"}  # fmt: skip
 
         refit = cli("--redis-url", redis_url, "classify", "refit", env=env)
         assert refit.returncode == 0, refit.stderr
-        outcome = json.loads(refit.stdout)
-        assert outcome["language"] == "en" and outcome["outcome"] == "installed", outcome
+        outcomes = {o["language"]: o for o in map(json.loads, refit.stdout.splitlines())}
+        outcome = outcomes["en"]
+        assert outcome["outcome"] == "installed", outcome
+        # a language with a handful of texts is not fitted
+        assert all(o["outcome"] == "too_few" for lang, o in outcomes.items() if lang != "en")
 
         register(r, serve(server, "later", later))
         poll(settings, r)
