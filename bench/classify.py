@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "classification"
 
-from workers import classify  # noqa: E402
+from workers import classify, language  # noqa: E402
 
 MAPPING = {
     "business": "medtop:04000000", "entertainment": "medtop:01000000",
@@ -57,7 +57,7 @@ def topics_of(predict, docs: list[dict[str, str]]) -> tuple[list[str], float, fl
     detected first, as the worker does; language ID is timed on its own below): on a first
     pass (cold: the tokeniser's and lexicon's memos empty, as in a worker's first minutes) and
     the best of three more (warm: a worker after its first few hundred articles)."""
-    langs = [classify.language(f"{d['title']}\n{d['text']}") for d in docs]
+    langs = [language.detect(f"{d['title']}\n{d['text']}") for d in docs]
     speeds = []
     for _round in range(4):
         started = time.process_time()
@@ -184,10 +184,10 @@ def main() -> None:
               f"{sum(sizes) / len(sizes) / 1024:,.0f} KB on average over {len(sizes)}")
     sents = rows("sib200_langid.jsonl")
     started = time.process_time()
-    guesses = [classify.language(s["text"]) for s in sents]
+    guesses = [language.detect(s["text"]) for s in sents]
     speed = len(sents) / (time.process_time() - started)
     right = [g == s["lang"] for g, s in zip(guesses, sents, strict=True)]
-    supported = set(classify.identifier(()).nb_classes) | {"nb"}
+    supported = set(language.identifier(()).nb_classes) | {"nb"}
     on_supported = [ok for ok, s in zip(right, sents, strict=True) if s["lang"] in supported]
     misses = Counter(s["lang"] for ok, s in zip(right, sents, strict=True) if not ok)
     print(f"language: accuracy {sum(right) / len(right):.3f} on {len(right)} sentences "

@@ -28,7 +28,7 @@ from ingest.core import bodies
 from ingest.core.keys import Keys
 from ingest.core.settings import TemplateSettings
 from ingest.core.urls import article_id
-from workers import classify, extract, metadata
+from workers import classify, extract, language, metadata
 from workers.decode import decode
 from workers.pipeline import Fingerprints
 from workers.template import SiteTemplates
@@ -48,7 +48,7 @@ def run(redis_url: str) -> None:
     wall = 0.0
     pages = [gzip.decompress(p.read_bytes()) for p in sorted(PAGES.glob("*.html.gz"))]
     lexicon = classify.cached_lexicon(str(ROOT / "ingest" / "defaults" / "taxonomy.yaml"))
-    classify.language("A first call loads the language model, outside the timings.")
+    language.detect("A first call loads the language model, outside the timings.")
     spent: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -73,7 +73,7 @@ def run(redis_url: str) -> None:
               article_id(str(len(spent)) + text[:64]), text)  # fmt: skip
         wall += time.perf_counter() - started
         timed("fingerprints", Fingerprints.of, text)
-        lang = timed("language", classify.language, text)
+        lang = timed("language", language.detect, text)
         timed("topics", lambda t, lg: classify.topics(lexicon, "", t, lang=lg), text, lang)
         timed("FLOOR trafilatura.extract", trafilatura.extract, html)
     floor = spent.pop("FLOOR trafilatura.extract")

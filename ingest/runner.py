@@ -51,11 +51,11 @@ log = structlog.get_logger("ingest.runner")
 
 def preload(settings: Settings) -> None:
     """What every worker loads, loaded once here before the fork."""
-    from workers import classify, jobs, pipeline
+    from workers import jobs, language, pipeline
 
     jobs.configure(settings)  # what the workers' pipeline will read
     pipeline.warm(settings)
-    classify.identifier(tuple(sorted(settings.classify.languages)))
+    language.identifier(tuple(sorted(settings.classify.languages)))
     gc.freeze()
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from tests import pages
 from tests.conftest import ROOT
-from workers import classify, fingerprint
+from workers import classify, fingerprint, language
 from workers.clean import clean
 from workers.decode import decode
 
@@ -109,9 +109,9 @@ def test_weak_evidence_gives_no_topic() -> None:
 
 
 def test_language_with_declared_prior_and_und() -> None:
-    assert classify.language("Le gouvernement a annoncé mardi une réforme des retraites.") == "fr"
-    assert classify.language("ok") == "und"
-    assert classify.language("ok", declared="de") == "de"
+    assert language.detect("Le gouvernement a annoncé mardi une réforme des retraites.") == "fr"
+    assert language.detect("ok") == "und"
+    assert language.detect("ok", declared="de") == "de"
 
 
 def index_page() -> str:

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from workers import classify
+from workers import classify, language
 
 TAXONOMY = ROOT / "ingest" / "defaults" / "taxonomy.yaml"
 LEX = classify.load_lexicon(TAXONOMY)
@@ -165,7 +165,7 @@ FOREIGN = [
 
 @pytest.mark.parametrize(("lang", "title", "text", "code"), FOREIGN)
 def test_french_and_german_stories(lang: str, title: str, text: str, code: str) -> None:
-    assert classify.language(f"{title}\n{text}") == lang
+    assert language.detect(f"{title}\n{text}") == lang
     found = classify.topics(LEX, title, text, lang=lang)
     assert found and found[0]["code"] == code, found
 
@@ -265,22 +265,22 @@ def test_scores_are_shares_and_thin_evidence_gives_nothing() -> None:
     ],
 )
 def test_language_of_close_standards(text: str, expected: str) -> None:
-    assert classify.language(text) == expected
+    assert language.detect(text) == expected
 
 
 def test_declared_language_wins_within_close_standards_only() -> None:
     croatian = ("Vlada je u utorak predstavila novi zakon o porezu, a oporba ga je odmah "
                 "kritizirala u Saboru.")  # fmt: skip
-    assert classify.language(croatian, declared="bs") == "bs"
+    assert language.detect(croatian, declared="bs") == "bs"
     english = "The government presented its budget on Tuesday and the opposition criticised it."
-    assert classify.language(english, declared="fr") == "en"
+    assert language.detect(english, declared="fr") == "en"
 
 
 def test_language_allow_list_and_unsure() -> None:
     text = "Le gouvernement a présenté mardi son projet de budget pour l'année prochaine."
-    assert classify.language(text, allowed=("en", "de")) in ("en", "de", "und")
-    assert classify.language("12 34 56 78 90 ++ -- 12 34 56") == "und"
-    assert classify.language("ok", declared="de") == "de"
+    assert language.detect(text, allowed=("en", "de")) in ("en", "de", "und")
+    assert language.detect("12 34 56 78 90 ++ -- 12 34 56") == "und"
+    assert language.detect("ok", declared="de") == "de"
 
 
 # One short German story per topic, written as a German news desk would (no German labelled
@@ -348,7 +348,7 @@ GERMAN = {
 @pytest.mark.parametrize("code", sorted(GERMAN))
 def test_a_german_story_lands_in_its_topic(code: str) -> None:
     title, text = GERMAN[code]
-    assert classify.language(f"{title}\n{text}") == "de"
+    assert language.detect(f"{title}\n{text}") == "de"
     found = classify.topics(LEX, title, text, lang="de")
     assert found and found[0]["code"] == code, found
 

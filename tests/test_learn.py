@@ -256,7 +256,7 @@ def test_a_running_worker_classifies_with_the_model_learnt_from_what_it_publishe
         # Every new story is archived under the language its record was given. Not all of them
         # are "en": the feed declares English, but a word-salad story can read as Nigerian
         # Pidgin with the declared language under 0.1 (story 44: pcm 0.93, en 0.07), and
-        # classify.language then overrules the feed. That story belongs in the `pcm` archive.
+        # language.detect then overrules the feed. That story belongs in the `pcm` archive.
         by_lang = Counter(str(rec["language"]) for rec in before)
         assert {lang: r.llen(learn.archive_key(KEYS, lang)) for lang in by_lang} == dict(by_lang)
         archived = {learn.unpack(b) for b in r.lrange(learn.archive_key(KEYS, "en"), 0, -1)}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.core.job import ArticleJob
 from ingest.core.timefmt import iso_utc
 from ingest.core.urls import host_of
-from workers import classify, extract, learn, metadata
+from workers import classify, extract, language, learn, metadata
 from workers.dedup import Fingerprints
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def build_record(
     feed, item, page = payload["feed"], payload["item"], payload["page"]
     title = metadata.text_field(item.get("title")) or ex.title  # entities decoded once
     cfg = ctx.settings.classify
-    lang = classify.language(ex.text, declared=feed.get("language", ""),
+    lang = language.detect(ex.text, declared=feed.get("language", ""),
                              allowed=tuple(cfg.languages))  # fmt: skip
     learned = ctx.learned.get(lang) if ctx.learned is not None and ctx.model is None else None
     model = ctx.model if ctx.model is not None else learned

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from workers import classify
+from workers import classify, language
 
 # The recipe, chosen on the dev sets with bench/classify.py --self-label --folds 5
 # (docs/benchmarks.md): pseudo-labels where the lexicon's score is at least 0.35, C = 10,
@@ -211,7 +211,7 @@ def self_label(lex: classify.Lexicon, docs: Iterable[tuple[str, str]],
     """The lexicon's confident top topic as a label; unsure documents are left out."""
     out = []
     for title, text in docs:
-        found = classify.topics(lex, title, text, lang=classify.language(f"{title}\n{text}"))
+        found = classify.topics(lex, title, text, lang=language.detect(f"{title}\n{text}"))
         if found and found[0]["score"] >= min_score:
             out.append((title, text, found[0]["code"]))
     return out

@@ -74,6 +74,7 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
     if ctx.invoked_subcommand is not None:
         return
     from workers import classify as clf
+    from workers.language import detect
 
     app = ctx.find_object(App)
     assert app is not None
@@ -110,8 +111,8 @@ def classify(ctx: click.Context, input_path: str | None, config_: str | None) ->
             tags = [raw_tags] if isinstance(raw_tags, str) else (
                 [str(t) for t in raw_tags] if isinstance(raw_tags, list) else [])  # fmt: skip
             prior = str(doc.get("topic") or "")
-            lang = clf.language(f"{title}\n{text}", declared=str(doc.get("language") or ""),
-                                allowed=tuple(cfg.languages))  # fmt: skip
+            lang = detect(f"{title}\n{text}", declared=str(doc.get("language") or ""),
+                          allowed=tuple(cfg.languages))  # fmt: skip
             if model is not None:
                 found = assign(model, lexicon, title, text, tags=tags, prior=prior,
                                max_topics=cfg.max_topics, min_score=cfg.min_score,
