@@ -266,12 +266,14 @@ def run_forever(settings: Settings, r: redis.Redis, url: str,
         if early:
             on_signal(early[0])
         progress = asyncio.create_task(_progress(poller, stop))
+        revive = asyncio.create_task(_revive(stop))
         if sup is not None:
             watch = asyncio.create_task(_watch(sup, stop, failed))
         try:
             await poller.run_forever(stop, settings.run.shutdown_grace)
         finally:
             progress.cancel()
+            revive.cancel()
             if sup is not None:
                 watch.cancel()
             await poller.aclose()
@@ -294,6 +296,16 @@ def run_forever(settings: Settings, r: redis.Redis, url: str,
             if sup.is_alive():
                 sup.kill()
     return 1 if failed else 0
+
+
+async def _revive(stop: asyncio.Event) -> None:
+    """The embedded server this process owns, started again if it dies (it is our child: no
+    one else would); the poller and the workers ride out the gap as any outage."""
+    from ingest.core.embedded import revive_owned
+
+    while not stop.is_set():
+        await asyncio.sleep(1.0)
+        revive_owned()
 
 
 async def _watch(sup: BaseProcess, stop: asyncio.Event, failed: list[str]) -> None:

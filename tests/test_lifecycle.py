@@ -481,6 +481,45 @@ def test_a_second_run_in_the_same_directory_refuses_and_the_first_keeps_working(
     assert first.returncode == 0
 
 
+def valkey_pid(tmp_path: Path) -> int:
+    return int((tmp_path / "var" / "valkey.pid").read_text().strip())
+
+
+@pytest.mark.parametrize("role", ["server", "run"])
+def test_an_embedded_server_killed_under_its_owner_is_started_again(
+    role: str, tmp_path: Path, server: TestServer, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """As found: kill -9 of the embedded Valkey left `server` running silently beside a zombie,
+    and `run` never ready again. The owner restarts it on the same port and data dir; under
+    `run`, a story listed after the kill is still published."""
+    busy_site(server, feeds=1, per_feed=1)
+    env = {**embedded_env(tmp_path), "NEWS_INGEST_FETCH_ALLOW": server.allow,
+           "NEWS_INGEST_POLL_MIN_INTERVAL": "1", "NEWS_INGEST_POLL_DEFAULT_INTERVAL": "1"}  # fmt: skip
+    args = ["server"] if role == "server" else ["--feeds", str(feeds_file(server, tmp_path, 1)), "run"]
+    owner = start(*args, env=env, log=tmp_path / "owner.log")
+    procs.append(owner)
+    assert wait_for(lambda: '"redis_started"' in (tmp_path / "owner.log").read_text(), 30)
+    port = int(env["NEWS_INGEST_REDIS_EMBEDDED_PORT"])
+    r = redis.Redis(port=port)
+    if role == "run":
+        assert wait_for(lambda: r.xlen("news:articles") == 1, 60)
+    first = valkey_pid(tmp_path)
+    os.kill(first, signal.SIGKILL)
+    assert wait_for(lambda: '"redis_restarted"' in (tmp_path / "owner.log").read_text(), 20), (
+        (tmp_path / "owner.log").read_text()[-3000:])
+    assert wait_for(lambda: r.ping(), 10)
+    assert valkey_pid(tmp_path) != first and not alive(first)  # reaped: no zombie left
+    assert owner.poll() is None  # the owner goes on
+    if role == "run":  # the service goes on: a story listed after the kill arrives
+        server.add("/late", pages.article_page("Late story", pages.paragraphs(DOCS[1])))
+        server.add("/f0.xml", pages.rss("Feed 0", [{"title": "Late story", "link": server.url("/late")}]),
+                   "application/rss+xml")  # fmt: skip
+        assert wait_for(lambda: server.url("/late") in published(r), 90), (
+            (tmp_path / "owner.log").read_text()[-3000:])
+    stop(owner)
+    assert owner.returncode == 0, (tmp_path / "owner.log").read_text()[-3000:]
+
+
 def test_poll_and_worker_without_a_server_say_how_to_get_one_and_join_the_server_role(
     tmp_path: Path, server: TestServer, procs: list[subprocess.Popen[bytes]]
 ) -> None:

@@ -199,4 +199,8 @@ def server(app: App) -> None:
         # blocked only now: the server process must not inherit the mask
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         click.echo(f"serving {url} from {app.settings.redis.data_dir}", err=True)
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        from ingest.core.embedded import revive_owned
+
+        # a server that dies (killed, crashed) is started again: this role exists to serve
+        while signal.sigtimedwait({signal.SIGINT, signal.SIGTERM}, 1.0) is None:
+            revive_owned()

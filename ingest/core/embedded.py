@@ -88,6 +88,9 @@ def held_fds() -> list[int]:
     return sorted(_HELD)
 
 
+REVIVE_MAX_S = 30.0  # the longest wait between two restarts of a server that keeps dying
+
+
 class EmbeddedError(RuntimeError):
     """The embedded server cannot be started, found or owned: a one-line reason for the user."""
 
@@ -101,6 +104,8 @@ class EmbeddedValkey:
         self.lockfile = self.data_dir / "owner.lock"
         self._process: subprocess.Popen[bytes] | None = None
         self._lock: int | None = None  # fd holding the owner lock
+        self._revive_at = 0.0  # monotonic time before which `revive` waits (its back-off)
+        self._revivals = 0
 
     @property
     def url(self) -> str:
@@ -242,6 +247,34 @@ class EmbeddedValkey:
         log.info("redis_started", url=self.url, data_dir=str(self.data_dir), pid=self._process.pid)
         return True
 
+    def revive(self) -> bool:
+        """If the server this process started has died (killed, crashed), say so and start it
+        again on the same data dir and port (its AOF holds what it had), with a back-off when
+        it dies again at once. True when it was started again. The owner calls this from its
+        main loop (no thread: `run` forks after the server starts)."""
+        proc = self._process
+        if proc is None or proc.poll() is None:  # poll() also reaps it: no zombie left
+            return False
+        now = time.monotonic()
+        if now < self._revive_at:
+            return False
+        log.error("redis_died", pid=proc.pid, returncode=proc.returncode, url=self.url,
+                  data_dir=str(self.data_dir))  # fmt: skip
+        self._process = None
+        self._revivals = self._revivals + 1 if now - self._revive_at < REVIVE_MAX_S else 1
+        self._revive_at = now + min(REVIVE_MAX_S, 2.0 ** (self._revivals - 1))
+        port = self.port
+        try:
+            self.start(role="")  # we hold the owner lock already
+        except EmbeddedError as exc:
+            log.error("redis_restart_failed", error=str(exc), retry_in=self._revive_at - now)
+            self._process = proc  # dead: the next call tries again after the back-off
+            return False
+        if self.port != port:  # its port was taken meanwhile: clients must be pointed anew
+            log.warning("redis_restarted_elsewhere", was=port, url=self.url)
+        log.info("redis_restarted", url=self.url)
+        return True
+
     def stop(self, timeout: float = 20.0) -> None:
         """Graceful stop (SIGTERM: Valkey flushes its AOF), SIGKILL only as a last resort."""
         proc, self._process = self._process, None
@@ -270,9 +303,20 @@ class EmbeddedValkey:
     @contextlib.contextmanager
     def running(self, role: str = "") -> Iterator[str]:
         started = self.start(role=role)
+        if started:
+            _owned.append(self)
         try:
             yield self.url
         finally:
             if started:
+                _owned.remove(self)
                 self.stop()
             self.release()
+
+
+_owned: list[EmbeddedValkey] = []  # the server this process started and owns (at most one)
+
+
+def revive_owned() -> bool:
+    """`revive` the embedded server this process owns, if it has one; True when restarted."""
+    return any([server.revive() for server in _owned])
