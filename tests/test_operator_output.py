@@ -290,3 +290,19 @@ def test_status_watch_and_tail_ride_out_a_redis_outage(tmp_path: Path) -> None:
     assert "Traceback" not in "\n".join(lines("status") + lines("tail"))
     assert [json.loads(x)["title"] for x in lines("tail") if x.startswith("{")] == ["after"]
     assert "redis unreachable" in "\n".join(lines("tail"))
+
+
+def test_library_log_lines_are_json_lines_too() -> None:
+    """As found: RQ's own warnings (its worker retrying during an outage) came out as plain
+    text between our JSON lines. They are rendered as ours: one JSON object per line."""
+    import subprocess
+    import sys
+
+    code = ("import logging; from ingest.core import logs; logs.configure('info', True); "
+            "logging.getLogger('rq.worker').warning('retrying in %s', 2); "
+            "logging.getLogger('aiohttp.client').info('not shown: below warning')")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = out.stderr.splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"event": "retrying in 2", "logger": "rq.worker", "level": "warning",
+         "timestamp": json.loads(lines[0])["timestamp"]}]  # fmt: skip
