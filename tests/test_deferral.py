@@ -281,6 +281,34 @@ def test_run_once_publishes_every_item_of_many_feeds_on_one_host(
     assert sorted(story_hits(server)) == sorted(f"/story/{n}" for n in [*range(12), 99])
 
 
+def test_run_once_from_the_command_line_at_default_politeness_publishes_every_healthy_item(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22's catalogue, through the real CLI with every politeness default (1 request/s and
+    2 in flight per host, a 30 s host wait, the default deadline): 12 healthy feeds and four
+    fault feeds on one host, one of them answering 429 twice. Every healthy item is published
+    once, whatever order the feeds answer in, and the run exits 0."""
+    links: list[str] = []
+    for f in range(12):
+        links += add_feed(server, f"/feed{f}.xml", 2 * f, 2)
+    server.add("/story/99", story(99))
+    limited_feed(server, "/limited.xml", retry_after=5, times=2, links=[server.url("/story/99")])
+    server.routes["/error.xml"] = Route(status=500, body=b"oops")
+    server.routes["/gone.xml"] = Route(status=410, body=b"")
+    server.routes["/junk.xml"] = Route(body=b"<html>not a feed</html>")
+    urls = ["/limited.xml", "/error.xml", "/gone.xml", "/junk.xml", *(f"/feed{f}.xml" for f in range(12))]
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n" + "".join(f"  - {server.url(u)}\n" for u in urls))
+    out = cli("--redis-url", redis_url, "--feeds", str(feeds), "run", "--once",
+              env={"NEWS_INGEST_FETCH_ALLOW": server.allow}, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert published(r) == sorted([*links, server.url("/story/99")])
+    counts = [json.loads(f[b"data"])["url"] for _id, f in r.xrange(KEYS.articles)]
+    assert len(counts) == len(set(counts))  # each once
+    summary = json.loads(out.stdout.splitlines()[-1])
+    assert summary["work_left"] == {"feeds": {}, "items": {}, "jobs": 0}, summary
+
+
 def test_a_deferred_item_arrives_even_after_its_feed_stopped_listing_it(
     server: TestServer, r: redis.Redis
 ) -> None:
