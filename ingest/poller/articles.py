@@ -86,15 +86,18 @@ class ArticleFetcher(Enqueuer):
         for cand in unseen:
             pipe.set(
                 self.keys.inflight(cand.claim),
-                "fetching",
+                self.claim_mark,
                 nx=True,
                 ex=self.settings.poll.fetch_claim,
             )
         claimed = pipe.execute()
         fresh = [c for c, ok in zip(unseen, claimed, strict=True) if ok]
         taken = [self.keys.inflight(c.claim) for c, ok in zip(unseen, claimed, strict=True) if not ok]
-        if taken:  # "fetching": another poll has them now, or had them and died
-            res.elsewhere = sum(v == b"fetching" for v in self.r.mget(taken))
+        if taken:  # another poller is fetching them now, or was and died: not ours to count on
+            values: list[bytes | None] = self.r.mget(taken)  # type: ignore[assignment]
+            res.elsewhere = sum(
+                1 for v in values if v and v.startswith(b"fetching") and v != self.claim_mark
+            )
         if not fresh:
             return res
         try:

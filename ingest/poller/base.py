@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -32,11 +33,12 @@ from ingest.poller.stats import PollStats
 
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
-# Free fetch claims still held as "fetching" (never a refusal's or an enqueued item's marker).
+# Free fetch claims still held as this poller's "fetching:<id>" (never a refusal's or an
+# enqueued item's marker, nor another poller's claim).
 RELEASE_CLAIMS = """
 local n = 0
 for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == 'fetching' then n = n + redis.call('DEL', key) end
+  if redis.call('GET', key) == ARGV[1] then n = n + redis.call('DEL', key) end
 end
 return n
 """
@@ -58,6 +60,9 @@ class PollerBase:
         self.settings = settings
         self.r = r
         self.keys = Keys(settings.redis.prefix)
+        # this poller's fetch-claim value: a claim held by another (live, or dead with its
+        # claims still standing) is told apart from our own (ingest/poller/articles.py)
+        self.claim_mark = f"fetching:{uuid.uuid4().hex[:12]}".encode()
         self.registry = Registry(r, self.keys)
         self.queue = Queue(settings.stream.queue, connection=r)
         poll = settings.poll

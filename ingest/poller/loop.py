@@ -130,7 +130,7 @@ class Poller(FeedPoller):
             self._writes.execute()
         self._buffered = 0
         if self._unclaim:
-            released = self._release_claims(keys=self._unclaim)
+            released = self._release_claims(keys=self._unclaim, args=[self.claim_mark])
             self.left["items_released"] = self.left.get("items_released", 0) + int(released)
             self._unclaim = []
 
