@@ -59,3 +59,10 @@ def summary(left: dict[str, Left]) -> dict[str, dict[str, int]]:
         "feeds": dict(Counter(x.outcome for x in left.values())),
         "items": dict(items),
     }
+
+
+def added(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """What a run added to the all-time counters, by outcome (those it did not move left out).
+    Counters are shared: another process counting at the same time is counted in too."""
+    moved = {k: v - before.get(k, 0) for k, v in after.items()}
+    return {k: n for k, n in sorted(moved.items()) if n}

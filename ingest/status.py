@@ -8,7 +8,8 @@ The rules operators read figures by live here, once each, so every view agrees:
 * a feed's health is `feed_health` of its state, for the count by health and for each row;
 * throughput is counted in 10-second buckets, so "in the last 60 s" means 50 to 60 s and falls
   to 0 within a minute of the last publication (`counters.published_since`);
-* `feed_view` is a feed's state with typed values (ints, floats, lists), for `feeds list`.
+* `feed_view` is a feed's state with typed values (ints, floats, lists), for `feeds list`;
+* a password in a feed's URL is shown as `***` in every view (`redact_text`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ingest.core import counters, deadletters, observe
 from ingest.core.keys import Keys
 from ingest.core.settings import Settings
 from ingest.core.streams import stream_groups
+from ingest.core.urls import redact_text
 from ingest.feeds import schedule
 from ingest.feeds.registry import Registry
 
@@ -93,8 +95,8 @@ def feed_health(state: dict[str, Any]) -> str:
 
 
 # Feed-state fields by type (everything else is text); `feed_view` converts them.
-_INTS = ("errors", "items_seen", "interval")
-_FLOATS = ("rate", "last_polled", "last_new_at", "next_poll")
+_INTS = ("errors", "items_seen", "interval", "shared_links", "deferred_items")
+_FLOATS = ("rate", "last_polled", "last_new_at", "next_poll", "deferred_until")
 _LISTS = ("tags",)
 
 
@@ -111,6 +113,8 @@ def feed_view(state: dict[str, Any], now: float | None = None) -> dict[str, Any]
     for name in _LISTS:
         out[name] = _list(state.get(name))
     out["health"] = feed_health(state)
+    # a password in the feed's URL is the user's secret: not for a screen or a pasted listing
+    out["url"] = redact_text(str(state.get("url", "")))
     nxt = out["next_poll"]
     out["due"] = nxt is not None and nxt <= now
     out["next_in"] = None if nxt is None else max(0, round(nxt - now))
@@ -175,7 +179,7 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
     feeds = Registry(r, keys).all()
     health = Counter(feed_health(f) for f in feeds)
     stale = [
-        f["url"] for f in feeds
+        redact_text(f["url"]) for f in feeds
         if schedule.is_stale(float(f["last_new_at"]) if f.get("last_new_at") else None,
                              float(f.get("interval") or settings.poll.default_interval), now,
                              settings.poll.stale_factor)
@@ -239,7 +243,7 @@ def gather(settings: Settings, r: redis.Redis) -> dict[str, Any]:
             "stale": stale,
             "worst": [
                 {
-                    "url": f["url"],
+                    "url": redact_text(f["url"]),
                     "health": feed_health(f),
                     "errors": int(f.get("errors") or 0),
                     "last_error": f.get("last_error", ""),

@@ -34,6 +34,8 @@ CASES = [
     (["--redis-url", "{redis}", "run", "--metrics-port", "99999"], "--metrics-port"),
     (["--log-level", "bogus", "status"], "--log-level"),
     (["--redis-url", "{redis}", "feeds", "add", "--no-check", "http://[::1"], "not an http(s) URL"),
+    (["--redis-url", "{redis}", "tail", "--count", "-1"], "--count"),  # exited 0, silently
+    (["--redis-url", "{redis}", "tail", "--count", "1", "--block", "-1"], "--block"),
 ]
 
 

@@ -82,11 +82,14 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int | None,
         with app.redis(role="run", failover_wait=POLL_FAILOVER_WAIT_S) as (url, r):  # the poller's
             ids = _register(app, r)
             if once:
-                stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
                 from ingest import once as once_mod
                 from ingest.core import counters
 
-                arts = counters.read(r, Keys(app.settings.redis.prefix), "articles")
+                keys = Keys(app.settings.redis.prefix)
+                # the counters are all-time: this run's articles are what it added to them
+                before = counters.read(r, keys, "articles")
+                stats = runner.run_once(app.settings, r, url, ids if app.feeds else None)
+                arts = once_mod.added(before, counters.read(r, keys, "articles"))
                 left = once_mod.summary(stats.left)
                 click.echo(json.dumps({"feeds": stats.feeds, "new_items": stats.items_new,
                                        "enqueued": stats.enqueued, "polls": stats.by_outcome,

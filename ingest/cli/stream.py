@@ -17,10 +17,11 @@ from ingest.core.keys import Keys
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One article record per line.")
 @click.option("--from-start", is_flag=True, help="Start at the oldest entry, not new ones only.")
-@click.option("--count", type=int, help="Stop after N articles.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after N articles.")
 @click.option("--group", help="Read through this consumer group (created if missing).")
 @click.option("--consumer", default="tail", show_default=True)
-@click.option("--block", type=float, default=0, help="With --count: give up after S seconds.")
+@click.option("--block", type=click.FloatRange(min=0), default=0,
+              help="With --count: give up after S seconds.")  # fmt: skip
 @pass_app
 def tail(app: App, as_json: bool, from_start: bool, count: int | None, group: str | None,
          consumer: str, block: float) -> None:  # fmt: skip

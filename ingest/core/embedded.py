@@ -292,8 +292,14 @@ class EmbeddedValkey:
         log.info("redis_stopped", url=self.url)
 
     def wait_for(self, seconds: float) -> bool:
-        """Wait up to `seconds` for a server in this data dir (someone else's); True if found."""
+        """Wait up to `seconds` for a server in this data dir (someone else's); True if found.
+        Says at once what it waits for, and how long: `poll`/`worker` started before (or
+        without) `news-ingest server` were silent for the whole wait (tests/test_found.py)."""
         deadline = time.monotonic() + seconds
+        if self.running_pid() is None and seconds > 0:
+            log.warning("redis_waiting", data_dir=str(self.data_dir), wait_s=seconds,
+                        waiting_for="the embedded server: start it with `news-ingest server` "
+                        "(or `news-ingest run`), or set NEWS_INGEST_REDIS_URL")  # fmt: skip
         while self.running_pid() is None:
             if time.monotonic() >= deadline:
                 return False

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from ingest.core.escape import terminal
+from ingest.core.urls import redact_text
 
 
 def configure(level: str = "info", json: bool | None = None) -> None:
@@ -27,6 +28,7 @@ def configure(level: str = "info", json: bool | None = None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_credentials,
             *([] if json else [terminal_safe]),  # JSON escapes control characters itself
             renderer,
         ],
@@ -54,6 +56,17 @@ def configure(level: str = "info", json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
+
+
+def redact_credentials(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A feed URL may carry a password (`http://user:secret@host/feed`): every log value shows
+    it as *** (`feed_polled`, errors quoting the URL, tracebacks), in JSON and on a console."""
+    for key, value in event.items():
+        if isinstance(value, str) and "@" in value:
+            event[key] = redact_text(value)
+    return event
 
 
 def terminal_safe(

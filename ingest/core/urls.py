@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 import courlan
@@ -95,6 +96,33 @@ def resolve_amp(url: str) -> str:
     return urlunsplit((parts.scheme, host, path, parts.query, parts.fragment))
 
 
+def canonical_ipv4(host: str) -> bool:
+    """Four decimal octets without leading zeros: the only IPv4 notation we fetch."""
+    parts = host.split(".")
+    return len(parts) == 4 and all(
+        p.isascii() and p.isdigit() and len(p) <= 3 and (p == "0" or p[0] != "0") and int(p) <= 255
+        for p in parts
+    )
+
+
+def bad_host(url: str) -> str:
+    """Why an http(s) URL's host cannot be fetched ("" when it can): none, an unparseable
+    port, or a numeric host in a legacy notation (`2130706433`, `127.1`, `017700000001`) that
+    the socket layer would map onto an address but our fetcher refuses. The URL's own fault,
+    whoever wrote it (a feed, a redirect): `bad_url`, never a robots.txt to wait for."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port  # a port that is not one raises
+    except ValueError as exc:
+        return f"invalid URL: {exc}"
+    if not host:
+        return "no host"
+    if ":" not in host and host.replace(".", "").isdigit() and not canonical_ipv4(host):
+        return f"{host} is not a canonical IPv4 address"
+    return ""
+
+
 def redact_url(url: str) -> str:
     """The URL with its password (if any) shown as ***, for messages and logs. Everything up to
     the last `@` after the scheme is the user info, as urlsplit reads it; when unsure, hide more."""
@@ -105,3 +133,21 @@ def redact_url(url: str) -> str:
     user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
     shown = f"{user}:***" if ":" in userinfo else "***"
     return f"{scheme}://{shown}@{host}"
+
+
+# scheme://userinfo@ anywhere in a text; greedy up to the authority's last `@`, as urlsplit reads it
+_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#@]*(?:@[^\s/?#@]*)*)@")
+
+
+def redact_text(text: str) -> str:
+    """Every URL's password in a text (a log value, an error message) shown as ***, as
+    `redact_url` shows it: `http://user:***@host/`, `http://***@host/` for a bare token."""
+    if "@" not in text:
+        return text
+
+    def hide(m: re.Match[str]) -> str:
+        userinfo = m.group(2)
+        shown = f"{userinfo.split(':', 1)[0]}:***" if ":" in userinfo else "***"
+        return f"{m.group(1)}{shown}@"
+
+    return _USERINFO.sub(hide, text)

@@ -22,9 +22,19 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
+from feedparser.mixin import _FeedParserMixin as _Mixin
 
 from ingest.core import timefmt
 from ingest.core.outcomes import MalformedFeed
+
+# An item's GUID as the feed wrote it: feedparser resolves a permalink GUID (the RSS default)
+# or an Atom id against the document's URL, so `<guid>bad1</guid>` came out as http://host/bad1,
+# an identifier nobody wrote. Taken off its list of relative URIs (both of its parsers read
+# it); a GUID standing in for a missing link is still made absolute, by `page_url` below
+# (tests/test_found.py::test_an_rss_guid_is_kept_as_the_feed_wrote_it).
+_Mixin.can_be_relative_uri = (
+    _Mixin.can_be_relative_uri - {"id"}
+)
 
 
 @dataclass
@@ -188,14 +198,17 @@ def _xml_item(entry: Any, base: str) -> FeedItem:
 
 
 def parse_json_feed(body: bytes, url: str, max_items: int) -> ParsedFeed:
-    """JSON Feed 1.0 and 1.1 (https://jsonfeed.org/version/1.1)."""
+    """JSON Feed 1.0 and 1.1 (https://jsonfeed.org/version/1.1). A field of the wrong JSON type
+    is absent, never its Python repr: `"title": {"x": 1}` is no title (it was "{'x': 1}"),
+    `"url": 12345` no link (it was http://host/12345); only an item's `id` is coerced from a
+    number, as the specification asks (tests/test_found.py, tests/test_properties.py)."""
     try:
         doc = json.loads(body.decode("utf-8-sig"))
     except RecursionError as exc:  # arrays nested thousands deep
         raise MalformedFeed("invalid JSON: nested too deeply", url=url) from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedFeed(f"invalid JSON: {exc}", url=url) from exc
-    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
+    if not isinstance(doc, dict) or not _text(doc.get("version")).startswith(
         "https://jsonfeed.org/version/"
     ):
         raise MalformedFeed("JSON document is not a JSON Feed", url=url)
@@ -205,12 +218,24 @@ def parse_json_feed(body: bytes, url: str, max_items: int) -> ParsedFeed:
     # home_page_url is the site, not a base: relative item URLs resolve against the document.
     items = [_json_item(it, url) for it in raw_items[:max_items] if isinstance(it, dict)]
     return ParsedFeed(
-        title=str(doc.get("title", "")),
-        link=_base(url, doc.get("home_page_url")),
-        language=_lang(doc.get("language")),
+        title=_text(doc.get("title")),
+        link=_base(url, _text(doc.get("home_page_url"))),
+        language=_lang(_text(doc.get("language"))),
         items=items,
-        format="json" + str(doc["version"]).rsplit("/", 1)[-1],
+        format="json" + _text(doc["version"]).rsplit("/", 1)[-1],
     )
+
+
+def _text(obj: Any) -> str:
+    """A JSON string as is; any other type (object, list, number, boolean, null) is absent."""
+    return obj if isinstance(obj, str) else ""
+
+
+def _json_id(obj: Any) -> str:
+    """JSON Feed 1.1: an id given as a number must be coerced to a string; nothing else is."""
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        return str(obj)
+    return _text(obj)
 
 
 def _list(obj: Any) -> list[Any]:
@@ -218,28 +243,27 @@ def _list(obj: Any) -> list[Any]:
 
 
 def _names(obj: Any) -> list[str]:
-    if isinstance(obj, dict) and obj.get("name"):
-        return [str(obj["name"])]
-    return []
+    name = _text(obj.get("name")) if isinstance(obj, dict) else ""
+    return [name] if name else []
 
 
 def _json_item(item: dict[str, Any], base: str) -> FeedItem:
-    link = page_url(base, str(item.get("url") or item.get("external_url") or ""))
+    link = page_url(base, _text(item.get("url")) or _text(item.get("external_url")))
     authors: list[str] = []
     for author in _list(item.get("authors")):
         authors += _names(author)
     authors = authors or _names(item.get("author"))
-    html = str(item.get("content_html") or "")
-    text = str(item.get("content_text") or "")
-    tags = item.get("tags") or []
+    html = _text(item.get("content_html"))
+    text = _text(item.get("content_text"))
+    date = _text(item.get("date_published")) or _text(item.get("date_modified"))
     return FeedItem(
-        guid=str(item.get("id") or ""),
+        guid=_json_id(item.get("id")),
         link=link,
-        title=str(item.get("title") or ""),
+        title=_text(item.get("title")),
         authors=authors,
-        published_at=timefmt.iso_utc(item.get("date_published") or item.get("date_modified")),
-        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
-        summary=str(item.get("summary") or ""),
+        published_at=timefmt.iso_utc(date) if date else None,
+        tags=[t for t in _list(item.get("tags")) if isinstance(t, str) and t],
+        summary=_text(item.get("summary")),
         content=html or text,
-        image=str(item.get("image") or item.get("banner_image") or ""),
+        image=_text(item.get("image")) or _text(item.get("banner_image")),
     )

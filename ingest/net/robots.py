@@ -6,7 +6,9 @@ per `ttl`). Answers by status, per RFC 9309: 2xx → its rules; 4xx → everythi
 compression bomb → nothing allowed *for now*: the article is deferred (not lost, not refused)
 and robots.txt is asked again after `retry_s`. A robots.txt URL that our own fetcher rejects
 (a bug of ours, such as an IPv6 literal without brackets) is the same "for now", logged as
-`robots_url_error`: never a refusal remembered for the dedup window.
+`robots_url_error`: never a refusal remembered for the dedup window. A URL whose own host our
+fetcher refuses (`http://2130706433/`, `127.1`: `ingest.core.urls.bad_host`) is checked first
+and is `bad_url`, refused and dead-lettered, never deferred (tests/test_found.py).
 
 The poller checks the article's URL and every redirect hop's target (`ingest/poller/articles.py`).
 """
@@ -26,7 +28,7 @@ from protego import Protego
 
 from ingest.core import outcomes
 from ingest.core.keys import Keys
-from ingest.core.urls import origin_of
+from ingest.core.urls import bad_host, origin_of
 from ingest.net.fetch import Response
 
 ALLOW_ALL = b"A"
@@ -53,10 +55,14 @@ class RobotsCache:
 
     async def check(self, url: str, get: Getter) -> None:
         """Return if `url` may be fetched; raise RobotsDisallowed or RobotsUnavailable (or
-        BadScheme for a URL that is not http(s) at all: the article's own fault)."""
+        BadScheme for a URL that is not http(s) at all, BadURL for a host we never fetch:
+        the article's own fault)."""
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https"):
             raise outcomes.BadScheme(f"scheme {parts.scheme!r} is not fetched", url=url)
+        problem = bad_host(url)
+        if problem:  # its robots.txt would be refused too: the URL's fault, not ours
+            raise outcomes.BadURL(problem, url=url)
         origin = origin_of(url)
         rules = self._cached(origin)
         if rules is None:
