@@ -1,5 +1,6 @@
 import asyncio
 import ipaddress
+import time
 
 import pytest
 
@@ -26,7 +27,12 @@ def fetch_once(settings: FetchSettings, url: str) -> None:
 @pytest.mark.parametrize(
     "addr",
     ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-     "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "240.0.0.1"],
+     "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "240.0.0.1",
+     "2002:7f00:1::1",  # 6to4 wrapping 127.0.0.1 (Python calls 2002::/16 global)
+     "2002:a01:203::1",  # 6to4 wrapping 10.1.2.3
+     "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo whose client is 127.0.0.1
+     "ff02::1", "ff0e::1",  # IPv6 multicast, link-local and global scope
+     "fec0::1"],
 )  # fmt: skip
 def test_non_public_addresses_are_refused(addr: str) -> None:
     assert not is_public(ipaddress.ip_address(addr))
@@ -35,6 +41,9 @@ def test_non_public_addresses_are_refused(addr: str) -> None:
 def test_public_addresses_pass() -> None:
     assert is_public(ipaddress.ip_address("93.184.216.34"))
     assert is_public(ipaddress.ip_address("2606:4700::1111"))
+    # the wrappers are judged by what they wrap: a public inside passes
+    assert is_public(ipaddress.ip_address("2002:5db8:d822::1"))  # 6to4 of 93.184.216.34
+    assert is_public(ipaddress.ip_address("2001:0:4136:e378:8000:63bf:a247:27dd"))  # Teredo
 
 
 def test_allow_list_is_by_exact_host_and_port() -> None:
@@ -42,6 +51,28 @@ def test_allow_list_is_by_exact_host_and_port() -> None:
     lo = ipaddress.ip_address("127.0.0.1")
     assert policy.permits("127.0.0.1", 8080, lo)
     assert not policy.permits("127.0.0.1", 6379, lo)
+    assert not policy.permits("127.0.0.2", 8080, ipaddress.ip_address("127.0.0.2"))
+
+
+@pytest.mark.parametrize(
+    "entry", ["127.0.0.0/8:8080", "127.0.0.0/8", "127.0.0.1:*", "127.0.0.1", "*:8080", "*",
+              "127.0.0.*:8080", "localhost"],
+)  # fmt: skip
+def test_allow_list_has_no_ranges_and_no_port_wildcards(entry: str) -> None:
+    """An entry that is not an exact host:port permits nothing, on any port of any loopback."""
+    policy = AddressPolicy([entry])
+    for host in ("127.0.0.1", "127.0.0.2", "localhost"):
+        for port in (80, 8080, 6379):
+            ip = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
+            assert not policy.permits(host, port, ip), (entry, host, port)
+
+
+def test_an_allowed_name_permits_only_its_port() -> None:
+    policy = AddressPolicy(["feeds.internal:8080"])
+    ip = ipaddress.ip_address("10.0.0.5")
+    assert policy.permits("feeds.internal", 8080, ip)
+    assert not policy.permits("feeds.internal", 8081, ip)
+    assert not policy.permits("other.internal", 8080, ip)
 
 
 @pytest.mark.parametrize(
@@ -76,6 +107,23 @@ def test_body_cap_and_redirect_limit(server: TestServer) -> None:
     with pytest.raises(outcomes.TooManyRedirects):
         fetch_once(settings, server.url("/loop0"))
     assert len([h for h in server.requests if h.path.startswith("/loop")]) == 6
+
+
+def test_one_deadline_covers_every_redirect_hop(server: TestServer) -> None:
+    """Three hops of 0.6 s each, every one well inside 1 s: the request as a whole times out.
+
+    A per-hop deadline would let it through in about 1.8 s; the total one stops it on the
+    second hop, and the third is never asked for.
+    """
+    server.add("/hop0", "", status=302, headers={"Location": "/hop1"}, delay=0.6)
+    server.add("/hop1", "", status=302, headers={"Location": "/hop2"}, delay=0.6)
+    server.add("/hop2", "<p>made it</p>", delay=0.6)
+    settings = FetchSettings(allow=[server.allow], timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(outcomes.Timeout):
+        fetch_once(settings, server.url("/hop0"))
+    assert time.monotonic() - started < 1.0 + 5  # margin for a loaded machine
+    assert server.hits("/hop2") == []
 
 
 def test_userinfo_does_not_smuggle_a_private_host(server: TestServer) -> None:
