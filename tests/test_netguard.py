@@ -1,6 +1,10 @@
 import asyncio
 import ipaddress
+import shutil
+import ssl
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -169,3 +173,81 @@ def test_resolver_returns_only_checked_addresses_and_pins_allowed_names() -> Non
         asyncio.run(go([]))
     hosts = asyncio.run(go(["localhost:8080"]))
     assert hosts and all(ipaddress.ip_address(h).is_loopback for h in hosts)
+
+
+def fetch_many(settings: FetchSettings, urls: list[str]) -> list[bytes]:
+    """GETs in turn through one Fetcher (one session), as the poller makes them."""
+    fetcher = Fetcher(settings)
+
+    async def go() -> list[bytes]:
+        try:
+            return [(await fetcher.get(url)).body for url in urls]
+        finally:
+            await fetcher.aclose()
+
+    return asyncio.run(go())
+
+
+def test_no_cookie_is_kept_between_requests(server: TestServer) -> None:
+    """By a host name: aiohttp's own jar would keep this one (it drops cookies of IP hosts)."""
+    server.add("/set", "<p>hi</p>", headers={"Set-Cookie": "track=me; Path=/"})
+    server.add("/next", "<p>again</p>")
+    site = f"http://localhost:{server.port}"
+    settings = FetchSettings(allow=[f"localhost:{server.port}"])
+    fetch_many(settings, [f"{site}/set", f"{site}/next"])
+    assert server.hits("/set") and server.hits("/next")
+    assert "cookie" not in server.hits("/next")[0].headers
+
+
+def test_proxies_from_the_environment_are_ignored(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy named in the environment (another loopback server) sees nothing; the site is
+    asked directly."""
+    proxy = TestServer().start()
+    try:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy.base)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        server.add("/page", "<p>direct</p>")
+        settings = FetchSettings(allow=[server.allow, proxy.allow])
+        assert fetch_many(settings, [server.url("/page")]) == [b"<p>direct</p>"]
+        assert proxy.requests == []
+        assert len(server.hits("/page")) == 1
+    finally:
+        proxy.stop()
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls_certificates_are_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A self-signed certificate is refused; the same server is fetched once its certificate is
+    trusted (SSL_CERT_FILE), so the refusal is the verification, not a broken server."""
+    cert, key = _self_signed(tmp_path)
+    tls = TestServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    tls.httpd.socket = context.wrap_socket(tls.httpd.socket, server_side=True)
+    tls.start()
+    try:
+        tls.add("/secret", "<p>over tls</p>")
+        url = f"https://127.0.0.1:{tls.port}/secret"
+        settings = FetchSettings(allow=[tls.allow])
+        with pytest.raises(outcomes.ConnectError, match=r"(?i)certificate"):
+            fetch_many(settings, [url])
+        assert tls.hits("/secret") == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert fetch_many(settings, [url]) == [b"<p>over tls</p>"]
+    finally:
+        tls.stop()
