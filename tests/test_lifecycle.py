@@ -205,8 +205,9 @@ def test_a_stopped_worker_finishes_the_article_in_hand_and_puts_the_rest_back(
     queue = Queue("articles", connection=r)
     assert queue.count == 1  # one batch of 20
     log = tmp_path / "worker.log"
-    # SIGTERM to itself right after its third publication: a stop mid-batch, at an exact point
-    proc = start(*base, "worker", env={**env, "NEWS_INGEST_FAILPOINTS": "worker.after_publish=3:term"},
+    # SIGTERM to itself with its third article in hand (extracted, deduplicated, its record
+    # built, not yet published): a stop mid-article, at an exact point
+    proc = start(*base, "worker", env={**env, "NEWS_INGEST_FAILPOINTS": "worker.before_publish=3:term"},
                  log=log)  # fmt: skip
     try:
         assert proc.wait(timeout=60) == 0
@@ -216,7 +217,7 @@ def test_a_stopped_worker_finishes_the_article_in_hand_and_puts_the_rest_back(
     requeued = [json.loads(x) for x in text.splitlines() if '"batch_requeued"' in x]
     assert len(requeued) == 1, text[-3000:]
     assert requeued[0]["articles"] == 17
-    assert len(published(r)) == 3  # the rest was not started
+    assert len(published(r)) == 3  # the article in hand was finished; the rest not started
     assert queue.count == 1  # ... and is back in the queue
     done = cli(*base, "worker", "--burst", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
