@@ -106,7 +106,7 @@ def test_a_new_timestamp_or_view_count_in_the_page_markup_changes_nothing() -> N
 
 def test_a_timestamp_written_into_a_short_storys_text_is_an_update() -> None:
     """The limit of the rule, as documented in the README: a line of text the extractor keeps
-    moves a 193-word story's SimHash past 3 bits, and it is published again as `updated`."""
+    moves a 190-word story's SimHash 7 bits, and it is published again as `updated`."""
     before = _page_with_meta("08:05", "312", in_text=True)
     after = _page_with_meta("16:41", "9,871", in_text=True)
     assert _decide_again(before, after) == "updated"
