@@ -381,6 +381,9 @@ def test_respawn_backs_off_only_when_a_worker_dies_at_once() -> None:
         delay, quick = respawn_delay(lived_s=0.5, quick_deaths=quick)
         delays.append(delay)
     assert delays == [1, 2, 4, 8, 16, 30, 30]
+    # the 10 s line: 9.9 s is still "at once" (and backs off further), 10 s is not (resets)
+    assert respawn_delay(lived_s=9.9, quick_deaths=2) == (4.0, 3)
+    assert respawn_delay(lived_s=10.0, quick_deaths=5) == (0.0, 0)
 
 
 # ---------------------------------------------------------------- Redis outage
