@@ -251,3 +251,51 @@ def test_tls_certificates_are_verified(tmp_path: Path, monkeypatch: pytest.Monke
         assert fetch_many(settings, [url]) == [b"<p>over tls</p>"]
     finally:
         tls.stop()
+
+
+def test_a_second_dns_answer_cannot_swap_in_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: `rebind.test` first answers 127.0.0.2 (allowed, as a partner's internal
+    server would be), then 127.0.0.1, where a second server listens on the same port. Every
+    fetch reaches the first server or is refused; the second never sees a request."""
+    from ingest.net import netguard
+
+    good = TestServer("127.0.0.2").start()
+    evil = _server_on(good.port)
+    answers = iter(["127.0.0.2"] + ["127.0.0.1"] * 20)
+
+    async def rebinding(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        assert host == "rebind.test"
+        return [ipaddress.ip_address(next(answers))]
+
+    monkeypatch.setattr(netguard, "resolve", rebinding)
+    try:
+        good.add("/x", "<p>partner</p>")
+        evil.add("/x", "<p>secret</p>")
+        settings = FetchSettings(allow=[f"127.0.0.2:{good.port}"])
+        url = f"http://rebind.test:{good.port}/x"
+        got = []
+        for _ in range(3):  # a fresh session each time: nothing cached between them
+            try:
+                got.extend(fetch_many(settings, [url]))
+            except outcomes.BlockedAddress:
+                got.append(b"refused")
+        assert got[0] == b"<p>partner</p>"
+        assert set(got[1:]) == {b"refused"}
+        assert evil.requests == []
+    finally:
+        good.stop()
+        evil.stop()
+
+
+def _server_on(port: int) -> TestServer:
+    """A TestServer on 127.0.0.1 at a given port (the rebinding target)."""
+    import threading
+
+    srv = TestServer("127.0.0.1")
+    handler = srv.httpd.RequestHandlerClass
+    srv.httpd.server_close()
+    srv.httpd = type(srv.httpd)(("127.0.0.1", port), handler)
+    srv.httpd.daemon_threads = True
+    srv.port = port
+    srv.thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
+    return srv.start()
