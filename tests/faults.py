@@ -6,6 +6,7 @@ Raw faults write bytes to the socket themselves (slow drip, truncation, endless 
 
 from __future__ import annotations
 
+import gzip
 import time
 import zlib
 from collections.abc import Callable
@@ -48,10 +49,13 @@ def _endless(h: BaseHTTPRequestHandler) -> None:
         pass
 
 
-def _gzip_bomb(h: BaseHTTPRequestHandler) -> None:
-    body = zlib.compress(b"\0" * (50 * CAP), 9)  # 10 MB of zeros in ~10 KB, deflated
-    h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: deflate\r\n"
-                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+def _bomb(encoding: bytes, pack: Callable[[bytes], bytes]) -> Callable[[BaseHTTPRequestHandler], None]:
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        body = pack(b"\0" * (50 * CAP))  # 10 MB of zeros in ~10 KB
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: %s\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (encoding, len(body), body))  # fmt: skip
+
+    return answer
 
 
 @dataclass
@@ -118,7 +122,8 @@ FAULTS = [
     Fault("slow_drip", "timeout", route("/drip", raw=_slow_drip)),
     Fault("too_large", "too_large", page("/huge", "<p>" + "x" * (CAP + 10) + "</p>")),
     Fault("endless", "too_large", route("/endless", raw=_endless)),
-    Fault("gzip_bomb", "too_large", route("/bomb", raw=_gzip_bomb)),
+    Fault("deflate_bomb", "too_large", route("/bomb", raw=_bomb(b"deflate", lambda b: zlib.compress(b, 9)))),
+    Fault("gzip_bomb", "too_large", route("/gzbomb", raw=_bomb(b"gzip", lambda b: gzip.compress(b, 9)))),
     Fault("redirect_loop", "too_many_redirects", redirect_chain("/loop", 3, loop=True), hits=3),
     Fault("too_many_redirects", "too_many_redirects", redirect_chain("/hop", 9), hits=6),
     Fault("redirect_to_private", "blocked", to_canary, reason="blocked_address"),

@@ -7,8 +7,10 @@ publication in a batch of four, a poller after fetching articles and before enqu
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -90,17 +92,42 @@ def test_worker_killed_mid_batch_loses_nothing_and_publishes_nothing_twice(
 def test_poller_killed_between_fetch_and_enqueue_loses_nothing(
     server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
+    """The feed comes back by its lease, to a `poll` daemon (which polls only what is due), not
+    by a `run --once` (which polls every feed whatever its due time)."""
     feeds = site(server, tmp_path)
     base = ("--redis-url", redis_url, "--feeds", str(feeds))
-    claim = {"NEWS_INGEST_POLL_FETCH_CLAIM": "2"}
+    # a 2 s lease and fetch claim instead of 300 s and 600 s; no in-flight limit per host,
+    # whose slots the dead poller also holds
+    short = {"NEWS_INGEST_POLL_LEASE": "2", "NEWS_INGEST_POLL_FETCH_CLAIM": "2",
+             "NEWS_INGEST_POLL_HOST_INFLIGHT": "0"}  # fmt: skip
     dead = cli(*base, "poll", "--once",
-               env=env(server, NEWS_INGEST_FAILPOINTS="poller.before_enqueue=1", **claim))  # fmt: skip
+               env=env(server, NEWS_INGEST_FAILPOINTS="poller.before_enqueue=1", **short))  # fmt: skip
     assert dead.returncode == -9
     assert len([h for h in server.requests if h.path.startswith("/s")]) == ARTICLES
     assert Queue("articles", connection=r).count == 0  # fetched, never enqueued
+    first = server.hits("/feed.xml")[-1].at
+    assert len(server.hits("/feed.xml")) == 1
 
-    time.sleep(2.5)  # the dead poller's fetch claims expire (default 10 min)
-    assert cli(*base, "run", "--once", env=env(server, **claim)).returncode == 0
+    from tests.conftest import ROOT
+
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", *base, "poll"], cwd=ROOT,
+        env={**os.environ, **env(server, **short)},
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "poll.log").open("w"),
+    )  # fmt: skip
+    try:
+        again = wait_for(lambda: len(server.hits("/feed.xml")) >= 2, timeout=30)
+        assert again, (tmp_path / "poll.log").read_text()[-2000:]
+        # not before the lease ran out (1 s of margin for clocks and the claim's own time)
+        assert server.hits("/feed.xml")[1].at >= first + 1
+        assert wait_for(lambda: Queue("articles", connection=r).count > 0, timeout=30)
+        time.sleep(1)  # the rest of the poll's jobs
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    assert len(server.hits("/feed.xml")) == 2  # polled once more, not again and again
+    done = cli(*base, "worker", "--burst", env=env(server, **short))
+    assert done.returncode == 0, done.stderr[-2000:]
     counts = published(r)
     assert len(counts) == ARTICLES and set(counts.values()) == {1}
 
@@ -131,17 +158,17 @@ def test_a_poller_started_again_before_the_dead_ones_claims_expire_loses_nothing
 
 
 def run_service(
-    redis_url: str, feeds: Path, server: TestServer, log: Path
+    redis_url: str, feeds: Path, server: TestServer, log: Path, **extra: str
 ) -> subprocess.Popen[bytes]:
-    import sys
-
+    """`run` in a process group of its own, so a test can signal the whole tree."""
     from tests.conftest import ROOT
 
-    environment = {**env(server), "PATH": "/usr/bin:/bin"}
+    environment = {**env(server, **extra), "PATH": "/usr/bin:/bin"}
     return subprocess.Popen(
         [sys.executable, "-m", "ingest.cli", "--log-json", "--redis-url", redis_url, "--feeds",
          str(feeds), "run", "--workers", "2", "--metrics-port", "0"],
         cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )  # fmt: skip
 
 
@@ -175,20 +202,35 @@ def test_valkey_restart_during_a_run_loses_nothing(server: TestServer, tmp_path:
 def test_sigterm_everything_then_start_again(
     server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
+    """SIGTERM to every process of the tree at once (killpg), as soon as the first story is out:
+    the rest of the batches are still queued or in hand (a second feed of 40 more stories, so
+    two workers cannot have published them all by the time the signal lands)."""
     feeds = site(server, tmp_path)
-    first = run_service(redis_url, feeds, server, tmp_path / "first.log")
-    assert wait_for(lambda: r.xlen("news:articles") >= 1)
+    more = []
+    for i in range(ARTICLES, ARTICLES + 40):
+        own = pages.distinct_story(i, 4)
+        server.add(f"/m{i}", pages.article_page(f"More {i}", own + pages.paragraphs(DOCS[i % 3])))
+        more.append({"title": f"More {i}", "link": server.url(f"/m{i}")})
+    server.add("/more.xml", pages.rss("More", more), "application/rss+xml")
+    feeds.write_text(f"feeds:\n  - {server.url('/feed.xml')}\n  - {server.url('/more.xml')}\n")
+    total = ARTICLES + len(more)
+    grace = 2.0
+    first = run_service(redis_url, feeds, server, tmp_path / "first.log",
+                        NEWS_INGEST_RUN_SHUTDOWN_GRACE=str(grace))  # fmt: skip
+    assert wait_for(lambda: r.xlen("news:articles") >= 1, step=0.05)
+    os.killpg(first.pid, signal.SIGTERM)
     started = time.monotonic()
-    first.send_signal(signal.SIGTERM)
+    assert len(published(r)) < total  # work was left when it was signalled
     first.wait(timeout=60)
-    assert time.monotonic() - started < 30  # a bounded, graceful stop
-    assert first.returncode == 0
+    took = time.monotonic() - started
     text = (tmp_path / "first.log").read_text()
-    for line in ('"poller_stopped"', '"workers_stopped"'):
+    assert took < grace + 6, (took, text[-2000:])  # the grace, one article, the exits
+    assert first.returncode == 0, text[-2000:]
+    for line in ('"poller_stopped"', '"workers_stopped"', '"stopped"'):
         assert line in text, text[-2000:]
     second = run_service(redis_url, feeds, server, tmp_path / "second.log")
     try:
-        assert wait_for(lambda: len(published(r)) == ARTICLES, 90), published(r)
+        assert wait_for(lambda: len(published(r)) == total, 120), len(published(r))
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=60)

@@ -66,6 +66,52 @@ def test_material_change_is_bits_or_ten_words_and_three_percent() -> None:
     assert not material_change(0, 100, 0, 109, 3)  # under 10 words
 
 
+def test_material_change_boundaries() -> None:
+    """Exactly at each threshold: 3 bits is not a change, 4 is; 9 words is not, 10 is (when
+    that is also 3 %); 3 % of the longer text, not of the shorter."""
+    assert not material_change(0, 300, 0b111, 300, 3)
+    assert material_change(0, 300, 0b1111, 300, 3)
+    assert not material_change(0, 300, 0, 309, 3)  # 9 words (2.9 %)
+    assert material_change(0, 300, 0, 310, 3)  # 10 words (3.2 %)
+    assert material_change(0, 310, 0, 300, 3)  # shrinking counts the same
+    assert not material_change(0, 1000, 0, 1030, 3)  # 30 words: 2.91 % of 1,030
+    assert material_change(0, 1000, 0, 1031, 3)  # 31 words: 3.007 % of 1,031
+
+
+def _page_with_meta(ts: str, views: str, in_text: bool) -> str:
+    from tests import pages
+
+    page = pages.article_page("Story", pages.paragraphs(pages.BOLIVIA))
+    meta = (f"<p>Updated {ts}. {views} views</p>" if in_text else
+            f'<p class="meta"><time datetime="2026-12-02T{ts}:00Z">Updated {ts}</time> '
+            f'<span class="views">{views} views</span></p>')  # fmt: skip
+    byline = '<p class="byline">By Staff Reporter</p>'
+    return page.replace(byline, byline + meta)
+
+
+def _decide_again(first: str, second: str) -> str:
+    """The page fetched, published, then fetched again: what the second fetch is."""
+    from workers import extract
+
+    fps = [Fingerprints.of(extract.from_page(html, "http://127.0.0.1/a").text, (),
+                           SETTINGS.near_min_shingles) for html in (first, second)]  # fmt: skip
+    return decide(Known(own=mark(A, fps[0]).pack()), Item(A, [A]), fps[1], SETTINGS).event
+
+
+def test_a_new_timestamp_or_view_count_in_the_page_markup_changes_nothing() -> None:
+    before = _page_with_meta("08:05", "312", in_text=False)
+    after = _page_with_meta("16:41", "9,871", in_text=False)
+    assert _decide_again(before, after) == "duplicate"
+
+
+def test_a_timestamp_written_into_a_short_storys_text_is_an_update() -> None:
+    """The limit of the rule, as documented in the README: a line of text the extractor keeps
+    moves a 190-word story's SimHash 7 bits, and it is published again as `updated`."""
+    before = _page_with_meta("08:05", "312", in_text=True)
+    after = _page_with_meta("16:41", "9,871", in_text=True)
+    assert _decide_again(before, after) == "updated"
+
+
 def test_rule_2_another_url_of_the_story_seen() -> None:
     d = decide(Known(others=[None, b"x"]), Item(A, [A, B, C]), FP, SETTINGS)
     assert (d.event, d.why) == ("duplicate", f"url:{C}")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+import structlog.testing
 
 from tests import pages
 from tests.canary import Canary
@@ -51,11 +52,19 @@ def test_each_fault_gets_its_named_outcome(
     (fid,) = register(r, server.url("/faults.xml"))
     settings = suite_settings(server)
 
-    for _ in range(2):  # the second poll sees the item again and must not fetch it again
-        poll(settings, r)
-        work(settings, r)
+    with structlog.testing.capture_logs() as logged:
+        for _ in range(2):  # the second poll sees the item again and must not fetch it again
+            poll(settings, r)
+            work(settings, r)
 
     assert counts(r, "articles") == {fault.outcome: 1}
+    # one line for the failure where it is dead-lettered (`article_failed` in the worker, or
+    # `article_refused` in the poller), naming the feed, the article, the stage and the outcome
+    lines = [e for e in logged if e["event"] in ("article_failed", "article_refused")]
+    assert len(lines) == 1, [(e["event"], e.get("stage"), e.get("outcome")) for e in logged]
+    assert lines[0]["outcome"] in (fault.outcome, fault.dead_reason), lines[0]
+    assert lines[0]["feed_url"] == server.url("/faults.xml"), lines[0]
+    assert lines[0]["article_id"] and lines[0]["stage"], lines[0]
     dead = r.xrange(KEYS.deadletter)
     assert len(dead) == 1
     entry = dead[0][1]

@@ -76,11 +76,8 @@ def test_billion_laughs_is_not_expanded() -> None:
 <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">]>
 <rss version="2.0"><channel><title>&lol9;</title><item><title>x</title>
 <link>https://example.org/a</link></item></channel></rss>"""
-    try:
-        parsed = feedparse.parse(lol)
-    except outcomes.MalformedFeed:
-        return
-    assert len(parsed.title) < 10_000
+    with pytest.raises(outcomes.MalformedFeed, match="entities"):
+        feedparse.parse(lol)
 
 
 def test_xxe_is_not_resolved(tmp_path) -> None:
@@ -89,11 +86,8 @@ def test_xxe_is_not_resolved(tmp_path) -> None:
     doc = f"""<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file://{secret}">]>
 <rss version="2.0"><channel><title>t &xxe;</title><item><title>&xxe;</title>
 <link>https://example.org/a</link></item></channel></rss>""".encode()
-    try:
-        parsed = feedparse.parse(doc)
-    except outcomes.MalformedFeed:
-        return
-    assert "TOP-SECRET" not in parsed.title + "".join(i.title for i in parsed.items)
+    with pytest.raises(outcomes.MalformedFeed, match="entities"):
+        feedparse.parse(doc)
 
 
 @pytest.mark.corpus

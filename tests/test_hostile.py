@@ -161,10 +161,23 @@ def test_nested_entities_are_refused_with_bounded_memory(
     assert [rec["title"] for rec in published(r)] == ["Breakwater healthy"]
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-be"])
-def test_entity_declarations_are_refused_in_any_encoding(encoding: str) -> None:
-    doc = ('<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaa">]>'
-           '<rss version="2.0"><channel><title>&a;</title></channel></rss>')  # fmt: skip
+ENTITY_DTDS = {
+    "general": '<!DOCTYPE rss [<!ENTITY a "aaaa">]>',
+    "parameter": """<!DOCTYPE rss [<!ENTITY % p "<!ENTITY a 'aaaa'>"> %p;]>""",
+    "lower_case": '<!doctype rss [<!entity a "aaaa">]>',
+}
+
+
+@pytest.mark.parametrize("dtd", sorted(ENTITY_DTDS))
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-16", "utf-16-le", "utf-16-be", "iso-8859-1", "windows-1252"]
+)
+def test_entity_declarations_are_refused_in_any_encoding(encoding: str, dtd: str) -> None:
+    """General and parameter entities, in UTF-8, UTF-16 (with and without a BOM) and the
+    ASCII-compatible single-byte charsets, each with a character outside ASCII in the title."""
+    doc = (f'<?xml version="1.0" encoding="{encoding}"?>{ENTITY_DTDS[dtd]}'
+           '<rss version="2.0"><channel><title>Caf\u00e9 &a;</title><item><title>t</title>'
+           "<link>http://127.0.0.1/a</link></item></channel></rss>")  # fmt: skip
     with pytest.raises(feedparse.MalformedFeed, match="entities"):
         feedparse.parse(doc.encode(encoding))
 

@@ -178,7 +178,12 @@ def test_busy_daemon_stops_within_the_grace_and_a_restart_publishes_every_story_
     stopped = [e for e in lines if e.get("event") == "stopped"]
     assert len(stopping) == 1 and len(stopped) == 1, text[-3000:]
     assert stopping[0]["waiting_for"]["feeds_in_progress"] > 0  # it was busy
-    assert stopped[0]["left"]["feeds_cancelled"] > 0  # cancelled after the grace, not awaited
+    left = stopped[0]["left"]
+    assert left["feeds_cancelled"] > 0, left  # cancelled after the grace, not awaited
+    # the cancelled polls' fetch claims were handed back, so the restart need not wait them out
+    assert left.get("items_released", 0) > 0, left
+    assert left["queue_depth"] == Queue("articles", connection=r).count, left  # what is left
+    assert left["jobs_started"] == 0, left  # the workers finished what they held
     assert len(published(r)) < len(urls)
 
     for n in range(len(urls)):  # the restart: fast pages, no host spacing
@@ -205,8 +210,9 @@ def test_a_stopped_worker_finishes_the_article_in_hand_and_puts_the_rest_back(
     queue = Queue("articles", connection=r)
     assert queue.count == 1  # one batch of 20
     log = tmp_path / "worker.log"
-    # SIGTERM to itself right after its third publication: a stop mid-batch, at an exact point
-    proc = start(*base, "worker", env={**env, "NEWS_INGEST_FAILPOINTS": "worker.after_publish=3:term"},
+    # SIGTERM to itself with its third article in hand (extracted, deduplicated, its record
+    # built, not yet published): a stop mid-article, at an exact point
+    proc = start(*base, "worker", env={**env, "NEWS_INGEST_FAILPOINTS": "worker.before_publish=3:term"},
                  log=log)  # fmt: skip
     try:
         assert proc.wait(timeout=60) == 0
@@ -216,7 +222,7 @@ def test_a_stopped_worker_finishes_the_article_in_hand_and_puts_the_rest_back(
     requeued = [json.loads(x) for x in text.splitlines() if '"batch_requeued"' in x]
     assert len(requeued) == 1, text[-3000:]
     assert requeued[0]["articles"] == 17
-    assert len(published(r)) == 3  # the rest was not started
+    assert len(published(r)) == 3  # the article in hand was finished; the rest not started
     assert queue.count == 1  # ... and is back in the queue
     done = cli(*base, "worker", "--burst", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -375,6 +381,9 @@ def test_respawn_backs_off_only_when_a_worker_dies_at_once() -> None:
         delay, quick = respawn_delay(lived_s=0.5, quick_deaths=quick)
         delays.append(delay)
     assert delays == [1, 2, 4, 8, 16, 30, 30]
+    # the 10 s line: 9.9 s is still "at once" (and backs off further), 10 s is not (resets)
+    assert respawn_delay(lived_s=9.9, quick_deaths=2) == (4.0, 3)
+    assert respawn_delay(lived_s=10.0, quick_deaths=5) == (0.0, 0)
 
 
 # ---------------------------------------------------------------- Redis outage

@@ -159,6 +159,7 @@ def process(ctx: Context, payload: ArticleJob) -> str:
         if d.event == "near_duplicate":
             outcome = "near_duplicate_published"
         t_publish = time.monotonic()
+        failpoints.hit("worker.before_publish")  # tests: a stop while this article is in hand
         result = ctx.publisher.publish(
             record, url_ids=url_ids, guid=(feed["id"], payload["guid_hash"]), expected=d.expected,
             event=event, bands=fp.bands, mark=mark,

@@ -151,6 +151,10 @@ class Fetcher:
             raise outcomes.Timeout(
                 f"no complete answer in {self.settings.timeout}s", url=url
             ) from exc
+        except aiohttp.ClientSSLError as exc:
+            # before ValueError: a failed certificate check is one too (ssl.CertificateError),
+            # and is the site's TLS, not a bad URL that would be refused for good
+            raise outcomes.ConnectError(str(exc) or type(exc).__name__, url=url) from exc
         except (aiohttp.InvalidURL, ValueError) as exc:
             raise outcomes.BadURL(f"invalid URL: {exc}", url=url) from exc
         except aiohttp.ClientConnectorError as exc:
