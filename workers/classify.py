@@ -15,10 +15,9 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from itertools import chain
+from itertools import chain, compress
 from pathlib import Path
 from typing import Any
 
@@ -60,27 +59,28 @@ def tokens(text: str, limit: int = 0) -> list[str]:
     pieces = text.split()
     if limit and len(pieces) > 2 * limit:  # a piece has one word, rarely none or several
         pieces = pieces[: 2 * limit]
-    get = _PIECES.get
-    words = list(chain.from_iterable(
-        [w if (w := get(p)) is not None else _piece(p) for p in pieces]))  # fmt: skip
+    words = list(chain.from_iterable(map(_PIECES.__getitem__, pieces)))
     return words[:limit] if limit and len(words) > limit else words
 
 
-# A piece of text between white space -> its words as matched (unelided, lowered or kept as an
-# acronym). Bounded: cleared past 100,000 pieces. (Tried: a memo of single words mapped in C
-# with the rest spliced in by list.index: slower, since index() compares every word to None.)
-_PIECES: dict[str, tuple[str, ...]] = {}
+class _Pieces(dict[str, tuple[str, ...]]):
+    """A piece of text between white space -> its words as matched (unelided, lowered or kept
+    as an acronym). A dict whose misses compute the entry, so that known pieces are looked up
+    by `map` in C and only new ones run Python code. Bounded: cleared past 100,000 pieces
+    (~20 MB at most: a piece, its tuple and word, ~200 bytes)."""
+
+    def __missing__(self, p: str) -> tuple[str, ...]:
+        if len(self) > 100_000:
+            self.clear()
+        words = []
+        for t in _TOKEN.findall(p):
+            word = _unelide(t) if "'" in t else t
+            words.append(word if len(word) <= 5 and word.isupper() else word.lower())
+        found = self[p] = tuple(words)
+        return found
 
 
-def _piece(p: str) -> tuple[str, ...]:
-    if len(_PIECES) > 100_000:  # ~20 MB at most (a piece, its tuple and word: ~200 bytes)
-        _PIECES.clear()
-    words = []
-    for t in _TOKEN.findall(p):
-        word = _unelide(t) if "'" in t else t
-        words.append(word if len(word) <= 5 and word.isupper() else word.lower())
-    found = _PIECES[p] = tuple(words)
-    return found
+_PIECES = _Pieces()
 
 
 def _is_acronym(term: str) -> bool:
@@ -101,8 +101,11 @@ class Terms:
     phrase_starts: set[str] = field(default_factory=set)
     _starts: dict[str, set[str]] | None = None
     _start_set: set[str] = field(default_factory=set)
-    _keys: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    _keys: _WordKeys = field(init=False, repr=False)
     _weight: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._keys = _WordKeys(self)
 
     def add(self, topic: str, term: str, weight: float) -> None:
         term = term.strip()
@@ -163,13 +166,6 @@ class Terms:
                     best.setdefault(topic, (n, "*" + tok[-n:], w))
         return [(topic, term, w) for topic, (_n, term, w) in best.items()]
 
-    def _keys_of(self, tok: str) -> tuple[tuple[str, str], ...]:
-        found = self.word_hits(tok)
-        for topic, term, w in found:
-            self._weight.setdefault((topic, term), w)
-        keys = self._keys[tok] = tuple((topic, term) for topic, term, _w in found)
-        return keys
-
     def _phrase_index(self) -> dict[str, set[str]]:
         """A phrase's first word -> the second words it can have, each as read: lower case, or
         in capitals when acronym-length (a shouted headline, "PRIME MINISTER"; longer words are
@@ -184,34 +180,37 @@ class Terms:
                 index[first.upper()] = index[first]
         return index
 
-    def hits(self, toks: list[str]) -> dict[tuple[str, str], tuple[int, float]]:
-        """(topic, term) -> (count, weight). The inner loop of topic scoring, with no Python
-        code per word: the words not seen before get their (topic, term) keys memoised, then
-        every word's keys are counted by Counter over map/chain (C); only the positions of
-        words that start a phrase are visited in order."""
+    def hits(
+        self, toks: list[str], counts: Counter[str] | None = None
+    ) -> dict[tuple[str, str], tuple[int, float]]:
+        """(topic, term) -> (count, weight); `counts`: Counter(toks), when the caller has it.
+        The inner loop of topic scoring, with Python code only for the few words that hit a
+        term: each distinct word's (topic, term) keys come from a memo looked up by `map` in C,
+        `compress` keeps the words with keys, and a phrase is looked for only at the positions
+        of words that can start one (found by `compress` in C, too)."""
         starts = self._starts
         if starts is None:
             starts = self._starts = self._phrase_index()
             self._start_set = set(starts)
-        known = self._keys
+        if counts is None:
+            counts = Counter(toks)
+        known, weight = self._keys, self._weight
         if len(known) > 200_000:  # ~20 MB at most
             known.clear()
-        distinct = set(toks)
-        for tok in distinct.difference(known):
-            self._keys_of(tok)
-        cnt = Counter(chain.from_iterable(map(known.__getitem__, toks)))
-        weight = self._weight
-        found = {key: (n, weight[key]) for key, n in cnt.items()}
+        tally: dict[tuple[str, str], int] = {}
+        for word in compress(counts, map(known.__getitem__, counts)):
+            n = counts[word]
+            for key in known[word]:
+                tally[key] = tally.get(key, 0) + n
+        found = {key: (n, weight[key]) for key, n in tally.items()}
         # only first words whose possible second word is in the text too ("la" starts a phrase,
-        # but "la liga" needs "liga"): most texts then visit no position at all
-        wanted = {tok for tok in self._start_set.intersection(distinct)
-                  if not starts[tok].isdisjoint(distinct)}  # fmt: skip
+        # but "la liga" needs "liga"): then only their positions are visited
+        wanted = {tok for tok in self._start_set.intersection(counts)
+                  if any(map(counts.__contains__, starts[tok]))}  # fmt: skip
         if not wanted:
             return found
         phrases, end = self.phrases, len(toks)
-        for i in _positions(toks, wanted):
-            if i + 1 >= end:
-                continue
+        for i in compress(range(end - 1), map(wanted.__contains__, toks)):
             # phrases are lower case: "PRIME MINISTER" is "prime minister"
             pair = toks[i].lower() + " " + toks[i + 1].lower()
             grams = [pair] + ([pair + " " + toks[i + 2].lower()] if i + 2 < end else [])
@@ -222,18 +221,20 @@ class Terms:
         return found
 
 
-def _positions(toks: list[str], wanted: set[str]) -> list[int]:
-    """Where the wanted words are, in order: list.index scans in C, one pass per word (a few
-    words, a few occurrences each), rather than a Python loop over every word."""
-    found = []
-    for word in wanted:
-        i = -1
-        with suppress(ValueError):
-            while True:
-                i = toks.index(word, i + 1)
-                found.append(i)
-    found.sort()
-    return found
+class _WordKeys(dict[str, tuple[tuple[str, str], ...]]):
+    """A word -> its (topic, term) keys (the empty tuple, most words', shared), computed by
+    `Terms.word_hits` on a miss, the terms' weights noted beside."""
+
+    def __init__(self, terms: Terms) -> None:
+        super().__init__()
+        self.terms = terms
+
+    def __missing__(self, tok: str) -> tuple[tuple[str, str], ...]:
+        found = self.terms.word_hits(tok)
+        for topic, term, w in found:
+            self.terms._weight.setdefault((topic, term), w)
+        keys = self[tok] = tuple((topic, term) for topic, term, _w in found)
+        return keys
 
 
 ANY = "any"  # the taxonomy key for terms of every language (names, acronyms)
@@ -326,8 +327,9 @@ def topic_scores(
     p = prepared or prepare(title, text, tags)
     raw: defaultdict[str, float] = defaultdict(float)
     log = math.log
-    for weight, toks in ((TITLE_WEIGHT, p.head), (1.0, p.body)):
-        for (topic, _term), (count, w) in terms.hits(toks).items():
+    for weight, toks, counts in ((TITLE_WEIGHT, p.head, p.head_counts),
+                                 (1.0, p.body, p.body_counts)):  # fmt: skip
+        for (topic, _term), (count, w) in terms.hits(toks, counts).items():
             raw[topic] += weight * w * (1 + log(count))
     if prior in lex.labels:
         raw[prior] += PRIOR
