@@ -1,7 +1,6 @@
 """Language and IPTC topics, offline: py3langid and an editable weighted lexicon.
 
-Topic scoring (pure; 2,850-5,200 articles a CPU-second on the French and English dev sets on
-a quiet machine, 1,290-3,740 with the 2 cores shared by other work, docs/benchmarks.md):
+Topic scoring (pure; its speed per CPU-second, measured, is in docs/benchmarks.md):
 * words and phrases of `ingest/defaults/taxonomy.yaml` are matched in the title (weight x3) and the body;
   a term seen n times counts w * (1 + ln n), so one repeated word cannot carry a topic;
 * feed tags are matched like title words, and the feed's configured topic adds a prior;
