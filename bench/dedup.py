@@ -56,17 +56,19 @@ from ingest.core.urls import article_id  # noqa: E402
 from ingest.feeds import identity  # noqa: E402
 from ingest.feeds.feedparse import FeedItem  # noqa: E402
 from workers import pipeline  # noqa: E402
+from workers.context import Context  # noqa: E402
+from workers.dedup import Fingerprints, Item  # noqa: E402
 
 
 @contextlib.contextmanager
-def fresh_service() -> Iterator[tuple[redis.Redis, pipeline.Context]]:
+def fresh_service() -> Iterator[tuple[redis.Redis, Context]]:
     """A worker context on an empty embedded Valkey, stopped afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         valkey = EmbeddedValkey(Path(tmp), free_port())
         valkey.start()
         try:
             r = redis.Redis.from_url(valkey.url)
-            yield r, pipeline.Context.build(Settings(), r)
+            yield r, Context.build(Settings(), r)
         finally:
             valkey.stop()
 
@@ -325,10 +327,10 @@ def at_scale(n: int = 100_000) -> tuple[int, float, float]:
             if i % 20_000 == 0:
                 r.delete("news:articles")
         mem = seen_memory(r) - base
-        fp = pipeline.Fingerprints("ab" * 16, 1, [1, 2, 3, 4], 500, 498)
+        fp = Fingerprints("ab" * 16, 1, [1, 2, 3, 4], 500, 498)
         started = time.perf_counter()
         for i in range(2000):
-            pipeline.decide(ctx, f"{i:016x}", [f"{i:016x}"], fp)
+            pipeline.decide(ctx, Item(f"{i:016x}", [f"{i:016x}"]), fp)
         lookup = (time.perf_counter() - started) / 2000 * 1e6
     return n, mem / n, lookup
 

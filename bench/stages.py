@@ -30,7 +30,7 @@ from ingest.core.settings import TemplateSettings
 from ingest.core.urls import article_id
 from workers import classify, extract, language, metadata
 from workers.decode import decode
-from workers.pipeline import Fingerprints
+from workers.dedup import Fingerprints
 from workers.template import SiteTemplates
 
 PAGES = SHARED / "extraction" / "html"

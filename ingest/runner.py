@@ -51,10 +51,10 @@ log = structlog.get_logger("ingest.runner")
 
 def preload(settings: Settings) -> None:
     """What every worker loads, loaded once here before the fork."""
-    from workers import jobs, language, pipeline
+    from workers import context, jobs, language
 
     jobs.configure(settings)  # what the workers' pipeline will read
-    pipeline.warm(settings)
+    context.warm(settings)
     language.identifier(tuple(sorted(settings.classify.languages)))
     gc.freeze()
 

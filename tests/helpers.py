@@ -17,7 +17,8 @@ from ingest.feeds.feedlist import FeedSpec
 from ingest.feeds.registry import Registry
 from ingest.poller import Poller
 from tests.server import TestServer
-from workers.pipeline import Context, process
+from workers.context import Context
+from workers.pipeline import process
 
 KEYS = Keys()
 

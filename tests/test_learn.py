@@ -177,7 +177,7 @@ def test_a_fresh_model_is_not_refitted_and_one_refit_runs_at_a_time(r: redis.Red
 def test_learning_off_archives_nothing_and_schedules_nothing(r: redis.Redis) -> None:
     from rq import Queue
 
-    from workers.pipeline import Context
+    from workers.context import Context
 
     off = Settings().with_overrides(classify={"learn": False})
     pipe = r.pipeline()
@@ -298,7 +298,8 @@ def test_an_explicit_model_file_takes_precedence_over_the_learnt_one(
     r: redis.Redis, tmp_path: Path
 ) -> None:
     from tests.test_publish import payload
-    from workers.pipeline import Context, process
+    from workers.context import Context
+    from workers.pipeline import process
 
     settings = small(Settings())
     docs = mix(260)

@@ -8,7 +8,8 @@ import redis
 
 from ingest.core.settings import Settings
 from tests import pages
-from workers.pipeline import Context, process
+from workers.context import Context
+from workers.pipeline import process
 
 
 def payload(url: str, paras: list[str], guid: str = "g1") -> dict:
@@ -80,3 +81,59 @@ def test_traces_keep_their_setting_and_can_be_switched_off(r: redis.Redis, redis
     assert process(quiet, payload("http://127.0.0.1/quiet", paras, guid="g2")) == "published"
     assert r.keys("news:trace:*") == []
     assert r.xlen("news:articles") == 1  # publication itself does not depend on traces
+
+
+def _racing(ctx: Context, rival: Context, rivals: list[dict]) -> list[str]:
+    """Before each of ctx's publish scripts, a rival worker publishes the next payload of
+    `rivals` first: the URL mark ctx read is no longer the one it finds (a real interleaving on
+    a real server, at the one point where it matters)."""
+    real = ctx.publisher.publish
+    outcomes: list[str] = []
+
+    def publish(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if rivals:
+            outcomes.append(process(rival, rivals.pop(0)))
+        result = real(*args, **kwargs)
+        outcomes.append(result.outcome)
+        return result
+
+    ctx.publisher.publish = publish  # type: ignore[method-assign]
+    return outcomes
+
+
+def test_a_publish_conflict_is_decided_again(r: redis.Redis, redis_url: str) -> None:
+    """Two workers with the same URL: the loser's script finds the mark moved, decides again on
+    what the winner wrote, and publishes its text as a correction (or nothing, when the texts
+    are the same): never a second `created`."""
+    paras = pages.paragraphs(pages.BOLIVIA)
+    changed = paras[:2] + ["A new paragraph added in an update, with several new facts."] * 3
+    ctx, rival = Context.build(Settings(), r), Context.build(Settings(), r)
+    seen = _racing(ctx, rival, [payload("http://127.0.0.1/a", paras, guid="g2")])
+    assert process(ctx, payload("http://127.0.0.1/a", changed + paras[2:])) == "updated"
+    assert seen == ["published", "conflict", "published"]
+    assert [e[1][b"event"] for e in r.xrange("news:articles")] == [b"created", b"updated"]
+
+    r.flushdb()
+    ctx, rival = Context.build(Settings(), r), Context.build(Settings(), r)
+    seen = _racing(ctx, rival, [payload("http://127.0.0.1/b", paras, guid="g2")])
+    assert process(ctx, payload("http://127.0.0.1/b", paras)) == "duplicate"
+    assert seen == ["published", "conflict"]  # the second decision needs no script
+    assert r.xlen("news:articles") == 1
+
+
+def test_a_conflict_every_time_ends_as_a_named_failure(r: redis.Redis, redis_url: str) -> None:
+    """A URL whose mark moves before each of our three attempts: `failed` ("publish conflict"),
+    counted, with a dead letter holding the body for `replay`; no loop without end."""
+    paras = pages.paragraphs(pages.BOLIVIA)
+    versions = [
+        paras[:i] + [f"Update {i}: a new paragraph with several new facts about it."] * 3
+        for i in (1, 2, 3)
+    ]  # each a material change of the one before
+    ctx, rival = Context.build(Settings(), r), Context.build(Settings(), r)
+    rivals = [payload("http://127.0.0.1/c", v, guid=f"r{i}") for i, v in enumerate(versions)]
+    seen = _racing(ctx, rival, rivals)
+    assert process(ctx, payload("http://127.0.0.1/c", paras)) == "failed"
+    assert seen == ["published", "conflict", "updated", "conflict", "updated", "conflict"]
+    assert r.hget("news:metrics:articles", "failed") == b"1"
+    ((_id, letter),) = r.xrange("news:deadletter")
+    assert letter[b"reason"] == b"failed" and letter[b"detail"] == b"publish conflict"

@@ -146,8 +146,7 @@ class Terms:
         """(topic, term, weight) for one word: its exact entry, else its longest matching prefix,
         else its longest matching ending, once per topic (`elect*` and `election` in one list do
         not count "election" twice; `auswahl: 0` beside `"*wahl"` keeps "Auswahl" out of
-        politics). Not memoised here: `hits` memoises each word's keys (a tuple; the empty one,
-        most words', is shared)."""
+        politics). Not memoised here: `_WordKeys` memoises each word's keys for `hits`."""
         best: dict[str, tuple[int, str, float]] = {}
         if tok.isupper():  # an acronym: its own entries, then those of the word
             for topic, w in self.exact.get(tok, ()):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ingest.core.lines import line_key
 from ingest.core.seen import SeenStore, UrlMark, claim_field, hash_field, url_field
@@ -134,6 +135,18 @@ def read(seen: SeenStore, item: Item, fp: Fingerprints) -> Known:
     if item.canonical_id:
         known.canonical = values[n + 2]
     return known
+
+
+def trace_fields(d: Decision, item: Item, fp: Fingerprints, claimed: str = "") -> dict[str, Any]:
+    """The decision as the trace (`explain`) shows it; `claimed`: the cross-site canonical."""
+    out: dict[str, Any] = {"decision": d.event, "hit": d.why, "keys": item.url_ids,
+                           "content_hash": fp.content_hash, "simhash": f"{fp.simhash:016x}",
+                           "shingles": fp.shingles}  # fmt: skip
+    if d.possible_duplicate_of:
+        out["possible_duplicate_of"] = d.possible_duplicate_of
+    if claimed:
+        out["canonical_claim"] = claimed
+    return out
 
 
 def material_change(old_sim: int, old_words: int, sim: int, words: int, max_bits: int) -> bool:

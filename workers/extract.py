@@ -274,6 +274,7 @@ def extract_body(html: str, url: str | None = None) -> str:
 
 
 HTML_TYPES = ("html", "xml", "text/plain")
+PAGE_STEPS = ("trafilatura", "trafilatura_balanced")  # the methods that took the body from the page
 
 
 def extract_payload(

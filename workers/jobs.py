@@ -12,7 +12,9 @@ from rq.timeouts import JobTimeoutException
 from ingest.core import settings
 from ingest.core.job import JOB_FUNC, ArticleJob, attach_bodies, release_bodies
 from workers import limits
-from workers.pipeline import Context, finish, process
+from workers.context import Context
+from workers.outcome import finish
+from workers.pipeline import process
 
 log = structlog.get_logger("workers.jobs")
 

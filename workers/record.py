@@ -13,7 +13,7 @@ from workers import classify, extract, language, learn, metadata
 from workers.dedup import Fingerprints
 
 if TYPE_CHECKING:
-    from workers.pipeline import Context
+    from workers.context import Context
 
 SCHEMA = 1
 

@@ -5,7 +5,7 @@ is stored. A failed fetch (`gone`, `http_error`, `bot_wall`, `timeout` ...: `FET
 stored at most the server's error page, which no extractor or setting turns into the article;
 those letters are skipped and counted, and `replay --reason gone` is refused. A re-run sees the
 original fetch facts (status, content type, final URL), and one that does not publish writes
-nothing (no new letter, counter or trace: `workers.pipeline.finish`), so replaying twice changes
+nothing (no new letter, counter or trace: `workers.outcome.finish`), so replaying twice changes
 nothing the first replay did not; what the first one published comes out `duplicate`.
 """
 
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from ingest.core.deadletters import FETCH_FAILURES, DeadLetter
-from workers.pipeline import Context, process
+from workers.context import Context
+from workers.pipeline import process
 
 log = structlog.get_logger("workers.replay")
 

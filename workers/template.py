@@ -44,6 +44,8 @@ import redis
 
 from ingest.core.keys import Keys
 from ingest.core.settings import TemplateSettings
+from ingest.core.urls import host_of
+from workers.extract import PAGE_STEPS, Extracted
 
 MAX_PER_ARTICLE = 1000  # distinct lines of one article judged and counted
 MOSTLY_KNOWN = 0.25  # less than this share of the text left: a copy of a story, not a template
@@ -169,6 +171,18 @@ class SiteTemplates:
             # republished it under a new URL), not a template; dedup decides what it is
             return Verdict(text, [], known, learned, copy=True)
         return Verdict("\n".join(kept), dropped, known, learned)
+
+
+def strip(templates: SiteTemplates, page_url: str, story_id: str, ex: Extracted) -> list[str]:
+    """Take the site's template lines out of a page's body (a body from the feed is left alone);
+    the lines dropped, cut to 120 characters, are what the trace (`explain`) lists."""
+    if ex.method not in PAGE_STEPS or not ex.text or not templates.settings.enabled:
+        return []
+    verdict = templates.apply(host_of(page_url).removeprefix("www."), story_id, ex.text)
+    if verdict.dropped:
+        ex.text = verdict.text
+        ex.quality["template_dropped"] = len(verdict.dropped)
+    return [line[:120] for line in verdict.dropped]
 
 
 def story_number(story_id: str) -> int:

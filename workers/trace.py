@@ -11,8 +11,7 @@ from ingest.core import observe
 from ingest.core.job import ArticleJob
 from ingest.core.keys import Keys
 from ingest.core.urls import article_id, host_of
-
-PAGE_STEPS = ("trafilatura", "trafilatura_balanced")
+from workers.extract import PAGE_STEPS
 
 
 class Trace:

@@ -105,7 +105,7 @@ def replay(app: App, since: str | None, site: str, reason: str, dry_run: bool) -
     of failed fetches (gone, http_error, bot_wall, timeout ...) hold no page a fix could change:
     they are skipped and counted, and --reason naming one is refused."""
     from ingest.core.deadletters import letters
-    from workers.pipeline import Context
+    from workers.context import Context
     from workers.replay import plan, refused_reason
     from workers.replay import replay as run_replay
 

@@ -29,7 +29,7 @@ import hashlib
 import html
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ingest.core.lines import line_key
 from ingest.core.urls import article_id, short_hash
@@ -56,17 +56,6 @@ class Candidate:
     def __post_init__(self) -> None:
         self.version = self.version or item_version(self.item)
         self.claim = self.claim or self.link_id
-
-
-@dataclass
-class ItemsResult:
-    mode: str = "guid"
-    shared_links: int = 0
-    new: int = 0
-    deferred_for: float = 0.0  # >0: some items wait for a busy host, poll again within this
-    deferred: dict[str, int] = field(default_factory=dict)  # items left for later, by reason
-    waiting: dict[str, FeedItem] = field(default_factory=dict)  # those items, by link id
-    elsewhere: int = 0  # unseen items another poll holds a fetch claim on (maybe a dead one's)
 
 
 def item_version(item: FeedItem) -> bytes:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -18,7 +18,7 @@ from ingest.core.seen import guid_field, url_field
 from ingest.core.urls import host_of
 from ingest.feeds import feedparse
 from ingest.feeds.feedlist import FeedSpec
-from ingest.feeds.identity import Candidate, ItemsResult, analyse, candidate
+from ingest.feeds.identity import Candidate, analyse, candidate
 from ingest.net.fetch import Response, classify_status
 from ingest.net.gates import check_article
 from ingest.poller.base import REDIS_DOWN
@@ -29,6 +29,20 @@ log = structlog.get_logger("ingest.poller")
 ERROR_BODY_BYTES = 256_000  # of an error page kept for the dead letter
 # URLs we must not fetch at all: refused once, remembered for the dedup window
 REFUSALS = (outcomes.BlockedAddress, outcomes.BadScheme, outcomes.RobotsDisallowed)
+
+
+@dataclass
+class ItemsResult:
+    """What handling a feed's items found: the poll's item counts, its deferrals and its
+    identity mode (feeds/schedule.py's PollResult carries them on)."""
+
+    mode: str = "guid"
+    shared_links: int = 0
+    new: int = 0
+    deferred_for: float = 0.0  # >0: some items wait for a busy host, poll again within this
+    deferred: dict[str, int] = field(default_factory=dict)  # items left for later, by reason
+    waiting: dict[str, feedparse.FeedItem] = field(default_factory=dict)  # those items, by link id
+    elsewhere: int = 0  # unseen items another poll holds a fetch claim on (maybe a dead one's)
 
 
 @dataclass

@@ -11,8 +11,6 @@ from ingest.feeds.feedlist import FeedSpec
 from ingest.feeds.identity import Candidate
 from ingest.poller.base import PollerBase
 
-INFLIGHT_TTL = BODY_TTL_S  # an enqueued item's marker lives as long as its page body
-
 
 def job_payload(
     spec: FeedSpec, cand: Candidate, page: Page, discovered: float
@@ -56,8 +54,8 @@ class Enqueuer(PollerBase):
                     result_ttl=60, failure_ttl=7 * 86400, pipeline=pipe, retry=Retry(max=3),
                 )  # fmt: skip
                 for p in batch:
-                    pipe.set(self.keys.inflight(p["claim"]), "queued", ex=INFLIGHT_TTL)
+                    pipe.set(self.keys.inflight(p["claim"]), "queued", ex=BODY_TTL_S)
                 for key, body_z in bodies.items():
-                    pipe.set(key, body_z, ex=INFLIGHT_TTL)
+                    pipe.set(key, body_z, ex=BODY_TTL_S)
                 pipe.execute()
             self.stats.enqueued += len(batch)

@@ -1,0 +1,60 @@
+"""Which article a page is: its canonical URL, its article id and the other ids it is known by
+(the feed's link, the fetched URL), and a cross-site canonical claim (a syndicated copy, or a
+page claiming to be one). Pure: workers/dedup.py decides what the ids and the claim are worth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest.core.job import ArticleJob
+from ingest.core.seen import tag
+from ingest.core.urls import article_id, canonicalize, host_of, resolve_amp
+from workers.dedup import Item
+from workers.extract import Extracted
+
+
+@dataclass(frozen=True)
+class Identity:
+    canonical: str  # the record's canonical_url
+    claimed: str  # a rel=canonical/og:url on another site, canonicalised, or ""
+    item: Item  # the ids and tags dedup reads; item.aid is the record's id
+
+    @property
+    def aid(self) -> str:
+        return self.item.aid
+
+
+def identify(payload: ArticleJob, ex: Extracted) -> Identity:
+    feed, item, page = payload["feed"], payload["item"], payload["page"]
+    link_id = payload["link_id"]
+    canonical = canonical_for(page["url"], ex.canonical_url)
+    if payload.get("identity"):  # items sharing one link: told apart by their title
+        aid, url_ids = link_id, [link_id]
+    else:
+        aid = article_id(canonical)
+        url_ids = list(dict.fromkeys([aid, link_id, article_id(page["url"])]))
+    claimed = cross_site_canonical(page["url"], ex.canonical_url)
+    claim_id = article_id(claimed) if claimed and article_id(claimed) != aid else ""
+    title_tag = tag((item.get("title") or "").strip())
+    return Identity(canonical, claimed, Item(aid, url_ids, tag(feed["id"]), title_tag, claim_id))
+
+
+def same_site(a: str, b: str) -> bool:
+    ha, hb = host_of(a).removeprefix("www."), host_of(b).removeprefix("www.")
+    return bool(ha) and (ha == hb or ha.endswith("." + hb) or hb.endswith("." + ha))
+
+
+def cross_site_canonical(page_url: str, declared: str) -> str:
+    """A rel=canonical/og:url naming another site, canonicalised, or "". Only a claim."""
+    absolute = declared.startswith(("http://", "https://"))
+    if declared and absolute and not same_site(declared, page_url):
+        return canonicalize(declared)
+    return ""
+
+
+def canonical_for(page_url: str, declared: str) -> str:
+    """The page's own canonical (rel=canonical/og:url) when it stays on the same site."""
+    if declared and declared.startswith(("http://", "https://")) and same_site(declared, page_url):
+        return canonicalize(declared)
+    return canonicalize(resolve_amp(page_url))
