@@ -123,6 +123,15 @@ def bad_host(url: str) -> str:
     return ""
 
 
+def without_userinfo(url: str) -> str:
+    """The URL without `user:password@` (read as `redact_url` reads it)."""
+    scheme, sep, rest = url.partition("://")
+    authority_end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    if not sep or "@" not in rest[:authority_end]:
+        return url
+    return f"{scheme}://{rest[:authority_end].rpartition('@')[2]}{rest[authority_end:]}"
+
+
 def redact_url(url: str) -> str:
     """The URL with its password (if any) shown as ***, for messages and logs. Everything up to
     the last `@` after the scheme is the user info, as urlsplit reads it; when unsure, hide more."""

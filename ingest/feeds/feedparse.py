@@ -26,6 +26,7 @@ from feedparser.mixin import _FeedParserMixin as _Mixin
 
 from ingest.core import timefmt
 from ingest.core.outcomes import MalformedFeed
+from ingest.core.urls import without_userinfo
 
 # An item's GUID as the feed wrote it: feedparser resolves a permalink GUID (the RSS default)
 # or an Atom id against the document's URL, so `<guid>bad1</guid>` came out as http://host/bad1,
@@ -118,6 +119,10 @@ def _base(url: str, link: Any) -> str:
 
 
 def parse(body: bytes, url: str = "", content_type: str = "", max_items: int = 200) -> ParsedFeed:
+    """`url`: the document's location, the base of relative links. Its user info (a private
+    feed's password) is left out: the credentials are the feed's, not its articles' (they would
+    be sent to every page and shown in every record, tests/test_credentials.py)."""
+    url = without_userinfo(url)
     if not body.strip():
         raise MalformedFeed("empty document", url=url)
     try:

@@ -15,7 +15,7 @@ import structlog
 from ingest.core import bodies, counters, deadletters, failpoints, observe, outcomes
 from ingest.core.job import ArticleJob, new_page
 from ingest.core.seen import guid_field, url_field
-from ingest.core.urls import host_of
+from ingest.core.urls import host_of, redact_url
 from ingest.feeds import feedparse
 from ingest.feeds.feedlist import FeedSpec
 from ingest.feeds.identity import Candidate, analyse, candidate
@@ -208,16 +208,17 @@ class ArticleFetcher(Enqueuer):
     def _refuse(self, spec: FeedSpec, link: str, aid: str, exc: outcomes.FetchError) -> None:
         """A URL we must not fetch: counted, dead-lettered, and not retried for the window."""
         ttl = self.settings.dedup.window_s
+        feed_url = redact_url(spec.url)  # a password in the feed's URL stays in the registry
         pipe = self.r.pipeline()
         pipe.set(self.keys.inflight(aid), exc.outcome, ex=ttl)
         counted = "robots_disallowed" if isinstance(exc, outcomes.RobotsDisallowed) else "blocked"
         counters.incr(pipe, self.keys, "articles", counted)
         observe.trace(pipe, self.keys, aid.split(":")[0], {
-            "listed_at": time.time(), "feed_url": spec.url, "link": link,
+            "listed_at": time.time(), "feed_url": feed_url, "link": link,
             "fetch": {"outcome": exc.outcome, "error": str(exc)}, "outcome": exc.outcome,
             "detail": str(exc), "at": time.time(),
         }, self.settings.stream.trace_ttl)  # fmt: skip
-        deadletters.refused(pipe, self.keys, exc.outcome, url=link, feed_url=spec.url, claim=aid,
+        deadletters.refused(pipe, self.keys, exc.outcome, url=link, feed_url=feed_url, claim=aid,
                             detail=str(exc))  # fmt: skip
         pipe.execute()
         log.warning("article_refused", feed_url=spec.url, article_id=aid, url=link,
