@@ -140,3 +140,25 @@ def test_a_feed_items_own_html_is_read_within_a_bound() -> None:
         "<p>" + "word " * 200_000 + '<img src="data:image/png;base64,' + "A" * 500_000 + '"></p>'
     )
     assert extract.html_to_text(long_with_images).count("word") == 200_000  # few tags: uncut
+
+
+def test_a_too_complex_page_is_published_from_the_feeds_own_text(
+    server: TestServer, r: redis.Redis
+) -> None:
+    """When the feed carries the article (a full-text description), a page over the markup cap
+    costs nothing to read: the article is published from the feed's text, the record says why
+    (`extraction.page_outcome`), and no dead letter is written (there is nothing to replay)."""
+    heavy_url = server.add("/heavy", b"<html><body>" + b"<p>x</p>" * 5_000 + b"</body></html>")
+    summary = "".join(f"<p>{p}</p>" for p in STORY)
+    server.add("/f.xml", pages.rss("F", [{"title": "Breakwater", "link": heavy_url,
+                                          "summary": summary}]), "application/rss+xml")  # fmt: skip
+    register(r, server.url("/f.xml"))
+    settings = settings_for(server).with_overrides(extract={"max_tags": 1_000})
+    poll(settings, r)
+    assert work(settings, r) == ["published"]
+    (record,) = published(r)
+    assert record["extraction"]["method"] == "feed"
+    assert record["extraction"]["page_outcome"] == "too_complex"
+    assert STORY[0] in record["text"] and "x\nx" not in record["text"]
+    assert dead_letters(r) == []
+    assert int(r.hget(KEYS.counters("articles"), "too_complex") or 0) == 0

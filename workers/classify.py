@@ -6,6 +6,12 @@ Topic scoring (pure; its speed per CPU-second, measured, is in docs/benchmarks.m
 * feed tags are matched like title words, and the feed's configured topic adds a prior;
 * scores become shares of (total + EVIDENCE_FLOOR), so they sum to at most 1 and stay low when
   the evidence is thin; topics under `min_score` are dropped, at most `max_topics` kept.
+
+A text is read as its white-space pieces ("l'économie,"), never as a list of words: the
+lexicon (`Terms.piece_hits`) and the model (`topic_model.TopicModel.probabilities`) count the
+distinct pieces (Counter, in C) and look each one's facts up in a memo (its words, their terms,
+the model's rows), so Python code runs only for the few pieces that hit something. The body is
+the pieces holding its first BODY_WORDS words (`first_words`).
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from itertools import chain, compress
+from itertools import accumulate, chain, compress
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +34,7 @@ TITLE_WEIGHT = 3.0
 EVIDENCE_FLOOR = 4.0  # pseudo-score of "no topic": thin evidence yields low shares
 PRIOR = 2.0  # the feed's configured topic
 MIN_RAW = 2.0  # below this raw score a topic is not evidence at all
-BODY_WORDS = 1500
+BODY_WORDS = 1500  # words of the body read (the title and tags are read whole)
 # A word: letters/digits, with inner apostrophes and hyphens ("aujourd'hui", "covid-19"); one
 # at the end is punctuation.
 _TOKEN = re.compile(r"\w[\w'-]*(?<![-'])", re.UNICODE)
@@ -40,6 +48,16 @@ def _unelide(t: str) -> str:
     return t[:-2] if t.endswith(("'s", "'S")) and len(t) > 3 else t
 
 
+def pieces(text: str) -> list[str]:
+    """The text's pieces between white space, NFC and with typographic apostrophes made plain
+    (what `_PIECES` reads into words)."""
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if "’" in text:
+        text = text.replace("’", "'")
+    return text.split()
+
+
 def tokens(text: str, limit: int = 0) -> list[str]:
     """Lower-cased words, except short all-capital ones (acronyms: WHO, EU, AI), which keep
     their case so that a taxonomy term written in capitals matches only the acronym. A German
@@ -48,17 +66,12 @@ def tokens(text: str, limit: int = 0) -> list[str]:
 
     Speed: the text is split on white space (C), and each distinct piece ("l'économie,") is
     read once into its words and memoised, because news words repeat (Zipf): the regex and the
-    per-word rules then run on a few hundred pieces, not every word (1.7x faster than a regex
-    over the whole text on the French dev set). A word never spans white space, so the words
-    are the same."""
-    if not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
-    if "’" in text:
-        text = text.replace("’", "'")
-    pieces = text.split()
-    if limit and len(pieces) > 2 * limit:  # a piece has one word, rarely none or several
-        pieces = pieces[: 2 * limit]
-    words = list(chain.from_iterable(map(_PIECES.__getitem__, pieces)))
+    per-word rules then run on a few hundred pieces, not every word. A word never spans white
+    space, so the words are the same as a regex over the whole text would find."""
+    cut = pieces(text)
+    if limit and len(cut) > 2 * limit:  # a piece has one word, rarely none or several
+        cut = cut[: 2 * limit]
+    words = list(chain.from_iterable(map(_PIECES.__getitem__, cut)))
     return words[:limit] if limit and len(words) > limit else words
 
 
@@ -82,6 +95,11 @@ class _Pieces(dict[str, tuple[str, ...]]):
 _PIECES = _Pieces()
 
 
+def words_of(piece: str) -> tuple[str, ...]:
+    """The words of one white-space piece, as `tokens` reads them (memoised)."""
+    return _PIECES[piece]
+
+
 def _is_acronym(term: str) -> bool:
     return 2 <= len(term) <= 5 and term.isupper()
 
@@ -100,11 +118,14 @@ class Terms:
     phrase_starts: set[str] = field(default_factory=set)
     _starts: dict[str, set[str]] | None = None
     _start_set: set[str] = field(default_factory=set)
+    _second_set: set[str] = field(default_factory=set)
     _keys: _WordKeys = field(init=False, repr=False)
+    _piece_info: _PieceInfo = field(init=False, repr=False)
     _weight: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._keys = _WordKeys(self)
+        self._piece_info = _PieceInfo(self)
 
     def add(self, topic: str, term: str, weight: float) -> None:
         term = term.strip()
@@ -178,44 +199,65 @@ class Terms:
                 index[first.upper()] = index[first]
         return index
 
-    def hits(
-        self, toks: list[str], counts: Counter[str] | None = None
-    ) -> dict[tuple[str, str], tuple[int, float]]:
-        """(topic, term) -> (count, weight); `counts`: Counter(toks), when the caller has it.
-        The inner loop of topic scoring, with Python code only for the few words that hit a
-        term: each distinct word's (topic, term) keys come from a memo looked up by `map` in C,
-        `compress` keeps the words with keys, and a phrase is looked for only at the positions
-        of words that can start one (found by `compress` in C, too)."""
+    def _index(self) -> dict[str, set[str]]:
         starts = self._starts
         if starts is None:
             starts = self._starts = self._phrase_index()
             self._start_set = set(starts)
-        if counts is None:
-            counts = Counter(toks)
-        known, weight = self._keys, self._weight
-        if len(known) > 200_000:  # ~20 MB at most
-            known.clear()
+            self._second_set = set().union(*starts.values())
+            self._piece_info.clear()
+        return starts
+
+    def piece_hits(
+        self, cut: list[str], counts: Counter[str]
+    ) -> dict[tuple[str, str], tuple[int, float]]:
+        """(topic, term) -> (count, weight) for the words of white-space pieces (`counts`:
+        Counter(cut)), with Python code only for the few pieces that hit a term. Each distinct
+        piece's facts (`_PieceInfo`) come from one memo look-up by `map` in C (the memo is
+        large and its look-ups miss the CPU cache, so one look-up a piece, not one per fact),
+        and a phrase is looked for only from the pieces holding a word that can start one
+        whose second word is in the text too ("la" starts phrases, "la liga" needs "liga")."""
+        starts = self._index()
+        info, weight = self._piece_info, self._weight
+        if len(info) > 200_000:  # ~30 MB at most
+            info.clear()
+        entries = list(map(info.__getitem__, counts))
         tally: dict[tuple[str, str], int] = {}
-        for word in compress(counts, map(known.__getitem__, counts)):
-            n = counts[word]
-            for key in known[word]:
+        for (keys, _firsts, _seconds), n in compress(zip(entries, counts.values(), strict=True),
+                                                     map(_KEYS, entries)):  # fmt: skip
+            for key in keys:
                 tally[key] = tally.get(key, 0) + n
         found = {key: (n, weight[key]) for key, n in tally.items()}
-        # only first words whose possible second word is in the text too ("la" starts a phrase,
-        # but "la liga" needs "liga"): then only their positions are visited
-        wanted = {tok for tok in self._start_set.intersection(counts)
-                  if any(map(counts.__contains__, starts[tok]))}  # fmt: skip
+        firsts = set(chain.from_iterable(map(_FIRSTS, entries)))
+        if not firsts:
+            return found
+        seconds = set(chain.from_iterable(map(_SECONDS, entries)))
+        wanted = {first for first in firsts if not seconds.isdisjoint(starts[first])}
         if not wanted:
             return found
-        phrases, end = self.phrases, len(toks)
-        for i in compress(range(end - 1), map(wanted.__contains__, toks)):
-            # phrases are lower case: "PRIME MINISTER" is "prime minister"
-            pair = toks[i].lower() + " " + toks[i + 1].lower()
-            grams = [pair] + ([pair + " " + toks[i + 2].lower()] if i + 2 < end else [])
-            for gram in grams:
-                for topic, w in phrases.get(gram, ()):
-                    seen = found.get((topic, gram))
-                    found[topic, gram] = (seen[0] + 1 if seen else 1, w)
+        visit = {piece for piece, entry in compress(zip(counts, entries, strict=True),
+                                                                map(_FIRSTS, entries))
+                 if not wanted.isdisjoint(entry[1])}  # fmt: skip
+        phrases, words_of, end = self.phrases, _PIECES, len(cut)
+        for j in compress(range(end), map(visit.__contains__, cut)):
+            words = words_of[cut[j]]
+            for k, first in enumerate(words):
+                if first not in wanted:
+                    continue
+                after = list(words[k + 1 : k + 3])  # the next two words, across pieces
+                m = j + 1
+                while len(after) < 2 and m < end:
+                    after.extend(words_of[cut[m]])
+                    m += 1
+                if not after:
+                    continue
+                # phrases are lower case: "PRIME MINISTER" is "prime minister"
+                pair = first.lower() + " " + after[0].lower()
+                grams = [pair] + ([pair + " " + after[1].lower()] if len(after) > 1 else [])
+                for gram in grams:
+                    for topic, w in phrases.get(gram, ()):
+                        seen = found.get((topic, gram))
+                        found[topic, gram] = (seen[0] + 1 if seen else 1, w)
         return found
 
 
@@ -233,6 +275,28 @@ class _WordKeys(dict[str, tuple[tuple[str, str], ...]]):
             self.terms._weight.setdefault((topic, term), w)
         keys = self[tok] = tuple((topic, term) for topic, term, _w in found)
         return keys
+
+
+_PieceFacts = tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]
+_KEYS, _FIRSTS, _SECONDS = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+class _PieceInfo(dict[str, _PieceFacts]):
+    """A white-space piece -> the (topic, term) keys of its words in order (two words of one
+    term count it twice, as a word list would), its words that can start a phrase, and its
+    words that can be a phrase's second word; mostly three empty tuples."""
+
+    def __init__(self, terms: Terms) -> None:
+        super().__init__()
+        self.terms = terms
+
+    def __missing__(self, piece: str) -> _PieceFacts:
+        terms, words = self.terms, _PIECES[piece]
+        keys = tuple(chain.from_iterable(map(terms._keys.__getitem__, words)))
+        firsts = tuple(w for w in words if w in terms._start_set)
+        seconds = tuple(w for w in words if w in terms._second_set)
+        found = self[piece] = (keys, firsts, seconds)
+        return found
 
 
 ANY = "any"  # the taxonomy key for terms of every language (names, acronyms)
@@ -296,25 +360,56 @@ def cached_lexicon(path: str) -> Lexicon:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A text tokenised once, for the lexicon and the model alike: the title with the feed's
-    tags (weighted TITLE_WEIGHT by the lexicon, counted twice by the model) and the first
-    BODY_WORDS words of the body; word counts (for the model) on first use."""
+    """A text cut once, for the lexicon and the model alike: the white-space pieces of the
+    title with the feed's tags (weighted TITLE_WEIGHT by the lexicon, counted twice by the
+    model) and of the body up to its BODY_WORDS-th word (`first_words`); their counts, and
+    the words' counts (for the training features), on first use."""
 
-    head: list[str]
-    body: list[str]
-
-    @cached_property
-    def head_counts(self) -> Counter[str]:
-        return Counter(self.head)
+    head_pieces: list[str]
+    body_pieces: list[str]
 
     @cached_property
-    def body_counts(self) -> Counter[str]:
-        return Counter(self.body)
+    def head_piece_counts(self) -> Counter[str]:
+        return Counter(self.head_pieces)
+
+    @cached_property
+    def body_piece_counts(self) -> Counter[str]:
+        return Counter(self.body_pieces)
+
+    @cached_property
+    def head_counts(self) -> dict[str, int]:
+        return word_counts(self.head_piece_counts)
+
+    @cached_property
+    def body_counts(self) -> dict[str, int]:
+        return word_counts(self.body_piece_counts)
+
+
+def word_counts(piece_counts: Counter[str]) -> dict[str, int]:
+    """Word -> occurrences, from the pieces' counts (the words of a distinct piece are read
+    once, from the memo)."""
+    out: dict[str, int] = {}
+    get, words_of = out.get, _PIECES
+    for piece, n in piece_counts.items():
+        for word in words_of[piece]:
+            out[word] = get(word, 0) + n
+    return out
 
 
 def prepare(title: str, text: str, tags: list[str] | None = None) -> Prepared:
-    head = tokens(title) + (tokens(" ; ".join(tags)) if tags else [])
-    return Prepared(head, tokens(text, BODY_WORDS))
+    head = pieces(title) + (pieces(" ; ".join(tags)) if tags else [])
+    return Prepared(head, first_words(pieces(text), BODY_WORDS))
+
+
+def first_words(cut: list[str], limit: int) -> list[str]:
+    """The pieces that hold the first `limit` words (whole pieces: a piece holding the
+    limit-th word and more is left out). Words are counted only in a text of more pieces
+    than `limit` (a piece is one word, rarely several: French puts « », : and ? apart, which
+    are none), so a shorter text costs no extra pass."""
+    if len(cut) <= limit:
+        return cut
+    upto = bisect_right(list(accumulate(map(len, map(_PIECES.__getitem__, cut)))), limit)
+    return cut[:upto]
 
 
 def topic_scores(
@@ -325,9 +420,9 @@ def topic_scores(
     p = prepared or prepare(title, text, tags)
     raw: defaultdict[str, float] = defaultdict(float)
     log = math.log
-    for weight, toks, counts in ((TITLE_WEIGHT, p.head, p.head_counts),
-                                 (1.0, p.body, p.body_counts)):  # fmt: skip
-        for (topic, _term), (count, w) in terms.hits(toks, counts).items():
+    for weight, cut, counts in ((TITLE_WEIGHT, p.head_pieces, p.head_piece_counts),
+                                (1.0, p.body_pieces, p.body_piece_counts)):  # fmt: skip
+        for (topic, _term), (count, w) in terms.piece_hits(cut, counts).items():
             raw[topic] += weight * w * (1 + log(count))
     if prior in lex.labels:
         raw[prior] += PRIOR

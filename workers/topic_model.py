@@ -24,6 +24,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,19 @@ MIN_DF = 3
 
 class ModelFormatError(ValueError):
     """Not a model file this version can read (e.g. one written before the one-pass scorer)."""
+
+
+class _PieceRows(dict[str, tuple[int, ...]]):
+    """A white-space piece -> the model's rows of its words (a word it never saw has none)."""
+
+    def __init__(self, index: dict[str, int]) -> None:
+        super().__init__()
+        self.index = index
+
+    def __missing__(self, piece: str) -> tuple[int, ...]:
+        get = self.index.get
+        found = self[piece] = tuple(i for w in classify.words_of(piece) if (i := get(w)) is not None)
+        return found
 
 
 def features(p: classify.Prepared) -> dict[str, float]:
@@ -68,21 +82,27 @@ class TopicModel:
 
     def __post_init__(self) -> None:
         self.index = {word: i for i, word in enumerate(self.vocab)}
+        self._piece_rows = _PieceRows(self.index)
         self.coef = np.ascontiguousarray(self.coef, dtype=np.float32)
         self.intercept = np.asarray(self.intercept, dtype=np.float32)
 
     def probabilities(self, p: classify.Prepared) -> np.ndarray:
         """The same features as `features` (title twice, 1 + ln n, L2 over known words), with
-        the logarithms and the norm taken by numpy over the words the model knows."""
-        counts = dict(p.body_counts)
-        if p.head_counts:
-            cget = counts.get
-            for tok, n in p.head_counts.items():
-                counts[tok] = cget(tok, 0) + 2 * n
-        get = self.index.get
-        hits = [(i, n) for tok, n in counts.items() if (i := get(tok)) is not None]
-        if hits:
-            idx, ns = zip(*hits, strict=True)
+        the logarithms and the norm taken by numpy over the words the model knows. Counted per
+        row from the white-space pieces' counts: each distinct piece's rows come from one memo
+        look-up by `map` in C, so Python code runs only for the pieces holding known words."""
+        rows = self._piece_rows
+        if len(rows) > 200_000:  # ~20 MB at most
+            rows.clear()
+        acc: dict[int, int] = {}
+        get = acc.get
+        for weight, counts in ((1, p.body_piece_counts), (2, p.head_piece_counts)):
+            found = list(map(rows.__getitem__, counts))
+            for idx, n in compress(zip(found, counts.values(), strict=True), found):
+                for i in idx:  # a word in several pieces ("économie", "économie,") adds up
+                    acc[i] = get(i, 0) + weight * n
+        if acc:
+            idx, ns = zip(*acc.items(), strict=True)
             vals = np.log(np.array(ns, dtype=np.float32))
             vals += 1.0
             vals /= np.sqrt(vals @ vals)
