@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from workers import classify, language
+from workers import classify, language, words
 
 TAXONOMY = ROOT / "ingest" / "defaults" / "taxonomy.yaml"
 LEX = classify.load_lexicon(TAXONOMY)
@@ -197,10 +197,10 @@ def test_acronyms_match_only_in_capitals() -> None:
 
 
 def test_elided_articles_and_possessives_do_not_hide_the_word() -> None:
-    assert classify.tokens("L'économie de l'hôpital qu'il dirige, L'ONU") == [
+    assert words.tokens("L'économie de l'hôpital qu'il dirige, L'ONU") == [
         "économie", "de", "hôpital", "il", "dirige", "ONU"]  # fmt: skip
     # words whose apostrophe is their own stay whole; an English possessive is the noun
-    assert classify.tokens("aujourd'hui O'Brien don't the hospital's WHO's") == [
+    assert words.tokens("aujourd'hui O'Brien don't the hospital's WHO's") == [
         "aujourd'hui", "o'brien", "don't", "the", "hospital", "WHO"]  # fmt: skip
     elided = classify.topic_scores(LEX, "", "Les chiffres de l'économie et d'entreprises.",
                                    lang="fr")  # fmt: skip
@@ -376,7 +376,7 @@ def test_an_exact_term_beats_an_ending() -> None:
 
 def test_german_capitalised_nouns_are_words_not_acronyms() -> None:
     # nouns are capitalised in German: lowered like any word, not kept as acronyms
-    assert classify.tokens("Die Wahl, der Krieg, das Tor und die EU") == [
+    assert words.tokens("Die Wahl, der Krieg, das Tor und die EU") == [
         "die", "wahl", "der", "krieg", "das", "tor", "und", "die", "EU"]  # fmt: skip
     assert classify.topic_scores(LEX, "", "Tor! Tor! Die Mannschaft jubelt.",
                                  lang="de")["medtop:15000000"] > 0  # fmt: skip
@@ -398,13 +398,13 @@ def test_labels_in_the_articles_language() -> None:
 def test_tokens_of_pieces_with_no_word_or_several_and_seen_twice() -> None:
     # the memo of pieces must give the same words the second time a piece is seen
     text = "Le 2020/2021 — budget (AFP) : l'état-major, 2020/2021 — fin."
-    first = classify.tokens(text)
+    first = words.tokens(text)
     assert first == ["le", "2020", "2021", "budget", "AFP", "état-major", "2020", "2021", "fin"]
-    assert classify.tokens(text) == first
-    assert classify.tokens(text, limit=4) == first[:4]
+    assert words.tokens(text) == first
+    assert words.tokens(text, limit=4) == first[:4]
 
 
 def test_german_contractions_keep_their_word() -> None:
     # "geht's" is "geht es": the word stays; a German genitive apostrophe is the name
-    assert classify.tokens("Wie geht's? Gibt's Neues bei Andrea's Laden?") == [
+    assert words.tokens("Wie geht's? Gibt's Neues bei Andrea's Laden?") == [
         "wie", "geht", "gibt", "neues", "bei", "andrea", "laden"]  # fmt: skip

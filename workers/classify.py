@@ -7,97 +7,31 @@ Topic scoring (pure; its speed per CPU-second, measured, is in docs/benchmarks.m
 * scores become shares of (total + EVIDENCE_FLOOR), so they sum to at most 1 and stay low when
   the evidence is thin; topics under `min_score` are dropped, at most `max_topics` kept.
 
-A text is read as its white-space pieces ("l'économie,"), never as a list of words: the
-lexicon (`Terms.piece_hits`) and the model (`topic_model.TopicModel.probabilities`) count the
-distinct pieces (Counter, in C) and look each one's facts up in a memo (its words, their terms,
-the model's rows), so Python code runs only for the few pieces that hit something. The body is
-the pieces holding its first BODY_WORDS words (`first_words`).
+A text is read as its white-space pieces (workers/words.py), never as a list of words: the
+lexicon (`Terms.piece_hits`) counts the distinct pieces and looks each one's facts up in one
+memo (`_PieceInfo`: its terms, phrase starts and seconds), so Python code runs only for the
+few pieces that hit something.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
-from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
-from itertools import accumulate, chain, compress
+from functools import lru_cache
+from itertools import chain, compress
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from workers.words import PIECES, Prepared, prepare, tokens
+
 TITLE_WEIGHT = 3.0
 EVIDENCE_FLOOR = 4.0  # pseudo-score of "no topic": thin evidence yields low shares
 PRIOR = 2.0  # the feed's configured topic
 MIN_RAW = 2.0  # below this raw score a topic is not evidence at all
-BODY_WORDS = 1500  # words of the body read (the title and tags are read whole)
-# A word: letters/digits, with inner apostrophes and hyphens ("aujourd'hui", "covid-19"); one
-# at the end is punctuation.
-_TOKEN = re.compile(r"\w[\w'-]*(?<![-'])", re.UNICODE)
-# French (and Italian) elided articles and pronouns: "l'économie" is the word "économie", or
-# every noun starting with a vowel would miss its term. English "'s" is a possessive.
-_ELISION = re.compile(r"^(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)", re.I)
-
-
-def _unelide(t: str) -> str:
-    t = _ELISION.sub("", t)
-    return t[:-2] if t.endswith(("'s", "'S")) and len(t) > 3 else t
-
-
-def pieces(text: str) -> list[str]:
-    """The text's pieces between white space, NFC and with typographic apostrophes made plain
-    (what `_PIECES` reads into words)."""
-    if not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
-    if "’" in text:
-        text = text.replace("’", "'")
-    return text.split()
-
-
-def tokens(text: str, limit: int = 0) -> list[str]:
-    """Lower-cased words, except short all-capital ones (acronyms: WHO, EU, AI), which keep
-    their case so that a taxonomy term written in capitals matches only the acronym. A German
-    noun ("Wirtschaft") is capitalised, not all-capital: it is lowered like any word. `limit`:
-    at most that many words (0: all).
-
-    Speed: the text is split on white space (C), and each distinct piece ("l'économie,") is
-    read once into its words and memoised, because news words repeat (Zipf): the regex and the
-    per-word rules then run on a few hundred pieces, not every word. A word never spans white
-    space, so the words are the same as a regex over the whole text would find."""
-    cut = pieces(text)
-    if limit and len(cut) > 2 * limit:  # a piece has one word, rarely none or several
-        cut = cut[: 2 * limit]
-    words = list(chain.from_iterable(map(_PIECES.__getitem__, cut)))
-    return words[:limit] if limit and len(words) > limit else words
-
-
-class _Pieces(dict[str, tuple[str, ...]]):
-    """A piece of text between white space -> its words as matched (unelided, lowered or kept
-    as an acronym). A dict whose misses compute the entry, so that known pieces are looked up
-    by `map` in C and only new ones run Python code. Bounded: cleared past 100,000 pieces
-    (~20 MB at most: a piece, its tuple and word, ~200 bytes)."""
-
-    def __missing__(self, p: str) -> tuple[str, ...]:
-        if len(self) > 100_000:
-            self.clear()
-        words = []
-        for t in _TOKEN.findall(p):
-            word = _unelide(t) if "'" in t else t
-            words.append(word if len(word) <= 5 and word.isupper() else word.lower())
-        found = self[p] = tuple(words)
-        return found
-
-
-_PIECES = _Pieces()
-
-
-def words_of(piece: str) -> tuple[str, ...]:
-    """The words of one white-space piece, as `tokens` reads them (memoised)."""
-    return _PIECES[piece]
 
 
 def _is_acronym(term: str) -> bool:
@@ -238,7 +172,7 @@ class Terms:
         visit = {piece for piece, entry in compress(zip(counts, entries, strict=True),
                                                                 map(_FIRSTS, entries))
                  if not wanted.isdisjoint(entry[1])}  # fmt: skip
-        phrases, words_of, end = self.phrases, _PIECES, len(cut)
+        phrases, words_of, end = self.phrases, PIECES, len(cut)
         for j in compress(range(end), map(visit.__contains__, cut)):
             words = words_of[cut[j]]
             for k, first in enumerate(words):
@@ -291,7 +225,7 @@ class _PieceInfo(dict[str, _PieceFacts]):
         self.terms = terms
 
     def __missing__(self, piece: str) -> _PieceFacts:
-        terms, words = self.terms, _PIECES[piece]
+        terms, words = self.terms, PIECES[piece]
         keys = tuple(chain.from_iterable(map(terms._keys.__getitem__, words)))
         firsts = tuple(w for w in words if w in terms._start_set)
         seconds = tuple(w for w in words if w in terms._second_set)
@@ -356,60 +290,6 @@ def load_lexicon(path: str | Path) -> Lexicon:
 @lru_cache(maxsize=4)
 def cached_lexicon(path: str) -> Lexicon:
     return load_lexicon(path)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A text cut once, for the lexicon and the model alike: the white-space pieces of the
-    title with the feed's tags (weighted TITLE_WEIGHT by the lexicon, counted twice by the
-    model) and of the body up to its BODY_WORDS-th word (`first_words`); their counts, and
-    the words' counts (for the training features), on first use."""
-
-    head_pieces: list[str]
-    body_pieces: list[str]
-
-    @cached_property
-    def head_piece_counts(self) -> Counter[str]:
-        return Counter(self.head_pieces)
-
-    @cached_property
-    def body_piece_counts(self) -> Counter[str]:
-        return Counter(self.body_pieces)
-
-    @cached_property
-    def head_counts(self) -> dict[str, int]:
-        return word_counts(self.head_piece_counts)
-
-    @cached_property
-    def body_counts(self) -> dict[str, int]:
-        return word_counts(self.body_piece_counts)
-
-
-def word_counts(piece_counts: Counter[str]) -> dict[str, int]:
-    """Word -> occurrences, from the pieces' counts (the words of a distinct piece are read
-    once, from the memo)."""
-    out: dict[str, int] = {}
-    get, words_of = out.get, _PIECES
-    for piece, n in piece_counts.items():
-        for word in words_of[piece]:
-            out[word] = get(word, 0) + n
-    return out
-
-
-def prepare(title: str, text: str, tags: list[str] | None = None) -> Prepared:
-    head = pieces(title) + (pieces(" ; ".join(tags)) if tags else [])
-    return Prepared(head, first_words(pieces(text), BODY_WORDS))
-
-
-def first_words(cut: list[str], limit: int) -> list[str]:
-    """The pieces that hold the first `limit` words (whole pieces: a piece holding the
-    limit-th word and more is left out). Words are counted only in a text of more pieces
-    than `limit` (a piece is one word, rarely several: French puts « », : and ? apart, which
-    are none), so a shorter text costs no extra pass."""
-    if len(cut) <= limit:
-        return cut
-    upto = bisect_right(list(accumulate(map(len, map(_PIECES.__getitem__, cut)))), limit)
-    return cut[:upto]
 
 
 def topic_scores(

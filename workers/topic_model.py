@@ -1,7 +1,7 @@
 """A linear topic model over the lexicon's own words, scored with numpy alone.
 
-Features are the words `classify.prepare` already made for the lexicon (one tokenisation for
-both): the title counted twice, the first `classify.BODY_WORDS` body words, sublinear term
+Features are the words `words.prepare` already made for the lexicon (one tokenisation for
+both): the title counted twice, the first `words.BODY_WORDS` body words, sublinear term
 frequency (1 + ln n), L2-normalised. The model is a float32 matrix of one row per word seen in
 training (the vocabulary *is* the pruning: a word the model never saw has no row) and one
 column per topic; scoring a text is a dict look-up per distinct word, a gather of those rows
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from workers import classify, language
+from workers import classify, language, words
 
 # The recipe, chosen on the dev sets with bench/classify.py --self-label --folds 5
 # (docs/benchmarks.md): pseudo-labels where the lexicon's score is at least 0.35, C = 10,
@@ -56,11 +56,11 @@ class _PieceRows(dict[str, tuple[int, ...]]):
 
     def __missing__(self, piece: str) -> tuple[int, ...]:
         get = self.index.get
-        found = self[piece] = tuple(i for w in classify.words_of(piece) if (i := get(w)) is not None)
+        found = self[piece] = tuple(i for w in words.words_of(piece) if (i := get(w)) is not None)
         return found
 
 
-def features(p: classify.Prepared) -> dict[str, float]:
+def features(p: words.Prepared) -> dict[str, float]:
     """Word -> weight: title twice, sublinear term frequency; not normalised (the model
     normalises over the words it knows, as in training)."""
     counts = dict(p.body_counts)
@@ -86,7 +86,7 @@ class TopicModel:
         self.coef = np.ascontiguousarray(self.coef, dtype=np.float32)
         self.intercept = np.asarray(self.intercept, dtype=np.float32)
 
-    def probabilities(self, p: classify.Prepared) -> np.ndarray:
+    def probabilities(self, p: words.Prepared) -> np.ndarray:
         """The same features as `features` (title twice, 1 + ln n, L2 over known words), with
         the logarithms and the norm taken by numpy over the words the model knows. Counted per
         row from the white-space pieces' counts: each distinct piece's rows come from one memo
@@ -112,9 +112,9 @@ class TopicModel:
         probs = np.exp(logits - logits.max())
         return probs / probs.sum()  # type: ignore[no-any-return]
 
-    def scores(self, title: str, text: str, prepared: classify.Prepared | None = None,
+    def scores(self, title: str, text: str, prepared: words.Prepared | None = None,
                ) -> dict[str, float]:  # fmt: skip
-        probs = self.probabilities(prepared or classify.prepare(title, text))
+        probs = self.probabilities(prepared or words.prepare(title, text))
         return {c: float(p) for c, p in zip(self.classes, probs, strict=True)}
 
     def top(self, title: str, text: str, min_score: float = 0.0) -> str | None:
@@ -184,12 +184,12 @@ def train(docs: Iterable[tuple[str, str, str]], *, self_labelled: bool = False,
           ) -> TopicModel:  # fmt: skip
     """Fit on (title, text, label) triples; labels are IPTC codes (or any strings)."""
     triples = list(docs)
-    return train_prepared([(classify.prepare(t, x), label) for t, x, label in triples],
+    return train_prepared([(words.prepare(t, x), label) for t, x, label in triples],
                           self_labelled=self_labelled, c=c, balanced=balanced,
                           min_df=min_df)  # fmt: skip
 
 
-def train_prepared(docs: Sequence[tuple[classify.Prepared, str]], *, self_labelled: bool = False,
+def train_prepared(docs: Sequence[tuple[words.Prepared, str]], *, self_labelled: bool = False,
                    c: float | None = None, balanced: bool = BALANCED, min_df: int = MIN_DF,
                    ) -> TopicModel:  # fmt: skip
     from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
@@ -243,13 +243,13 @@ def self_label(lex: classify.Lexicon, docs: Iterable[tuple[str, str]],
 def assign(model: TopicModel, lex: classify.Lexicon, title: str, text: str, *,
            tags: list[str] | None = None, prior: str = "", max_topics: int = 3,
            min_score: float = 0.15, trust: float = 0.5, lang: str = "",
-           prepared: classify.Prepared | None = None, source: str = "",
+           prepared: words.Prepared | None = None, source: str = "",
            ) -> list[dict[str, Any]]:  # fmt: skip
     """A self-labelled model's probabilities averaged with the lexicon's scores (each sums to at
     most 1, so the blend does too). A model trained on the operator's labels: its topics when it
     is sure of the first (probability >= trust), else the lexicon's, which stays the fallback.
     The text is tokenised once for both. `source`: what the topics say they came from."""
-    p = prepared or classify.prepare(title, text, tags)
+    p = prepared or words.prepare(title, text, tags)
     probs = model.probabilities(p)
     if model.self_labelled:
         found = classify.topics(lex, title, text, tags=tags, prior=prior,
