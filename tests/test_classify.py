@@ -1,6 +1,8 @@
 """The default topic lexicon and language ID: one short real-looking story per IPTC topic, and
 the rules of the scorer (language-gated terms, acronyms, counter-terms, priors, calibration)."""
 
+from collections import Counter
+
 import pytest
 import yaml
 
@@ -408,3 +410,27 @@ def test_german_contractions_keep_their_word() -> None:
     # "geht's" is "geht es": the word stays; a German genitive apostrophe is the name
     assert words.tokens("Wie geht's? Gibt's Neues bei Andrea's Laden?") == [
         "wie", "geht", "gibt", "neues", "bei", "andrea", "laden"]  # fmt: skip
+
+
+def test_the_body_is_cut_at_its_1500th_word_not_its_1500th_piece() -> None:
+    """"U.S." is two words in one piece: a body of fewer pieces than BODY_WORDS but more words
+    is cut at the piece holding the last word that fits, as `tokens(text, BODY_WORDS)` cuts;
+    a page of nothing but punctuation pieces is read only so far (4 x BODY_WORDS pieces)."""
+    text = " ".join(["U.S. officials said"] * 400)  # 1,200 pieces, 1,600 words
+    p = words.prepare("", text)
+    body = [w for piece in p.body_pieces for w in words.PIECES[piece]]
+    assert len(p.body_pieces) < len(text.split()) and len(body) <= words.BODY_WORDS
+    assert body == words.tokens(text, words.BODY_WORDS)[: len(body)]
+    assert len(body) > words.BODY_WORDS - 3  # short of it by less than one piece
+    assert sum(p.body_piece_counts.values()) == len(p.body_pieces)
+    dashes = words.prepare("", "– " * 100_000 + "goal")
+    assert len(dashes.body_pieces) == 4 * words.BODY_WORDS and not dashes.body_piece_counts["goal"]
+
+
+def test_the_word_and_piece_memos_are_bounded() -> None:
+    lex = classify.load_lexicon(TAXONOMY)
+    terms = lex.terms("en")
+    for start in range(0, 450_000, 50_000):
+        cut = [f"w{i}x" for i in range(start, start + 50_000)]
+        terms.piece_hits(cut, Counter(cut))
+        assert len(terms._keys) <= 250_001 and len(terms._piece_info) <= 250_001

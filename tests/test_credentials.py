@@ -4,6 +4,7 @@ or an operator's screen reads shows it (records, dead letters, traces, `explain`
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import redis
@@ -20,7 +21,8 @@ SECRET = b"s3cr3tpw"
 
 
 def everything_stored(r: redis.Redis, skip: set[str]) -> list[tuple[str, bytes]]:
-    """Every value in the database, packed bodies unpacked: what any reader could see."""
+    """Every value in the database, packed bodies and RQ's job data unpacked: what any reader
+    could see."""
     out: list[tuple[str, bytes]] = []
     for raw_key in r.scan_iter(count=1000):
         key = raw_key.decode()
@@ -39,7 +41,7 @@ def everything_stored(r: redis.Redis, skip: set[str]) -> list[tuple[str, bytes]]
         elif kind in ("set", "zset"):
             values = list(r.smembers(raw_key)) if kind == "set" else r.zrange(raw_key, 0, -1)
         for value in values:
-            if value[:4] == bodies.ZSTD_MAGIC:
+            with contextlib.suppress(bodies.Unreadable):  # zstd (ours) or zlib (RQ's job data)
                 value = bodies.unpack(value)
             out.append((key, value))
     return out
@@ -71,7 +73,7 @@ def test_a_password_in_a_feed_url_reaches_no_record_letter_trace_or_log(
     leaks = [key for key, value in everything_stored(r, registry) if SECRET in value]
     assert leaks == [], [v for k, v in everything_stored(r, registry) if SECRET in v][:3]
     # capture_logs keeps the events before the processors: pass them through the redaction
-    # every configured logger runs (ingest.core.logs.configure), nested values included
+    # every configured logger runs (ingest.core.logs.configure; top-level values)
     shown_logs = [redact_credentials(None, "", dict(event)) for event in logs]
     assert SECRET.decode() not in json.dumps(shown_logs, default=str)
     record = json.loads(r.xrange(KEYS.articles)[0][1][b"data"])
@@ -81,3 +83,15 @@ def test_a_password_in_a_feed_url_reaches_no_record_letter_trace_or_log(
         shown = cli("--redis-url", redis_url, "explain", link)
         assert shown.returncode in (0, 1), shown.stderr
         assert "reader:***@" in shown.stdout and SECRET.decode() not in shown.stdout + shown.stderr
+
+
+def test_an_at_sign_in_a_feed_urls_path_is_not_a_password() -> None:
+    """Mastodon's feeds are `https://host/@user.rss`: shown and stored as they are."""
+    from ingest.core.urls import redact_url, without_userinfo
+
+    for url in ("https://mastodon.social/@Gargron.rss", "http://h:8080/feed?from=a@b#c@d"):
+        assert redact_url(url) == url and without_userinfo(url) == url
+    assert redact_url("http://u:pw@h/@x.rss") == "http://u:***@h/@x.rss"
+    assert without_userinfo("http://u:pw@h/@x.rss") == "http://h/@x.rss"
+    # an unencoded "/" in a password ends the authority early: hidden all the same
+    assert redact_url("redis://u:pa/ss@h:6379/0") == "redis://u:***@h:6379/0"

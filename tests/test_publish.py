@@ -137,3 +137,19 @@ def test_a_conflict_every_time_ends_as_a_named_failure(r: redis.Redis, redis_url
     assert r.hget("news:metrics:articles", "failed") == b"1"
     ((_id, letter),) = r.xrange("news:deadletter")
     assert letter[b"reason"] == b"failed" and letter[b"detail"] == b"publish conflict"
+
+
+def test_an_unparseable_canonical_is_no_canonical(r: redis.Redis, redis_url: str) -> None:
+    """`<link rel=canonical href="http://[oops/">` (not a URL): the page is its own canonical,
+    for an article and for a page with too little text alike, never a crash."""
+    ctx = Context.build(Settings(), r)
+    job = payload("http://127.0.0.1/story", pages.paragraphs(pages.BOLIVIA))
+    html = pages.article_page("A title", pages.paragraphs(pages.BOLIVIA), canonical="http://[oops/")
+    job["page"]["html_z"] = zlib.compress(html.encode())
+    assert process(ctx, job) == "published"
+    ((_id, entry),) = r.xrange("news:articles")
+    assert json.loads(entry[b"data"])["canonical_url"] == "http://127.0.0.1/story"
+    short = payload("http://127.0.0.1/short", ["Too short."], guid="g2")
+    empty = pages.article_page("Short", ["Too short."], canonical="http://[oops/")
+    short["page"]["html_z"] = zlib.compress(empty.encode())
+    assert process(ctx, short) in ("not_article", "page_too_short")

@@ -153,8 +153,10 @@ class Terms:
         whose second word is in the text too ("la" starts phrases, "la liga" needs "liga")."""
         starts = self._index()
         info, weight = self._piece_info, self._weight
-        if len(info) > 200_000:  # ~30 MB at most
+        if len(info) > 200_000:  # ~30 MB at most, per language view
             info.clear()
+        if len(self._keys) > 200_000:  # ~20 MB at most
+            self._keys.clear()
         entries = list(map(info.__getitem__, counts))
         tally: dict[tuple[str, str], int] = {}
         for (keys, _firsts, _seconds), n in compress(zip(entries, counts.values(), strict=True),

@@ -6,6 +6,7 @@ page claiming to be one). Pure: workers/dedup.py decides what the ids and the cl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ingest.core.job import ArticleJob
 from ingest.core.seen import tag
@@ -28,16 +29,25 @@ class Identity:
 def identify(payload: ArticleJob, ex: Extracted) -> Identity:
     feed, item, page = payload["feed"], payload["item"], payload["page"]
     link_id = payload["link_id"]
-    canonical = canonical_for(page["url"], ex.canonical_url)
+    declared = ex.canonical_url if _parses(ex.canonical_url) else ""  # "http://[oops/": none
+    canonical = canonical_for(page["url"], declared)
     if payload.get("identity"):  # items sharing one link: told apart by their title
         aid, url_ids = link_id, [link_id]
     else:
         aid = article_id(canonical)
         url_ids = list(dict.fromkeys([aid, link_id, article_id(page["url"])]))
-    claimed = cross_site_canonical(page["url"], ex.canonical_url)
+    claimed = cross_site_canonical(page["url"], declared)
     claim_id = article_id(claimed) if claimed and article_id(claimed) != aid else ""
     title_tag = tag((item.get("title") or "").strip())
     return Identity(canonical, claimed, Item(aid, url_ids, tag(feed["id"]), title_tag, claim_id))
+
+
+def _parses(url: str) -> bool:
+    try:
+        urlsplit(url).port  # noqa: B018  (raises on a bad host or port)
+    except ValueError:
+        return False
+    return True
 
 
 def same_site(a: str, b: str) -> bool:

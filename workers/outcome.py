@@ -1,6 +1,6 @@
 """How an article's trip ends, in one pipeline each: published (its in-flight marker cleared, a
-new story archived for the next refit, the trace written, a verified canonical claim
-remembered) or not (`finish`: counted, remembered as in flight, the trace written, a dead
+new story archived for the next refit, the trace written, the cross-site canonical claim it
+was merged on remembered) or not (`finish`: counted, remembered as in flight, the trace written, a dead
 letter when it failed). Either way one log line says what happened."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def published(
     outcome: str, stream_id: str, trace: Trace, logctx: dict[str, Any], started: float,
 ) -> str:  # fmt: skip
     """`outcome`: published | updated | near_duplicate_published."""
-    aid = ident.aid
+    aid, ms = ident.aid, round((time.monotonic() - started) * 1000)  # up to the publication
     pipe = ctx.r.pipeline(transaction=False)
     pipe.delete(ctx.keys.inflight(payload.get("claim") or payload["link_id"]))
     if d.event == "created":  # a new story (not a near-copy): what the next refit learns from
@@ -40,7 +40,7 @@ def published(
         ctx.seen.put(pipe, claim_field(claim), bytes.fromhex(aid))
     pipe.execute()
     log.info("article_published", **logctx, stage="publish", outcome=outcome, stream_id=stream_id,
-             method=record["extraction"]["method"], ms=round((time.monotonic() - started) * 1000),
+             method=record["extraction"]["method"], ms=ms,
              duplicate_of=d.duplicate_of)  # fmt: skip
     return outcome
 

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import accumulate, chain
+from operator import mul
 
 BODY_WORDS = 1500  # words of the body read (the title and tags are read whole)
 # A word: letters/digits, with inner apostrophes and hyphens ("aujourd'hui", "covid-19"); one
@@ -94,14 +95,11 @@ class Prepared:
 
     head_pieces: list[str]
     body_pieces: list[str]
+    body_piece_counts: Counter[str]
 
     @cached_property
     def head_piece_counts(self) -> Counter[str]:
         return Counter(self.head_pieces)
-
-    @cached_property
-    def body_piece_counts(self) -> Counter[str]:
-        return Counter(self.body_pieces)
 
     @cached_property
     def head_counts(self) -> dict[str, int]:
@@ -125,15 +123,19 @@ def word_counts(piece_counts: Counter[str]) -> dict[str, int]:
 
 def prepare(title: str, text: str, tags: list[str] | None = None) -> Prepared:
     head = pieces(title) + (pieces(" ; ".join(tags)) if tags else [])
-    return Prepared(head, first_words(pieces(text), BODY_WORDS))
+    return Prepared(head, *first_words(pieces(text), BODY_WORDS))
 
 
-def first_words(cut: list[str], limit: int) -> list[str]:
-    """The pieces that hold the first `limit` words (whole pieces: a piece holding the
-    limit-th word and more is left out). Words are counted only in a text of more pieces
-    than `limit` (a piece is one word, rarely several: French puts « », : and ? apart, which
-    are none), so a shorter text costs no extra pass."""
-    if len(cut) <= limit:
-        return cut
-    upto = bisect_right(list(accumulate(map(len, map(PIECES.__getitem__, cut)))), limit)
-    return cut[:upto]
+def first_words(cut: list[str], limit: int) -> tuple[list[str], Counter[str]]:
+    """The pieces holding the first `limit` words, and their counts. Exact to the piece: when
+    the limit-th word is not a piece's last, that piece is left out. The words are counted
+    from the distinct pieces (one memo look-up each), and counted again piece by piece only
+    in a text that passes the limit. At most 4 x `limit` pieces are read (the work on a huge
+    page is bounded; a body whose first 6,000 pieces hold fewer than 1,500 words is mostly
+    punctuation)."""
+    cut = cut[: 4 * limit]
+    counts = Counter(cut)
+    if sum(map(mul, map(len, map(PIECES.__getitem__, counts)), counts.values())) <= limit:
+        return cut, counts
+    cut = cut[: bisect_right(list(accumulate(map(len, map(PIECES.__getitem__, cut)))), limit)]
+    return cut, Counter(cut)

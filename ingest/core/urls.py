@@ -123,25 +123,42 @@ def bad_host(url: str) -> str:
     return ""
 
 
+def _authority_end(rest: str) -> int:
+    """Where the authority of `rest` (a URL after its `://`) ends, as urlsplit reads it."""
+    return min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+
+
 def without_userinfo(url: str) -> str:
-    """The URL without `user:password@` (read as `redact_url` reads it)."""
+    """The URL without `user:password@` in its authority."""
     scheme, sep, rest = url.partition("://")
-    authority_end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-    if not sep or "@" not in rest[:authority_end]:
+    end = _authority_end(rest)
+    if not sep or "@" not in rest[:end]:
         return url
-    return f"{scheme}://{rest[:authority_end].rpartition('@')[2]}{rest[authority_end:]}"
+    return f"{scheme}://{rest[:end].rpartition('@')[2]}{rest[end:]}"
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password (if any) shown as ***, for messages and logs. Everything up to
-    the last `@` after the scheme is the user info, as urlsplit reads it; when unsure, hide more."""
+    """The URL with its password (if any) shown as ***, for messages and logs. The user info is
+    the authority up to its last `@`, as urlsplit reads it: an `@` in the path or query
+    (`https://mastodon.social/@user.rss`) is not one."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return url
-    userinfo, _at, host = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
-    shown = f"{user}:***" if ":" in userinfo else "***"
-    return f"{scheme}://{shown}@{host}"
+    end = _authority_end(rest)
+    if "@" not in rest[:end]:
+        # a password with an unencoded "/" ("redis://u:pa/ss@h"): the authority ends inside
+        # it, on a "port" that is not a number; hide up to the path's last "@", to be safe
+        _host, colon, port = rest[:end].rpartition(":")
+        path = re.split(r"[?#]", rest[end:], maxsplit=1)[0]
+        if not (colon and port and not port.isdigit() and "@" in path):
+            return url
+        end += path.rindex("@")
+        userinfo, rest = rest[:end], rest[end + 1 :]
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{rest}"
+    userinfo, _at, host = rest[:end].rpartition("@")
+    shown = f"{userinfo.split(':', 1)[0]}:***" if ":" in userinfo else "***"
+    return f"{scheme}://{shown}@{host}{rest[end:]}"
 
 
 # scheme://userinfo@ anywhere in a text; greedy up to the authority's last `@`, as urlsplit reads it
