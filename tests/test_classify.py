@@ -415,7 +415,8 @@ def test_german_contractions_keep_their_word() -> None:
 def test_the_body_is_cut_at_its_1500th_word_not_its_1500th_piece() -> None:
     """"U.S." is two words in one piece: a body of fewer pieces than BODY_WORDS but more words
     is cut at the piece holding the last word that fits, as `tokens(text, BODY_WORDS)` cuts;
-    a page of nothing but punctuation pieces is read only so far (4 x BODY_WORDS pieces)."""
+    one of at most 2/3 x BODY_WORDS pieces is read whole; a page of nothing but punctuation
+    pieces is read only so far (4 x BODY_WORDS pieces)."""
     text = " ".join(["U.S. officials said"] * 400)  # 1,200 pieces, 1,600 words
     p = words.prepare("", text)
     body = [w for piece in p.body_pieces for w in words.PIECES[piece]]
@@ -423,6 +424,8 @@ def test_the_body_is_cut_at_its_1500th_word_not_its_1500th_piece() -> None:
     assert body == words.tokens(text, words.BODY_WORDS)[: len(body)]
     assert len(body) > words.BODY_WORDS - 3  # short of it by less than one piece
     assert sum(p.body_piece_counts.values()) == len(p.body_pieces)
+    table = " ".join(["1.5 2.5"] * 500)  # 1,000 pieces, 2,000 words: read whole
+    assert len(words.prepare("", table).body_pieces) == 1_000
     dashes = words.prepare("", "– " * 100_000 + "goal")
     assert len(dashes.body_pieces) == 4 * words.BODY_WORDS and not dashes.body_piece_counts["goal"]
 

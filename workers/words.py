@@ -127,15 +127,19 @@ def prepare(title: str, text: str, tags: list[str] | None = None) -> Prepared:
 
 
 def first_words(cut: list[str], limit: int) -> tuple[list[str], Counter[str]]:
-    """The pieces holding the first `limit` words, and their counts. Exact to the piece: when
-    the limit-th word is not a piece's last, that piece is left out. The words are counted
-    from the distinct pieces (one memo look-up each), and counted again piece by piece only
-    in a text that passes the limit. At most 4 x `limit` pieces are read (the work on a huge
-    page is bounded; a body whose first 6,000 pieces hold fewer than 1,500 words is mostly
-    punctuation)."""
+    """The pieces holding the first `limit` words, and their counts. Words are counted (one
+    memo look-up a distinct piece: a cache miss each, so not in every text) only in a text of
+    more than 2/3 x `limit` pieces: a shorter one passes `limit` words only at more than 1.5
+    words a piece (prose has a few percent of two-word pieces, "U.S.", "3.5"; a table of
+    decimals may have more) and is read whole. Counted, the cut is exact to the piece: when
+    the limit-th word is not a piece's last, that piece is left out. At most 4 x `limit`
+    pieces are read (the work on a huge page is bounded; a body whose first 6,000 pieces hold
+    fewer than 1,500 words is mostly punctuation)."""
     cut = cut[: 4 * limit]
     counts = Counter(cut)
-    if sum(map(mul, map(len, map(PIECES.__getitem__, counts)), counts.values())) <= limit:
+    if len(cut) <= limit * 2 // 3 or (
+        sum(map(mul, map(len, map(PIECES.__getitem__, counts)), counts.values())) <= limit
+    ):
         return cut, counts
     cut = cut[: bisect_right(list(accumulate(map(len, map(PIECES.__getitem__, cut)))), limit)]
     return cut, Counter(cut)
