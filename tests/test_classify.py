@@ -1,13 +1,11 @@
 """The default topic lexicon and language ID: one short real-looking story per IPTC topic, and
 the rules of the scorer (language-gated terms, acronyms, counter-terms, priors, calibration)."""
 
-from collections import Counter
-
 import pytest
 import yaml
 
 from tests.conftest import ROOT
-from workers import classify, language, words
+from workers import classify, language
 
 TAXONOMY = ROOT / "ingest" / "defaults" / "taxonomy.yaml"
 LEX = classify.load_lexicon(TAXONOMY)
@@ -199,10 +197,10 @@ def test_acronyms_match_only_in_capitals() -> None:
 
 
 def test_elided_articles_and_possessives_do_not_hide_the_word() -> None:
-    assert words.tokens("L'économie de l'hôpital qu'il dirige, L'ONU") == [
+    assert classify.tokens("L'économie de l'hôpital qu'il dirige, L'ONU") == [
         "économie", "de", "hôpital", "il", "dirige", "ONU"]  # fmt: skip
     # words whose apostrophe is their own stay whole; an English possessive is the noun
-    assert words.tokens("aujourd'hui O'Brien don't the hospital's WHO's") == [
+    assert classify.tokens("aujourd'hui O'Brien don't the hospital's WHO's") == [
         "aujourd'hui", "o'brien", "don't", "the", "hospital", "WHO"]  # fmt: skip
     elided = classify.topic_scores(LEX, "", "Les chiffres de l'économie et d'entreprises.",
                                    lang="fr")  # fmt: skip
@@ -378,7 +376,7 @@ def test_an_exact_term_beats_an_ending() -> None:
 
 def test_german_capitalised_nouns_are_words_not_acronyms() -> None:
     # nouns are capitalised in German: lowered like any word, not kept as acronyms
-    assert words.tokens("Die Wahl, der Krieg, das Tor und die EU") == [
+    assert classify.tokens("Die Wahl, der Krieg, das Tor und die EU") == [
         "die", "wahl", "der", "krieg", "das", "tor", "und", "die", "EU"]  # fmt: skip
     assert classify.topic_scores(LEX, "", "Tor! Tor! Die Mannschaft jubelt.",
                                  lang="de")["medtop:15000000"] > 0  # fmt: skip
@@ -400,40 +398,13 @@ def test_labels_in_the_articles_language() -> None:
 def test_tokens_of_pieces_with_no_word_or_several_and_seen_twice() -> None:
     # the memo of pieces must give the same words the second time a piece is seen
     text = "Le 2020/2021 — budget (AFP) : l'état-major, 2020/2021 — fin."
-    first = words.tokens(text)
+    first = classify.tokens(text)
     assert first == ["le", "2020", "2021", "budget", "AFP", "état-major", "2020", "2021", "fin"]
-    assert words.tokens(text) == first
-    assert words.tokens(text, limit=4) == first[:4]
+    assert classify.tokens(text) == first
+    assert classify.tokens(text, limit=4) == first[:4]
 
 
 def test_german_contractions_keep_their_word() -> None:
     # "geht's" is "geht es": the word stays; a German genitive apostrophe is the name
-    assert words.tokens("Wie geht's? Gibt's Neues bei Andrea's Laden?") == [
+    assert classify.tokens("Wie geht's? Gibt's Neues bei Andrea's Laden?") == [
         "wie", "geht", "gibt", "neues", "bei", "andrea", "laden"]  # fmt: skip
-
-
-def test_the_body_is_cut_at_its_1500th_word_not_its_1500th_piece() -> None:
-    """"U.S." is two words in one piece: a body of fewer pieces than BODY_WORDS but more words
-    is cut at the piece holding the last word that fits, as `tokens(text, BODY_WORDS)` cuts;
-    one of at most 2/3 x BODY_WORDS pieces is read whole; a page of nothing but punctuation
-    pieces is read only so far (4 x BODY_WORDS pieces)."""
-    text = " ".join(["U.S. officials said"] * 400)  # 1,200 pieces, 1,600 words
-    p = words.prepare("", text)
-    body = [w for piece in p.body_pieces for w in words.PIECES[piece]]
-    assert len(p.body_pieces) < len(text.split()) and len(body) <= words.BODY_WORDS
-    assert body == words.tokens(text, words.BODY_WORDS)[: len(body)]
-    assert len(body) > words.BODY_WORDS - 3  # short of it by less than one piece
-    assert sum(p.body_piece_counts.values()) == len(p.body_pieces)
-    table = " ".join(["1.5 2.5"] * 500)  # 1,000 pieces, 2,000 words: read whole
-    assert len(words.prepare("", table).body_pieces) == 1_000
-    dashes = words.prepare("", "– " * 100_000 + "goal")
-    assert len(dashes.body_pieces) == 4 * words.BODY_WORDS and not dashes.body_piece_counts["goal"]
-
-
-def test_the_word_and_piece_memos_are_bounded() -> None:
-    lex = classify.load_lexicon(TAXONOMY)
-    terms = lex.terms("en")
-    for start in range(0, 450_000, 50_000):
-        cut = [f"w{i}x" for i in range(start, start + 50_000)]
-        terms.piece_hits(cut, Counter(cut))
-        assert len(terms._keys) <= 250_001 and len(terms._piece_info) <= 250_001

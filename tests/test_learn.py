@@ -19,7 +19,7 @@ from tests import pages
 from tests.conftest import ROOT, cli
 from tests.helpers import poll, register, settings_for, wait_for
 from tests.server import TestServer
-from workers import learn, topic_model, words
+from workers import classify, learn, topic_model
 
 KEYS = Keys()
 # Four desks, each with words the lexicon knows and words it does not (which the model learns
@@ -122,7 +122,7 @@ def test_the_archive_is_bounded_per_language(r: redis.Redis) -> None:
 # ---------------------------------------------------------------- the refit and its gate
 
 
-def shuffled(docs: list[tuple[words.Prepared, str]]) -> topic_model.TopicModel:
+def shuffled(docs: list[tuple[classify.Prepared, str]]) -> topic_model.TopicModel:
     labels = [code for _p, code in docs]
     random.Random(1).shuffle(labels)
     return topic_model.train_prepared([(p, code) for (p, _c), code in zip(docs, labels, strict=True)],

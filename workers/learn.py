@@ -51,7 +51,7 @@ import zstandard
 from ingest.core import counters
 from ingest.core.keys import Keys
 from ingest.core.settings import ClassifySettings, Settings
-from workers import classify, words
+from workers import classify
 from workers.topic_model import ModelFormatError, TopicModel
 
 log = structlog.get_logger("workers.learn")
@@ -109,12 +109,12 @@ def held_back(title: str, text: str) -> bool:
 
 
 def gate_set(lex: classify.Lexicon, texts: Sequence[tuple[str, str]], lang: str, size: int,
-             min_score: float) -> list[tuple[words.Prepared, str]]:  # fmt: skip
+             min_score: float) -> list[tuple[classify.Prepared, str]]:  # fmt: skip
     """The `size` texts the lexicon is most sure of (and at least as sure as it must be to
     give a training label), with its first topic."""
     scored = []
     for title, text in texts:
-        p = words.prepare(title, text)
+        p = classify.prepare(title, text)
         found = classify.topics(lex, title, text, lang=lang, prepared=p)
         if found and found[0]["score"] >= min_score:
             scored.append((found[0]["score"], p, found[0]["code"]))
@@ -122,7 +122,7 @@ def gate_set(lex: classify.Lexicon, texts: Sequence[tuple[str, str]], lang: str,
     return [(p, code) for _s, p, code in scored[:size]]
 
 
-def agreement(model: TopicModel, gate: Sequence[tuple[words.Prepared, str]]) -> float:
+def agreement(model: TopicModel, gate: Sequence[tuple[classify.Prepared, str]]) -> float:
     """Share of the gate's texts where the model's own first topic is the lexicon's."""
     if not gate:
         return 0.0
@@ -156,10 +156,10 @@ def due(meta: dict[str, Any] | None, n_texts: int, cfg: ClassifySettings, now: f
 
 # ---------------------------------------------------------------- the refit
 
-Trainer = Callable[[list[tuple[words.Prepared, str]]], TopicModel]
+Trainer = Callable[[list[tuple[classify.Prepared, str]]], TopicModel]
 
 
-def default_trainer(docs: list[tuple[words.Prepared, str]]) -> TopicModel:
+def default_trainer(docs: list[tuple[classify.Prepared, str]]) -> TopicModel:
     from workers.topic_model import train_prepared
 
     return train_prepared(docs, self_labelled=True)
@@ -228,7 +228,7 @@ def _refit_one(settings: Settings, r: redis.Redis, keys: Keys, lex: classify.Lex
     from workers.topic_model import SELF_LABEL_MIN
 
     for title, text in train_texts:
-        p = words.prepare(title, text)
+        p = classify.prepare(title, text)
         found = classify.topics(lex, title, text, lang=lang, prepared=p)
         if found and found[0]["score"] >= SELF_LABEL_MIN:
             labelled.append((p, found[0]["code"]))

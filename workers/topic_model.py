@@ -1,7 +1,7 @@
 """A linear topic model over the lexicon's own words, scored with numpy alone.
 
-Features are the words `words.prepare` already made for the lexicon (one tokenisation for
-both): the title counted twice, the first `words.BODY_WORDS` body words, sublinear term
+Features are the words `classify.prepare` already made for the lexicon (one tokenisation for
+both): the title counted twice, the first `classify.BODY_WORDS` body words, sublinear term
 frequency (1 + ln n), L2-normalised. The model is a float32 matrix of one row per word seen in
 training (the vocabulary *is* the pruning: a word the model never saw has no row) and one
 column per topic; scoring a text is a dict look-up per distinct word, a gather of those rows
@@ -24,13 +24,12 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from workers import classify, language, words
+from workers import classify, language
 
 # The recipe, chosen on the dev sets with bench/classify.py --self-label --folds 5
 # (docs/benchmarks.md): pseudo-labels where the lexicon's score is at least 0.35, C = 10,
@@ -47,20 +46,7 @@ class ModelFormatError(ValueError):
     """Not a model file this version can read (e.g. one written before the one-pass scorer)."""
 
 
-class _PieceRows(dict[str, tuple[int, ...]]):
-    """A white-space piece -> the model's rows of its words (a word it never saw has none)."""
-
-    def __init__(self, index: dict[str, int]) -> None:
-        super().__init__()
-        self.index = index
-
-    def __missing__(self, piece: str) -> tuple[int, ...]:
-        get = self.index.get
-        found = self[piece] = tuple(i for w in words.words_of(piece) if (i := get(w)) is not None)
-        return found
-
-
-def features(p: words.Prepared) -> dict[str, float]:
+def features(p: classify.Prepared) -> dict[str, float]:
     """Word -> weight: title twice, sublinear term frequency; not normalised (the model
     normalises over the words it knows, as in training)."""
     counts = dict(p.body_counts)
@@ -82,27 +68,21 @@ class TopicModel:
 
     def __post_init__(self) -> None:
         self.index = {word: i for i, word in enumerate(self.vocab)}
-        self._piece_rows = _PieceRows(self.index)
         self.coef = np.ascontiguousarray(self.coef, dtype=np.float32)
         self.intercept = np.asarray(self.intercept, dtype=np.float32)
 
-    def probabilities(self, p: words.Prepared) -> np.ndarray:
+    def probabilities(self, p: classify.Prepared) -> np.ndarray:
         """The same features as `features` (title twice, 1 + ln n, L2 over known words), with
-        the logarithms and the norm taken by numpy over the words the model knows. Counted per
-        row from the white-space pieces' counts: each distinct piece's rows come from one memo
-        look-up by `map` in C, so Python code runs only for the pieces holding known words."""
-        rows = self._piece_rows
-        if len(rows) > 200_000:  # ~20 MB at most
-            rows.clear()
-        acc: dict[int, int] = {}
-        get = acc.get
-        for weight, counts in ((1, p.body_piece_counts), (2, p.head_piece_counts)):
-            found = list(map(rows.__getitem__, counts))
-            for idx, n in compress(zip(found, counts.values(), strict=True), found):
-                for i in idx:  # a word in several pieces ("économie", "économie,") adds up
-                    acc[i] = get(i, 0) + weight * n
-        if acc:
-            idx, ns = zip(*acc.items(), strict=True)
+        the logarithms and the norm taken by numpy over the words the model knows."""
+        counts = dict(p.body_counts)
+        if p.head_counts:
+            cget = counts.get
+            for tok, n in p.head_counts.items():
+                counts[tok] = cget(tok, 0) + 2 * n
+        get = self.index.get
+        hits = [(i, n) for tok, n in counts.items() if (i := get(tok)) is not None]
+        if hits:
+            idx, ns = zip(*hits, strict=True)
             vals = np.log(np.array(ns, dtype=np.float32))
             vals += 1.0
             vals /= np.sqrt(vals @ vals)
@@ -112,9 +92,9 @@ class TopicModel:
         probs = np.exp(logits - logits.max())
         return probs / probs.sum()  # type: ignore[no-any-return]
 
-    def scores(self, title: str, text: str, prepared: words.Prepared | None = None,
+    def scores(self, title: str, text: str, prepared: classify.Prepared | None = None,
                ) -> dict[str, float]:  # fmt: skip
-        probs = self.probabilities(prepared or words.prepare(title, text))
+        probs = self.probabilities(prepared or classify.prepare(title, text))
         return {c: float(p) for c, p in zip(self.classes, probs, strict=True)}
 
     def top(self, title: str, text: str, min_score: float = 0.0) -> str | None:
@@ -184,12 +164,12 @@ def train(docs: Iterable[tuple[str, str, str]], *, self_labelled: bool = False,
           ) -> TopicModel:  # fmt: skip
     """Fit on (title, text, label) triples; labels are IPTC codes (or any strings)."""
     triples = list(docs)
-    return train_prepared([(words.prepare(t, x), label) for t, x, label in triples],
+    return train_prepared([(classify.prepare(t, x), label) for t, x, label in triples],
                           self_labelled=self_labelled, c=c, balanced=balanced,
                           min_df=min_df)  # fmt: skip
 
 
-def train_prepared(docs: Sequence[tuple[words.Prepared, str]], *, self_labelled: bool = False,
+def train_prepared(docs: Sequence[tuple[classify.Prepared, str]], *, self_labelled: bool = False,
                    c: float | None = None, balanced: bool = BALANCED, min_df: int = MIN_DF,
                    ) -> TopicModel:  # fmt: skip
     from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
@@ -243,13 +223,13 @@ def self_label(lex: classify.Lexicon, docs: Iterable[tuple[str, str]],
 def assign(model: TopicModel, lex: classify.Lexicon, title: str, text: str, *,
            tags: list[str] | None = None, prior: str = "", max_topics: int = 3,
            min_score: float = 0.15, trust: float = 0.5, lang: str = "",
-           prepared: words.Prepared | None = None, source: str = "",
+           prepared: classify.Prepared | None = None, source: str = "",
            ) -> list[dict[str, Any]]:  # fmt: skip
     """A self-labelled model's probabilities averaged with the lexicon's scores (each sums to at
     most 1, so the blend does too). A model trained on the operator's labels: its topics when it
     is sure of the first (probability >= trust), else the lexicon's, which stays the fallback.
     The text is tokenised once for both. `source`: what the topics say they came from."""
-    p = prepared or words.prepare(title, text, tags)
+    p = prepared or classify.prepare(title, text, tags)
     probs = model.probabilities(p)
     if model.self_labelled:
         found = classify.topics(lex, title, text, tags=tags, prior=prior,
