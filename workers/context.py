@@ -26,8 +26,8 @@ class Context:
     seen: SeenStore
     publisher: Publisher
     lexicon: classify.Lexicon
+    templates: SiteTemplates  # the sites' learned template lines
     model: Any = None  # a workers.topic_model.TopicModel when classify.model is set
-    templates: SiteTemplates | None = None  # the sites' learned template lines
     learned: learn.LearnedModels | None = None  # models learnt from the stream (classify.learn)
 
     @classmethod
@@ -45,11 +45,6 @@ class Context:
             templates=SiteTemplates(r, keys, settings.template),
             learned=learn.LearnedModels(keys) if settings.classify.learn else None,
         )
-
-    def site_templates(self) -> SiteTemplates:
-        if self.templates is None:  # a Context built by hand
-            self.templates = SiteTemplates(self.r, self.keys, self.settings.template)
-        return self.templates
 
 
 def warm(settings: Settings) -> None:

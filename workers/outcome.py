@@ -1,7 +1,7 @@
-"""How an article's trip ends, in one pipeline each: published (its in-flight marker cleared, a
-new story archived for the next refit, the trace written, the cross-site canonical claim it
-was merged on remembered) or not (`finish`: counted, remembered as in flight, the trace written, a dead
-letter when it failed). Either way one log line says what happened."""
+"""How an article's trip ends, in one pipeline each: published (its in-flight marker cleared,
+a new story archived for the next refit, the trace written, the cross-site canonical claim it
+was merged on remembered) or not (`finish`: counted, its in-flight marker set to the outcome,
+the trace written, a dead letter when it failed). Either way one log line says what happened."""
 
 from __future__ import annotations
 

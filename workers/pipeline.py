@@ -37,7 +37,7 @@ def process(ctx: Context, payload: ArticleJob) -> str:
     ex = extract.extract_payload(payload, cfg.min_chars, cfg.include_tables, cfg.max_tags,
                                  cfg.cpu_limit)  # fmt: skip
     ident = identify(payload, ex)
-    dropped = template.strip(ctx.site_templates(), payload["page"]["url"], ident.aid, ex)
+    dropped = template.strip(ctx.templates, payload["page"]["url"], ident.aid, ex)
     trace.stage("extract", started)
     trace.extraction = {"method": ex.method, **ex.quality}
     if dropped:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.core.job import ArticleJob
 from ingest.core.timefmt import iso_utc
-from ingest.core.urls import host_of, redact_url
+from ingest.core.urls import host_of
 from workers import classify, extract, language, learn, metadata
 from workers.dedup import Fingerprints
 
@@ -69,8 +69,7 @@ def build_record(
         "id": aid,
         "url": page["url"],
         "canonical_url": canonical,
-        # redacted again: a letter written before the poller redacted it may be replayed
-        "feed": {"id": feed["id"], "url": redact_url(feed["url"]), "title": feed.get("title", "")},
+        "feed": {"id": feed["id"], "url": feed["url"], "title": feed.get("title", "")},
         "guid": item.get("guid", ""),
         "title": title,
         "authors": item.get("authors") or ex.authors,

@@ -21,7 +21,7 @@ import redis
 from ingest.core import bodies, timefmt
 from ingest.core.job import ArticleJob, FeedRef, Page
 from ingest.core.keys import Keys
-from ingest.core.urls import feed_id, host_of
+from ingest.core.urls import feed_id, host_of, redact_url
 
 MAXLEN = 100_000  # letters kept (approximate trim)
 # what of the job payload a letter keeps, besides the page (for a faithful replay)
@@ -135,6 +135,9 @@ class DeadLetter:
             "id": feed_id(self.feed_url) if self.feed_url else "replay", "url": self.feed_url,
             "title": "", "tags": [], "language": "", "topic": ""}  # fmt: skip
         feed: FeedRef = self.job.get("feed") or unknown
+        # a letter written before the poller redacted the feed's URL holds its password
+        feed = feed.copy()
+        feed["url"] = redact_url(feed["url"])
         item = self.job.get("item") or {
             "guid": "", "link": self.url, "title": "", "authors": [], "published_at": None,
             "tags": [], "summary": "", "content": "", "image": ""}  # fmt: skip
