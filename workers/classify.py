@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -74,7 +75,8 @@ class _Pieces(dict[str, tuple[str, ...]]):
         words = []
         for t in _TOKEN.findall(p):
             word = _unelide(t) if "'" in t else t
-            words.append(word if len(word) <= 5 and word.isupper() else word.lower())
+            # interned: the model's vocabulary is too, so its look-ups compare identities
+            words.append(sys.intern(word if len(word) <= 5 and word.isupper() else word.lower()))
         found = self[p] = tuple(words)
         return found
 
@@ -99,9 +101,8 @@ class Terms:
     suffix_lengths: set[int] = field(default_factory=set)
     phrase_starts: set[str] = field(default_factory=set)
     _starts: dict[str, set[str]] | None = None
-    _start_set: set[str] = field(default_factory=set)
     _keys: _WordKeys = field(init=False, repr=False)
-    _weight: dict[tuple[str, str], float] = field(default_factory=dict)
+    weight: dict[tuple[str, str], float] = field(default_factory=dict)  # (topic, term) -> w
 
     def __post_init__(self) -> None:
         self._keys = _WordKeys(self)
@@ -126,6 +127,7 @@ class Terms:
             self.phrases[" ".join(words)].append((topic, weight))
             self.phrase_starts.add(words[0])
             self._starts = None
+            self._keys.clear()
         elif star:
             self.prefix[words[0]].append((topic, weight))
             self.prefix_lengths.add(len(words[0]))
@@ -141,6 +143,7 @@ class Terms:
         self.suffix_lengths |= other.suffix_lengths
         self.phrase_starts |= other.phrase_starts
         self._starts = None
+        self._keys.clear()
 
     def word_hits(self, tok: str) -> list[tuple[str, str, float]]:
         """(topic, term, weight) for one word: its exact entry, else its longest matching prefix,
@@ -179,60 +182,75 @@ class Terms:
                 index[first.upper()] = index[first]
         return index
 
-    def hits(
-        self, toks: list[str], counts: Counter[str] | None = None
-    ) -> dict[tuple[str, str], tuple[int, float]]:
-        """(topic, term) -> (count, weight); `counts`: Counter(toks), when the caller has it.
-        The inner loop of topic scoring, with Python code only for the few words that hit a
-        term: each distinct word's (topic, term) keys come from a memo looked up by `map` in C,
-        `compress` keeps the words with keys, and a phrase is looked for only at the positions
-        of words that can start one (found by `compress` in C, too)."""
-        starts = self._starts
-        if starts is None:
-            starts = self._starts = self._phrase_index()
-            self._start_set = set(starts)
-        if counts is None:
-            counts = Counter(toks)
-        known, weight = self._keys, self._weight
+    def tally(self, toks: list[str], counts: Counter[str]) -> dict[tuple[str, str], int]:
+        """(topic, term) -> times seen; `counts` is Counter(toks). The term's weight is
+        `self.weight[key]`. The inner loop of topic scoring, with Python code only for the few
+        words that hit a term or can start a phrase: each distinct word's keys come from a memo
+        looked up by `map` in C and `compress` keeps the words that have any, and a phrase is
+        looked for only at the positions of its first word (found by `compress` in C, too)."""
+        if self._starts is None:
+            self._starts = self._phrase_index()
+        known = self._keys
         if len(known) > 200_000:  # ~20 MB at most
             known.clear()
-        tally: dict[tuple[str, str], int] = {}
+        found: dict[tuple[str, str], int] = {}
+        get = found.get
+        wanted = []
         for word in compress(counts, map(known.__getitem__, counts)):
             n = counts[word]
             for key in known[word]:
-                tally[key] = tally.get(key, 0) + n
-        found = {key: (n, weight[key]) for key, n in tally.items()}
+                if key[0] is _START:
+                    wanted.append(word)
+                else:
+                    found[key] = get(key, 0) + n
+        if wanted:
+            self._phrases(toks, counts, wanted, found)
+        return found
+
+    def _phrases(self, toks: list[str], counts: Counter[str], firsts: list[str],
+                 found: dict[tuple[str, str], int]) -> None:  # fmt: skip
         # only first words whose possible second word is in the text too ("la" starts a phrase,
         # but "la liga" needs "liga"): then only their positions are visited
-        wanted = {tok for tok in self._start_set.intersection(counts)
-                  if any(map(counts.__contains__, starts[tok]))}  # fmt: skip
+        starts = self._starts or {}
+        wanted = {w for w in firsts if any(map(counts.__contains__, starts[w]))}
         if not wanted:
-            return found
-        phrases, end = self.phrases, len(toks)
+            return
+        phrases, weight, end = self.phrases, self.weight, len(toks)
         for i in compress(range(end - 1), map(wanted.__contains__, toks)):
             # phrases are lower case: "PRIME MINISTER" is "prime minister"
             pair = toks[i].lower() + " " + toks[i + 1].lower()
             grams = [pair] + ([pair + " " + toks[i + 2].lower()] if i + 2 < end else [])
             for gram in grams:
                 for topic, w in phrases.get(gram, ()):
-                    seen = found.get((topic, gram))
-                    found[topic, gram] = (seen[0] + 1 if seen else 1, w)
-        return found
+                    key = (topic, gram)
+                    weight[key] = w  # a phrase listed twice for a topic: its last weight
+                    found[key] = found.get(key, 0) + 1
+
+
+# The key marking a word that can start a phrase, in a word's keys (a topic is never this).
+_START = "<phrase start>"
 
 
 class _WordKeys(dict[str, tuple[tuple[str, str], ...]]):
     """A word -> its (topic, term) keys (the empty tuple, most words', shared), computed by
-    `Terms.word_hits` on a miss, the terms' weights noted beside."""
+    `Terms.word_hits` on a miss, the terms' weights noted beside; (_START, word) among them
+    when the word can start a phrase."""
 
     def __init__(self, terms: Terms) -> None:
         super().__init__()
         self.terms = terms
 
     def __missing__(self, tok: str) -> tuple[tuple[str, str], ...]:
-        found = self.terms.word_hits(tok)
+        terms = self.terms
+        found = terms.word_hits(tok)
         for topic, term, w in found:
-            self.terms._weight.setdefault((topic, term), w)
-        keys = self[tok] = tuple((topic, term) for topic, term, _w in found)
+            terms.weight.setdefault((topic, term), w)
+        keys = tuple((topic, term) for topic, term, _w in found)
+        if terms._starts is None:
+            terms._starts = terms._phrase_index()
+        if tok in terms._starts:
+            keys += ((_START, tok),)
+        self[tok] = keys
         return keys
 
 
@@ -325,11 +343,11 @@ def topic_scores(
     terms = lex.terms(lang)
     p = prepared or prepare(title, text, tags)
     raw: defaultdict[str, float] = defaultdict(float)
-    log = math.log
-    for weight, toks, counts in ((TITLE_WEIGHT, p.head, p.head_counts),
-                                 (1.0, p.body, p.body_counts)):  # fmt: skip
-        for (topic, _term), (count, w) in terms.hits(toks, counts).items():
-            raw[topic] += weight * w * (1 + log(count))
+    log, weight = math.log, terms.weight
+    for times, toks, counts in ((TITLE_WEIGHT, p.head, p.head_counts),
+                                (1.0, p.body, p.body_counts)):  # fmt: skip
+        for key, count in terms.tally(toks, counts).items():
+            raw[key[0]] += times * weight[key] * (1 + log(count))
     if prior in lex.labels:
         raw[prior] += PRIOR
     return {topic: score * lex.base.get(topic, 1.0) for topic, score in raw.items()}

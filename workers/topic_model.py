@@ -21,9 +21,11 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,8 @@ class TopicModel:
     meta: dict[str, Any] = field(default_factory=dict)  # trained_at, documents, agreement...
 
     def __post_init__(self) -> None:
-        self.index = {word: i for i, word in enumerate(self.vocab)}
+        # interned like the words `classify.tokens` reads: a look-up then compares identities
+        self.index = {sys.intern(word): i for i, word in enumerate(self.vocab)}
         self.coef = np.ascontiguousarray(self.coef, dtype=np.float32)
         self.intercept = np.asarray(self.intercept, dtype=np.float32)
 
@@ -79,14 +82,16 @@ class TopicModel:
             cget = counts.get
             for tok, n in p.head_counts.items():
                 counts[tok] = cget(tok, 0) + 2 * n
-        get = self.index.get
-        hits = [(i, n) for tok, n in counts.items() if (i := get(tok)) is not None]
-        if hits:
-            idx, ns = zip(*hits, strict=True)
-            vals = np.log(np.array(ns, dtype=np.float32))
+        # the words' rows looked up by `map` in C (-1: a word the model never saw), the rest
+        # in numpy: no Python code runs per word
+        size = len(counts)
+        rows = np.fromiter(map(self.index.get, counts, repeat(-1)), dtype=np.intp, count=size)
+        known = rows >= 0
+        if known.any():
+            vals = np.log(np.fromiter(counts.values(), dtype=np.float32, count=size)[known])
             vals += 1.0
             vals /= np.sqrt(vals @ vals)
-            logits = (vals @ self.coef[list(idx)] + self.intercept).astype(np.float64)
+            logits = (vals @ self.coef[rows[known]] + self.intercept).astype(np.float64)
         else:
             logits = self.intercept.astype(np.float64)
         probs = np.exp(logits - logits.max())
