@@ -533,6 +533,47 @@ def test_an_embedded_server_killed_under_its_owner_is_started_again(
     assert owner.returncode == 0, (tmp_path / "owner.log").read_text()[-3000:]
 
 
+def started_pid(log: Path) -> int | None:
+    """The pid that the owner's `redis_started` line names, once it is written."""
+    for line in log.read_text().splitlines():
+        if '"redis_started"' in line:
+            try:
+                return int(json.loads(line)["pid"])
+            except ValueError:  # the line half written yet
+                return None
+    return None
+
+
+@pytest.mark.parametrize("role", ["server", "run"])
+def test_an_embedded_server_killed_as_its_owner_starts_is_started_again(
+    role: str, tmp_path: Path, server: TestServer, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """As found (1 full run in 4): a SIGKILL to the server right after `redis_started`, before
+    the owner's loop watched it, failed the owner's first PING, and it exited "not
+    reachable". Killed the moment that line is written, it is started again as any time
+    later; under `run`, the feeds are still registered and a story published."""
+    busy_site(server, feeds=1, per_feed=1)
+    env = {**embedded_env(tmp_path), "NEWS_INGEST_FETCH_ALLOW": server.allow,
+           "NEWS_INGEST_POLL_MIN_INTERVAL": "1", "NEWS_INGEST_POLL_DEFAULT_INTERVAL": "1"}  # fmt: skip
+    args = ["server"] if role == "server" else ["--feeds", str(feeds_file(server, tmp_path, 1)), "run"]
+    log = tmp_path / "owner.log"
+    owner = start(*args, env=env, log=log)
+    procs.append(owner)
+    assert wait_for(lambda: started_pid(log) is not None, 30, step=0.001)
+    first = started_pid(log)
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    assert wait_for(lambda: '"redis_restarted"' in log.read_text() or owner.poll() is not None, 30)
+    assert owner.poll() is None, log.read_text()[-3000:]
+    r = redis.Redis(port=int(env["NEWS_INGEST_REDIS_EMBEDDED_PORT"]))
+    assert wait_for(lambda: r.ping(), 10)
+    assert valkey_pid(tmp_path) != first and not alive(first)
+    if role == "run":
+        assert wait_for(lambda: r.xlen("news:articles") == 1, 90), log.read_text()[-3000:]
+    stop(owner)
+    assert owner.returncode == 0, log.read_text()[-3000:]
+
+
 def test_poll_and_worker_without_a_server_say_how_to_get_one_and_join_the_server_role(
     tmp_path: Path, server: TestServer, procs: list[subprocess.Popen[bytes]]
 ) -> None:

@@ -18,6 +18,7 @@ from ingest.core.connection import (
     StateDirError,
     connect,
     redis_url,
+    restarting_owned,
 )
 from ingest.core.settings import Settings
 from ingest.core.urls import redact_url
@@ -39,7 +40,7 @@ class App:
         with self._url(role, join) as url:
             try:
                 r = connect(url, failover_wait)
-                r.ping()
+                restarting_owned(r.ping)  # a server killed as it came up is started again
             except redis.ConnectionError as exc:  # never echo the URL's password
                 raise click.ClickException(
                     f"Redis at {redact_url(url)} is not reachable: {exc}"

@@ -16,6 +16,7 @@ from ingest.core import settings as settings_mod
 from ingest.core.connection import (
     POLL_FAILOVER_WAIT_S,
     connect,
+    restarting_owned,
 )
 from ingest.core.keys import Keys
 from ingest.feeds.registry import Registry
@@ -80,7 +81,9 @@ def run(app: App, once: bool, workers: int | None, metrics_port: int | None,
             raise click.ClickException(str(exc)) from exc
     try:
         with app.redis(role="run", failover_wait=POLL_FAILOVER_WAIT_S) as (url, r):  # the poller's
-            ids = _register(app, r)
+            # idempotent, so made again if the server dies under it before run_forever's
+            # loop would restart it
+            ids = restarting_owned(lambda: _register(app, r))
             if once:
                 from ingest import once as once_mod
                 from ingest.core import counters

@@ -16,10 +16,10 @@ the Sentinels' own, when they have one. Other options: `ssl_ca_certs`, `ssl_cert
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 import redis
@@ -29,7 +29,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 from redis.utils import SENTINEL
 
-from ingest.core.embedded import EmbeddedError, EmbeddedValkey
+from ingest.core.embedded import EmbeddedError, EmbeddedValkey, recover_owned
 from ingest.core.settings import Settings
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -45,6 +45,7 @@ POLL_FAILOVER_WAIT_S = 2.0
 _BACKOFF_BASE, _BACKOFF_CAP = 0.05, 1.0
 _SSL_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
 _CERT_REQS = ("required", "optional", "none")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,19 @@ def redis_url(settings: Settings, role: str = "", join: bool = False) -> Iterato
         return
     with server.running(role) as embedded_url:
         yield embedded_url
+
+
+def restarting_owned(call: Callable[[], T], tries: int = 3) -> T:
+    """`call()`, made again when it lost the connection because the embedded server this
+    process owns died and was started again (ingest/core/embedded.py `recover`). For an owner's
+    calls before its main loop watches the server; elsewhere the error is the caller's."""
+    for _ in range(tries - 1):
+        try:
+            return call()
+        except redis.ConnectionError:
+            if not recover_owned():
+                raise
+    return call()
 
 
 def as_str(value: object) -> str:

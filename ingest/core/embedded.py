@@ -275,6 +275,23 @@ class EmbeddedValkey:
         log.info("redis_restarted", url=self.url)
         return True
 
+    def recover(self, timeout: float = 15.0) -> bool:
+        """Wait until the server this process started answers again, starting it again as
+        `revive` does if it died; False when it stays down, or this process did not start it.
+        For the owner's calls before its main loop calls `revive`: a SIGKILL in that window
+        ended the owner ("not reachable") instead of restarting the server."""
+        if self._process is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while not _ping(self.port):
+            # a killed server drops its sockets a moment before it can be reaped, and `revive`
+            # only acts on a reaped one: asked again until then (and through its back-off)
+            self.revive()
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def stop(self, timeout: float = 20.0) -> None:
         """Graceful stop (SIGTERM: Valkey flushes its AOF), SIGKILL only as a last resort."""
         proc, self._process = self._process, None
@@ -326,3 +343,8 @@ _owned: list[EmbeddedValkey] = []  # the server this process started and owns (a
 def revive_owned() -> bool:
     """`revive` the embedded server this process owns, if it has one; True when restarted."""
     return any([server.revive() for server in _owned])
+
+
+def recover_owned(timeout: float = 15.0) -> bool:
+    """`recover` the embedded server this process owns; False when it owns none."""
+    return any([server.recover(timeout) for server in _owned])
