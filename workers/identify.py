@@ -6,7 +6,6 @@ page claiming to be one). Pure: workers/dedup.py decides what the ids and the cl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ingest.core.job import ArticleJob
 from ingest.core.seen import tag
@@ -29,7 +28,7 @@ class Identity:
 def identify(payload: ArticleJob, ex: Extracted) -> Identity:
     feed, item, page = payload["feed"], payload["item"], payload["page"]
     link_id = payload["link_id"]
-    declared = ex.canonical_url if _parses(ex.canonical_url) else ""  # "http://[oops/": none
+    declared = ex.canonical_url  # unreadable ("http://[oops/"): no canonical and no claim
     canonical = canonical_for(page["url"], declared)
     if payload.get("identity"):  # items sharing one link: told apart by their title
         aid, url_ids = link_id, [link_id]
@@ -42,29 +41,27 @@ def identify(payload: ArticleJob, ex: Extracted) -> Identity:
     return Identity(canonical, claimed, Item(aid, url_ids, tag(feed["id"]), title_tag, claim_id))
 
 
-def _parses(url: str) -> bool:
-    try:
-        urlsplit(url).port  # noqa: B018  (raises on a bad host or port)
-    except ValueError:
-        return False
-    return True
-
-
 def same_site(a: str, b: str) -> bool:
+    """Both hosts readable and one of them, or a subdomain of the other. Both are checked:
+    with an empty host, `"evil.example.".endswith("." + "")` would be "same site"."""
     ha, hb = host_of(a).removeprefix("www."), host_of(b).removeprefix("www.")
-    return bool(ha) and (ha == hb or ha.endswith("." + hb) or hb.endswith("." + ha))
+    return bool(ha and hb) and (ha == hb or ha.endswith("." + hb) or hb.endswith("." + ha))
+
+
+def _absolute(declared: str) -> bool:
+    """An http(s) URL with a host we can read; a relative or unreadable one claims nothing."""
+    return declared.startswith(("http://", "https://")) and bool(host_of(declared))
 
 
 def cross_site_canonical(page_url: str, declared: str) -> str:
     """A rel=canonical/og:url naming another site, canonicalised, or "". Only a claim."""
-    absolute = declared.startswith(("http://", "https://"))
-    if declared and absolute and not same_site(declared, page_url):
+    if _absolute(declared) and not same_site(declared, page_url):
         return canonicalize(declared)
     return ""
 
 
 def canonical_for(page_url: str, declared: str) -> str:
     """The page's own canonical (rel=canonical/og:url) when it stays on the same site."""
-    if declared and declared.startswith(("http://", "https://")) and same_site(declared, page_url):
+    if _absolute(declared) and same_site(declared, page_url):
         return canonicalize(declared)
     return canonicalize(resolve_amp(page_url))

@@ -38,10 +38,12 @@ class Trace:
         for stage, seconds in self.timings.items():
             observe.observe(pipe, keys, stage, seconds)
         fetched = page.get("outcome", "ok") == "ok" and page.get("html_z")
-        # a site's extraction rate counts each page once, when it was fetched: not on replay
-        if fetched and self.extraction and not self.payload.get("replay"):
+        # a site's extraction rate counts each page once, when it was fetched: not on replay;
+        # a page without a readable host is of no site (under "" all of them would be one)
+        site = host_of(page["url"]).removeprefix("www.")
+        if fetched and self.extraction and not self.payload.get("replay") and site:
             ok = self.extraction.get("method") in PAGE_STEPS
-            observe.site_result(pipe, keys, host_of(page["url"]).removeprefix("www."), ok)
+            observe.site_result(pipe, keys, site, ok)
         fields = {
             "listed_at": self.payload.get("discovered_at"), "feed_url": self.payload["feed"]["url"],
             "guid": item.get("guid", ""), "link": self.payload.get("link", ""),

@@ -190,7 +190,8 @@ def letters(
             continue
         if article_id and letter.article_id != article_id:
             continue
-        if site and host_of(letter.url).removeprefix("www.") != site.removeprefix("www."):
+        host = host_of(letter.url).removeprefix("www.")
+        if site and (not host or host != site.removeprefix("www.")):  # no host is at no site
             continue
         yield letter
         yielded += 1

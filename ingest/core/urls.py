@@ -65,26 +65,41 @@ def feed_id(url: str) -> str:
 
 @functools.lru_cache(maxsize=65536)  # feed URLs repeat on every poll
 def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
+    """The URL's host, lower-case; "" when it has none or urllib cannot read the URL
+    (`http://[oops/`, `http://a]b/`, a port that is not one: `http://h:abc/`, `http://h:99999/`).
+
+    The URLs come from hostile feeds and pages, so "" is an answer every caller must handle:
+    it is no host, never a host to gate, allow, or count a site under, and never "same site".
+    A URL whose port cannot be read is unreadable too: it cannot be fetched, and reading its
+    host anyway would make it pass checks that `bad_host` and the fetcher then refuse."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+        return (parts.hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 @functools.lru_cache(maxsize=65536)
 def origin_of(url: str) -> str:
-    """scheme://host:port, the unit a server answers for."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    scheme = parts.scheme.lower()
+    """scheme://host:port, the unit a server answers for; "" when the URL has no readable
+    host (see `host_of`), so that no two unreadable URLs share an origin's state."""
     host = host_of(url)
+    if not host:
+        return ""
+    parts = urlsplit(url)  # readable: host_of read it
+    scheme = parts.scheme.lower()
     host = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
-    return f"{scheme}://{host}:{port or (443 if scheme == 'https' else 80)}"
+    return f"{scheme}://{host}:{parts.port or (443 if scheme == 'https' else 80)}"
 
 
 def resolve_amp(url: str) -> str:
-    """AMP page URLs to their likely canonical (the page's rel=canonical wins when present)."""
-    parts = urlsplit(url)
+    """AMP page URLs to their likely canonical (the page's rel=canonical wins when present);
+    a URL urllib cannot read as given."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
     path = parts.path
     for suffix in ("/amp/", "/amp", ".amp"):
         if path.endswith(suffix):

@@ -57,9 +57,12 @@ class RobotsCache:
         """Return if `url` may be fetched; raise RobotsDisallowed or RobotsUnavailable (or
         BadScheme for a URL that is not http(s) at all, BadURL for a host we never fetch:
         the article's own fault)."""
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https"):
-            raise outcomes.BadScheme(f"scheme {parts.scheme!r} is not fetched", url=url)
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError as exc:  # `http://[oops/`: a redirect or a page can name one
+            raise outcomes.BadURL(f"invalid URL: {exc}", url=url) from exc
+        if scheme.lower() not in ("http", "https"):
+            raise outcomes.BadScheme(f"scheme {scheme!r} is not fetched", url=url)
         problem = bad_host(url)
         if problem:  # its robots.txt would be refused too: the URL's fault, not ours
             raise outcomes.BadURL(problem, url=url)

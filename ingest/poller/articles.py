@@ -165,7 +165,9 @@ class ArticleFetcher(Enqueuer):
         except outcomes.HostDeferred as exc:  # busy host, unanswered robots.txt: later, not lost
             return Deferral(exc.outcome, float(exc.retry_after))
         except outcomes.RateLimited as exc:
-            self.gate.defer(host_of(exc.url or link), exc.retry_after)
+            host = host_of(exc.url or link)
+            if host:  # a 429 came from a host we read; "" would hold every unreadable URL
+                self.gate.defer(host, exc.retry_after)
             return Deferral(exc.outcome, float(exc.retry_after))
         except outcomes.FetchError as exc:
             page["outcome"], page["error"] = exc.outcome, str(exc)[:300]

@@ -20,7 +20,7 @@ from ingest.core import outcomes
 from ingest.core.keys import Keys
 from ingest.core.seen import SeenStore
 from ingest.core.settings import HostLimit, Settings
-from ingest.core.urls import host_of, origin_of
+from ingest.core.urls import bad_host, host_of, origin_of
 from ingest.feeds import schedule
 from ingest.feeds.feedlist import FeedSpec
 from ingest.feeds.registry import Registry
@@ -122,6 +122,10 @@ class PollerBase:
     ) -> Response:  # fmt: skip
         """One request, in the host's turn, its result told to the egress monitor."""
         host = host_of(url)
+        if not host:
+            # refused before the host gate (every unreadable URL would share the gate of "")
+            # and before the egress monitor (a URL never sent proves nothing of our network)
+            raise outcomes.BadURL(bad_host(url) or "no host", url=url)
         try:
             async with self.gate.turn(host, hold=hold):
                 resp = await self.fetcher.get(url, headers, on_redirect)

@@ -203,8 +203,9 @@ class Poller(FeedPoller):
         now = time.time()
         egress_down = result.outcome in NETWORK_OUTCOMES and self.egress.down()
         nxt = schedule.after_poll(state, result, egress_down, self.bounds, now)
-        if nxt.defer_host_for is not None:
-            self.gate.defer(host_of(spec.url), nxt.defer_host_for)
+        host = host_of(spec.url)
+        if nxt.defer_host_for is not None and host:  # "" is no host: nothing to hold back
+            self.gate.defer(host, nxt.defer_host_for)
         self.registry.save(fid, nxt.changes, now + schedule.jitter(nxt.delay), self._writes)
         counters.incr(self._writes, self.keys, "polls", nxt.outcome)
         self._buffered += 1
@@ -216,8 +217,7 @@ class Poller(FeedPoller):
             counters.incr(self._writes, self.keys, "deferred", reason, n)
             self.stats.deferred[reason] = self.stats.deferred.get(reason, 0) + n
         if nxt.until:
-            self.stats.left[fid] = once.Left(spec.url, host_of(spec.url), nxt.outcome, nxt.until,
-                                             deferred)  # fmt: skip
+            self.stats.left[fid] = once.Left(spec.url, host, nxt.outcome, nxt.until, deferred)
         else:
             self.stats.left.pop(fid, None)
         if nxt.outcome == "deferred":
