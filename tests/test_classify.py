@@ -404,6 +404,18 @@ def test_tokens_of_pieces_with_no_word_or_several_and_seen_twice() -> None:
     assert classify.tokens(text, limit=4) == first[:4]
 
 
+def test_decomposed_accents_and_curly_apostrophes_read_as_their_composed_straight_form() -> None:
+    import unicodedata
+
+    composed = "L'économie française : l'hôpital ferme, « crise » à Genève"
+    decomposed = unicodedata.normalize("NFD", composed).replace("'", "\u2019")
+    assert decomposed != composed
+    assert classify.tokens(decomposed) == classify.tokens(composed)
+    assert classify.tokens(decomposed)[:3] == ["économie", "française", "hôpital"]
+    # a mark after white space (its own piece) is normalised as in the whole text
+    assert classify.tokens("a \u0341b") == classify.tokens(unicodedata.normalize("NFC", "a \u0341b"))
+
+
 def test_german_contractions_keep_their_word() -> None:
     # "geht's" is "geht es": the word stays; a German genitive apostrophe is the name
     assert classify.tokens("Wie geht's? Gibt's Neues bei Andrea's Laden?") == [
