@@ -15,6 +15,7 @@ import re
 import sys
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import chain, compress
@@ -215,7 +216,9 @@ class Terms:
         if not wanted:
             return
         phrases, weight, end = self.phrases, self.weight, len(toks)
-        for i in compress(range(end - 1), map(wanted.__contains__, toks)):
+        for i in self._places(toks, counts, wanted):
+            if i + 1 == end or toks[i + 1] not in starts[toks[i]]:  # most "en" start none
+                continue
             # phrases are lower case: "PRIME MINISTER" is "prime minister"
             pair = toks[i].lower() + " " + toks[i + 1].lower()
             grams = [pair] + ([pair + " " + toks[i + 2].lower()] if i + 2 < end else [])
@@ -224,6 +227,18 @@ class Terms:
                     key = (topic, gram)
                     weight[key] = w  # a phrase listed twice for a topic: its last weight
                     found[key] = found.get(key, 0) + 1
+
+    @staticmethod
+    def _places(toks: list[str], counts: Counter[str], wanted: set[str]) -> Iterator[int]:
+        """Where the words of `wanted` are in `toks`: `list.index` scans in C, and the words
+        are interned (tokens()), so most comparisons are of identities; `counts` says how many
+        places each word has, so no scan runs past its last one."""
+        index = toks.index
+        for word in wanted:
+            i = -1
+            for _ in range(counts[word]):
+                i = index(word, i + 1)
+                yield i
 
 
 # The key marking a word that can start a phrase, in a word's keys (a topic is never this).
