@@ -416,6 +416,25 @@ def test_decomposed_accents_and_curly_apostrophes_read_as_their_composed_straigh
     assert classify.tokens("a \u0341b") == classify.tokens(unicodedata.normalize("NFC", "a \u0341b"))
 
 
+def test_phrases_are_counted_at_each_place_and_only_where_whole() -> None:
+    from collections import Counter
+
+    lex = classify.Lexicon(labels={"t": "T"})
+    lex.add("t", "prime minister", 2.0, "en")
+    lex.add("t", "quarts de finale", 1.5, "fr")
+    lex.add("t", "minister", 1.0, "en")
+    terms = lex.terms("en")
+    toks = classify.tokens("The prime minister met a prime suspect; PRIME MINISTER again. "
+                           "Quarts de finale, quarts de table. Prime")  # fmt: skip
+    found = terms.tally(toks, Counter(toks))
+    # twice whole (the shouted one too), not where "prime" has another next word or none
+    assert found[("t", "prime minister")] == 2
+    assert found[("t", "minister")] == 2
+    fr = lex.terms("fr")
+    assert fr.tally(toks, Counter(toks)) == {("t", "quarts de finale"): 1}
+    assert fr.weight[("t", "quarts de finale")] == 1.5
+
+
 def test_german_contractions_keep_their_word() -> None:
     # "geht's" is "geht es": the word stays; a German genitive apostrophe is the name
     assert classify.tokens("Wie geht's? Gibt's Neues bei Andrea's Laden?") == [
