@@ -238,10 +238,10 @@ def run_forever(settings: Settings, r: redis.Redis, url: str,
     if after_fork is not None:
         after_fork()
 
-    def tell_supervisor() -> None:
+    def tell_supervisor(force: bool = False) -> None:
         if sup is not None and sup.pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(sup.pid, signal.SIGTERM)
+                os.kill(sup.pid, supervisor.FORCE_SIGNAL if force else signal.SIGTERM)
 
     failed: list[str] = []
 
@@ -253,7 +253,7 @@ def run_forever(settings: Settings, r: redis.Redis, url: str,
         def on_signal(sig: signal.Signals) -> None:
             if stop.is_set():  # the second one: at once
                 log.warning("stop_forced", signal=sig.name)
-                tell_supervisor()  # its second SIGTERM: it SIGKILLs the workers
+                tell_supervisor(force=True)  # it SIGKILLs the workers
                 os._exit(1)
             log.info("stopping", signal=sig.name, grace_s=settings.run.shutdown_grace,
                      waiting_for={"feeds_in_progress": len(poller.in_progress),

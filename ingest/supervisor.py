@@ -11,8 +11,12 @@ preloaded pages copy-on-write. What it does:
   whose heartbeat lapsed elsewhere (RQ's own pass runs only between a worker's jobs);
 * dies with `run` (PR_SET_PDEATHSIG), and the workers die with it the same way;
 * on SIGTERM: SIGTERM to the workers (each finishes the article in hand, puts the rest of its
-  batch back in the queue, exits), SIGKILL to any still alive after `worker.job_timeout`; a
-  second SIGTERM kills them at once. SIGINT is ignored: a terminal's Ctrl+C reaches the whole
+  batch back in the queue, exits), SIGKILL to any still alive after `worker.job_timeout`;
+  FORCE_SIGNAL (from `run`, on its second signal) kills them at once. SIGTERM, however many,
+  is one stop: a SIGTERM to the whole group (systemd's default, `kill -TERM -<pgid>`) reaches
+  this process twice, from the sender and passed on by `run`, and when a second SIGTERM meant
+  "now" that one stop SIGKILLed the workers mid-article (their jobs run again by the next
+  start: tests/test_crashes.py). SIGINT is ignored: a terminal's Ctrl+C reaches the whole
   process group, and `run` decides.
 
 RQ's WorkerPool (rq 3.0) forks and respawns workers too, but with no back-off, no parent-death
@@ -44,6 +48,7 @@ from ingest.core.settings import Settings
 
 log = structlog.get_logger("ingest.supervisor")
 
+FORCE_SIGNAL = signal.SIGUSR1  # `run`'s forced stop: the workers are killed at once
 QUICK_DEATH_S = 10.0  # a worker dying this soon after its start died "at once"
 MAX_BACKOFF_S = 30.0
 SWEEP_S = 10.0
@@ -89,11 +94,15 @@ class Supervisor:
         self.queue = Queue(settings.stream.queue, connection=self.r)
         self.slots = [Slot(n) for n in range(count)]
         self.fork = multiprocessing.get_context("fork")
-        self.signals = 0
+        self.stopping = False
+        self.forced = False
         self.respawned = 0
 
     def _on_term(self, _signum: int, _frame: object) -> None:
-        self.signals += 1
+        self.stopping = True
+
+    def _on_force(self, _signum: int, _frame: object) -> None:
+        self.stopping = self.forced = True
 
     def spawn(self, slot: Slot) -> None:
         proc = self.fork.Process(
@@ -149,15 +158,16 @@ class Supervisor:
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(FORCE_SIGNAL, self._on_force)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop_at = 0.0
         last_sweep = time.monotonic()
         while True:
             now = time.monotonic()
-            if self.signals and not stop_at:
+            if self.stopping and not stop_at:
                 stop_at = now + self.settings.worker.job_timeout
                 self.signal_all(signal.SIGTERM)
-            if self.signals >= 2 or (stop_at and now > stop_at):
+            if self.forced or (stop_at and now > stop_at):
                 self.signal_all(signal.SIGKILL)
             for slot in self.slots:
                 if slot.proc is not None and not slot.proc.is_alive():

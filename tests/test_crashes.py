@@ -236,3 +236,71 @@ def test_sigterm_everything_then_start_again(
         second.wait(timeout=60)
     assert set(published(r).values()) == {1}
     assert StartedJobRegistry(queue=Queue("articles", connection=r)).count == 0
+
+
+def test_a_job_run_again_after_its_site_learned_a_template_publishes_nothing_twice(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """As found (test_sigterm_everything_then_start_again, once in a loaded full run): a job that
+    published and was then run again, after later stories of the site had taught the site
+    template (workers/template.py) the paragraphs they share. The re-run's text lacked those
+    lines, read as a material correction, and the story went out a second time as `updated`."""
+    paras = pages.paragraphs(pages.BOLIVIA)
+    items = []
+    for i in range(6):  # its own words, then the paragraphs every story of the site shares
+        server.add(f"/t{i}", pages.article_page(f"Told {i}", pages.distinct_story(i, 4) + paras))
+        items.append({"title": f"Told {i}", "link": server.url(f"/t{i}")})
+    server.add("/feed.xml", pages.rss("Told", items), "application/rss+xml")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - {server.url('/feed.xml')}\n")
+    base = ("--redis-url", redis_url, "--feeds", str(feeds))
+    one = env(server, NEWS_INGEST_WORKER_BATCH_SIZE="1")  # a job per story
+    assert cli(*base, "poll", "--once", env=one).returncode == 0
+    queue = Queue("articles", connection=r)
+    assert queue.count == 6
+    dead = cli(*base, "worker", "--burst",
+               env={**one, "NEWS_INGEST_FAILPOINTS": "worker.after_publish=1"})  # fmt: skip
+    assert dead.returncode == -9  # killed right after its first publication
+    assert sum(published(r).values()) == 1
+    StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 120)
+    assert queue.count == 6  # retried, behind the five stories that teach the template
+    done = cli(*base, "worker", "--burst", env=one)
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = published(r)
+    assert len(counts) == 6 and set(counts.values()) == {1}, counts
+    assert [f[b"event"] for _id, f in r.xrange("news:articles")] == [b"created"] * 6
+    totals = {k.decode(): int(v) for k, v in r.hgetall("news:metrics:articles").items()}
+    assert totals == {"published": 6, "duplicate": 1}  # the re-run knew its own publication
+
+
+def test_sigterm_to_the_group_lets_each_worker_finish_the_article_in_hand(
+    server: TestServer, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """As found with the test above: a SIGTERM to the whole tree reaches the supervisor twice,
+    from the sender and passed on by `run`; it took the second for an operator's "now" and
+    SIGKILLed the workers mid-article, leaving their jobs to be run again by the next start.
+    Here each worker's first article takes 3 s, so the signal is sure to find it in hand."""
+    feeds = site(server, tmp_path)
+    first = run_service(redis_url, feeds, server, tmp_path / "first.log",
+                        NEWS_INGEST_FAILPOINTS="worker.before_publish=1:sleep=3")  # fmt: skip
+    queue = Queue("articles", connection=r)
+    try:
+        assert wait_for(lambda: StartedJobRegistry(queue=queue).count == 2, 60, step=0.05)
+    finally:
+        os.killpg(first.pid, signal.SIGTERM)
+        first.wait(timeout=60)
+    text = (tmp_path / "first.log").read_text()
+    assert first.returncode == 0, text[-3000:]
+    assert '"job_abandoned"' not in text and '"worker_kill"' not in text, text[-3000:]
+    assert text.count('"worker_stopped"') == 2, text[-3000:]
+    assert text.count('"batch_requeued"') == 2, text[-3000:]
+    assert sum(published(r).values()) == 2  # the two articles in hand, finished
+    assert StartedJobRegistry(queue=queue).count == 0
+    assert queue.count == 2  # the rest of both batches, back in the queue
+    second = run_service(redis_url, feeds, server, tmp_path / "second.log")
+    try:
+        assert wait_for(lambda: len(published(r)) == ARTICLES, 60), published(r)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+    assert set(published(r).values()) == {1}

@@ -58,6 +58,22 @@ def test_rule_1_own_url_seen() -> None:
     assert (moved.event, moved.expected, moved.cluster_id) == ("updated", own, C)
 
 
+def test_rule_1_a_job_run_again_is_no_correction_whatever_its_text() -> None:
+    """The GUID mark holds the item's version this job carries: that version was published,
+    this is its job again (tests/test_crashes.py has the re-run a learned template caused)."""
+    v1, v2, guid = b"\x01" * 4, b"\x02" * 4, b"g" + b"\x07" * 8
+    moved = far(FP, SETTINGS.simhash_max_distance + 1)
+    again = decide(Known(own=mark(A).pack(), version=v1), Item(A, [A], guid=guid, version=v1),
+                   moved, SETTINGS)  # fmt: skip
+    assert (again.event, again.why) == ("duplicate", f"item-version:{A}")
+    newer = decide(Known(own=mark(A).pack(), version=v1), Item(A, [A], guid=guid, version=v2),
+                   moved, SETTINGS)  # fmt: skip
+    assert newer.event == "updated"  # the feed lists a new version: a correction may be
+    unknown = decide(Known(own=mark(A).pack(), version=v1), Item(A, [A], guid=guid), moved,
+                     SETTINGS)  # fmt: skip
+    assert unknown.event == "updated"  # a job without a version proves nothing
+
+
 def test_material_change_is_bits_or_ten_words_and_three_percent() -> None:
     assert not material_change(0, 500, 0b111, 500, 3)
     assert material_change(0, 500, 0b1111, 500, 3)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ingest.core.job import ArticleJob
-from ingest.core.seen import tag
+from ingest.core.seen import guid_field, tag
 from ingest.core.urls import article_id, canonicalize, host_of, resolve_amp
 from workers.dedup import Item
 from workers.extract import Extracted
@@ -38,7 +38,12 @@ def identify(payload: ArticleJob, ex: Extracted) -> Identity:
     claimed = cross_site_canonical(page["url"], declared)
     claim_id = article_id(claimed) if claimed and article_id(claimed) != aid else ""
     title_tag = tag((item.get("title") or "").strip())
-    return Identity(canonical, claimed, Item(aid, url_ids, tag(feed["id"]), title_tag, claim_id))
+    # the GUID mark and the item's version, as the publish script writes them: a re-run of a
+    # published job is known by them (workers/dedup.py)
+    guid = guid_field(feed["id"], payload["guid_hash"]) if payload.get("guid_hash") else b""
+    version = bytes.fromhex(payload.get("item_version") or "")
+    return Identity(canonical, claimed, Item(aid, url_ids, tag(feed["id"]), title_tag, claim_id,
+                                             guid, version))  # fmt: skip
 
 
 def same_site(a: str, b: str) -> bool:
