@@ -187,7 +187,7 @@ class Terms:
         `self.weight[key]`. The inner loop of topic scoring, with Python code only for the few
         words that hit a term or can start a phrase: each distinct word's keys come from a memo
         looked up by `map` in C and `compress` keeps the words that have any, and a phrase is
-        looked for only at the positions of its first word (found by `compress` in C, too)."""
+        looked for only at the positions of its first word (found by `list.index` in C)."""
         if self._starts is None:
             self._starts = self._phrase_index()
         known = self._keys
@@ -216,7 +216,8 @@ class Terms:
         if not wanted:
             return
         phrases, weight, end = self.phrases, self.weight, len(toks)
-        for i in self._places(toks, counts, wanted):
+        # in text order: a set's order follows the hash seed, and so would the sum's rounding
+        for i in sorted(self._places(toks, counts, wanted)):
             if i + 1 == end or toks[i + 1] not in starts[toks[i]]:  # most "en" start none
                 continue
             # phrases are lower case: "PRIME MINISTER" is "prime minister"
